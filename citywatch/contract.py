@@ -1,0 +1,260 @@
+"""The event contract between edge and server: the only definition of what travels over MQTT.
+
+Edge and server both import this module; nothing else defines an event. A message on an event topic
+is one event or a batch of events (``EventBatch``); a message on a control topic is one of the
+``Control*`` models. ``citywatch schema`` prints the JSON Schema of both for non-Python consumers.
+
+Versioning: ``schema_version`` is ``MAJOR.MINOR``. A reader accepts any minor version of its own
+major (minor versions only add optional fields) and rejects another major with a clear reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+)
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = 1
+
+#: Classes citywatch counts, in this order everywhere (detections carry indices into it).
+CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", "person")
+ClassName = Literal["car", "truck", "bus", "motorcycle", "bicycle", "person"]
+Direction = Literal["in", "out"]
+SourceState = Literal["starting", "ok", "reconnecting", "ended", "error"]
+
+#: Identifiers end up in MQTT topics and URLs: no wildcards, slashes or spaces.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Ident = Annotated[str, Field(pattern=ID_PATTERN)]
+
+#: Namespace of the deterministic event ids (uuid5), fixed forever: changing it breaks de-duplication.
+EVENT_NAMESPACE = uuid.UUID("6f1c3d2e-8a4b-5c7d-9e0f-1a2b3c4d5e6f")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def deterministic_event_id(camera_id: str, kind: str, *parts: object) -> uuid.UUID:
+    """Same camera, kind and source position give the same id, so a replayed clip de-duplicates."""
+    key = "|".join([camera_id, kind, *(str(p) for p in parts)])
+    return uuid.uuid5(EVENT_NAMESPACE, key)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventBase(_Model):
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^\d+\.\d+$")
+    event_id: uuid.UUID
+    camera_id: Ident
+    site_id: Ident
+    seq: int = Field(ge=1, description="Per-camera, strictly increasing, assigned by the edge outbox.")
+    ts: AwareDatetime = Field(description="When it happened, by the edge clock (UTC).")
+    config_version: str = Field(max_length=64)
+    model_version: str = Field(max_length=128)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _same_major(cls, v: str) -> str:
+        major = int(v.split(".", 1)[0])
+        if major != SCHEMA_MAJOR:
+            raise ValueError(f"schema major version {major} is not supported (this reader speaks {SCHEMA_MAJOR}.x)")
+        return v
+
+    @field_validator("ts")
+    @classmethod
+    def _to_utc(cls, v: datetime) -> datetime:
+        return v.astimezone(timezone.utc)
+
+
+class LineCrossing(EventBase):
+    """A confirmed track crossed a counting line (counted at most once per line and direction)."""
+
+    kind: Literal["line_crossing"] = "line_crossing"
+    line_id: Ident
+    direction: Direction
+    class_name: ClassName
+    track_id: int = Field(ge=0)
+    frame_index: int = Field(ge=0, description="Frame of the source at which the crossing was seen.")
+    speed_kmh: float | None = Field(default=None, ge=0, le=300)
+
+
+class CameraStatus(EventBase):
+    """Heartbeat: how the camera and its edge pipeline are doing."""
+
+    kind: Literal["camera_status"] = "camera_status"
+    source_state: SourceState
+    fps_in: float = Field(ge=0)
+    fps_processed: float = Field(ge=0)
+    inference_ms: float = Field(ge=0)
+    outbox_depth: int = Field(ge=0, description="Events kept on the edge, not yet committed by the server.")
+    outbox_first_seq: int | None = Field(
+        default=None,
+        ge=1,
+        description="Lowest seq the edge still keeps; everything below was committed or is gone for good.",
+    )
+    uptime_s: float = Field(ge=0)
+    frames_total: int = Field(default=0, ge=0)
+    message: str | None = Field(default=None, max_length=500)
+
+
+Event = Annotated[LineCrossing | CameraStatus, Field(discriminator="kind")]
+EVENT_KINDS: tuple[str, ...] = ("line_crossing", "camera_status")
+
+
+class EventBatch(_Model):
+    """Many events of one camera in one message (published on the ``batch`` kind topic)."""
+
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^\d+\.\d+$")
+    kind: Literal["batch"] = "batch"
+    events: list[Event] = Field(min_length=1, max_length=1000)
+
+
+Message = Annotated[LineCrossing | CameraStatus | EventBatch, Field(discriminator="kind")]
+_message_adapter: TypeAdapter[Any] = TypeAdapter(Message)
+
+
+def parse_message(payload: bytes | str) -> list[LineCrossing | CameraStatus]:
+    """Parse one MQTT event payload into its events; raises ``pydantic.ValidationError`` or ``ValueError``."""
+    msg = _message_adapter.validate_json(payload)
+    if isinstance(msg, EventBatch):
+        return list(msg.events)
+    return [msg]
+
+
+# --- server -> edge ---------------------------------------------------------------------------
+
+
+class ControlCommitted(_Model):
+    """The server has committed every event of this camera up to and including ``seq`` (retained)."""
+
+    schema_version: str = SCHEMA_VERSION
+    kind: Literal["committed"] = "committed"
+    camera_id: Ident
+    seq: int = Field(ge=0)
+    ts: AwareDatetime = Field(default_factory=utcnow)
+
+
+class ControlReplay(_Model):
+    """Ask the edge to publish again the events it keeps in ``[from_seq, to_seq]``."""
+
+    schema_version: str = SCHEMA_VERSION
+    kind: Literal["replay"] = "replay"
+    camera_id: Ident
+    from_seq: int = Field(ge=1)
+    to_seq: int | None = Field(default=None, ge=1)
+    request_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+
+
+class ControlConfig(_Model):
+    """Push a new camera configuration (lines, lanes, zones); validated by the edge before it applies it."""
+
+    schema_version: str = SCHEMA_VERSION
+    kind: Literal["config"] = "config"
+    camera_id: Ident
+    config_version: str = Field(max_length=64)
+    camera: dict[str, Any]
+
+
+Control = Annotated[ControlCommitted | ControlReplay | ControlConfig, Field(discriminator="kind")]
+_control_adapter: TypeAdapter[Any] = TypeAdapter(Control)
+
+
+def parse_control(payload: bytes | str) -> ControlCommitted | ControlReplay | ControlConfig:
+    return _control_adapter.validate_json(payload)
+
+
+class StatusPayload(_Model):
+    """Retained on ``.../status``: ``online`` on connect, ``offline`` as the last will."""
+
+    state: Literal["online", "offline"]
+    camera_id: Ident
+    device_id: str = Field(max_length=128)
+    ts: AwareDatetime | None = None
+
+
+# --- topics -----------------------------------------------------------------------------------
+
+
+class Topics:
+    """``<prefix>/<site>/<camera>/event/<kind>``, ``.../status`` and ``.../control/<kind>``."""
+
+    def __init__(self, prefix: str) -> None:
+        prefix = prefix.strip("/")
+        if not prefix or any(c in prefix for c in "+#") or "//" in prefix:
+            raise ValueError(f"invalid MQTT topic prefix {prefix!r}")
+        self.prefix = prefix
+
+    def event(self, site: str, camera: str, kind: str) -> str:
+        return f"{self.prefix}/{site}/{camera}/event/{kind}"
+
+    def status(self, site: str, camera: str) -> str:
+        return f"{self.prefix}/{site}/{camera}/status"
+
+    def control(self, site: str, camera: str, kind: str) -> str:
+        return f"{self.prefix}/{site}/{camera}/control/{kind}"
+
+    # Filters the server subscribes to and the edge subscribes to.
+    def all_events(self) -> str:
+        return f"{self.prefix}/+/+/event/+"
+
+    def all_status(self) -> str:
+        return f"{self.prefix}/+/+/status"
+
+    def camera_control(self, site: str, camera: str) -> str:
+        return f"{self.prefix}/{site}/{camera}/control/+"
+
+    def parse(self, topic: str) -> tuple[str, str, str, str | None]:
+        """Return ``(site, camera, channel, kind)`` for a topic under this prefix, else raise ValueError."""
+        if not topic.startswith(self.prefix + "/"):
+            raise ValueError(f"topic {topic!r} is not under prefix {self.prefix!r}")
+        parts = topic[len(self.prefix) + 1 :].split("/")
+        if len(parts) == 3 and parts[2] == "status":
+            return parts[0], parts[1], "status", None
+        if len(parts) == 4 and parts[2] in ("event", "control"):
+            return parts[0], parts[1], parts[2], parts[3]
+        raise ValueError(f"topic {topic!r} does not match {self.prefix}/<site>/<camera>/(event|control)/<kind>")
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of everything on the wire: event messages and control messages."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"citywatch MQTT contract {SCHEMA_VERSION}",
+        "schema_version": SCHEMA_VERSION,
+        "event_message": _message_adapter.json_schema(),
+        "control_message": _control_adapter.json_schema(),
+        "status_message": StatusPayload.model_json_schema(),
+    }
+
+
+__all__ = [
+    "CLASS_NAMES",
+    "EVENT_KINDS",
+    "SCHEMA_VERSION",
+    "CameraStatus",
+    "ControlCommitted",
+    "ControlConfig",
+    "ControlReplay",
+    "Event",
+    "EventBatch",
+    "LineCrossing",
+    "StatusPayload",
+    "Topics",
+    "deterministic_event_id",
+    "json_schema",
+    "parse_control",
+    "parse_message",
+    "utcnow",
+]

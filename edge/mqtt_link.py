@@ -1,0 +1,277 @@
+"""One camera's MQTT connection: persistent session, last will, control subscription.
+
+One client per camera (client id ``citywatch-<device>-<camera>``) so each camera has its own
+persistent session and its own ``offline`` will, and a stuck camera cannot hold up another's acks.
+The network runs on paho's own thread (``loop_start``); ``connect_async`` means a broker that is
+down at start neither blocks nor crashes the edge: paho keeps retrying (1 s .. 30 s back-off).
+``publish`` only hands the message to paho and returns at once, so it never blocks the vision loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from citywatch.config import MQTTConfig
+from citywatch.contract import (
+    ControlCommitted,
+    ControlConfig,
+    ControlReplay,
+    StatusPayload,
+    Topics,
+    parse_control,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+Control = ControlCommitted | ControlReplay | ControlConfig
+
+#: MQTT v5 DISCONNECT reason "Session taken over": another client connected with our client id.
+SESSION_TAKEN_OVER = 142
+#: Dropped this many times within FLAP_WINDOW_S, each time less than FLAP_CONNECTION_S after connecting.
+FLAP_COUNT, FLAP_WINDOW_S, FLAP_CONNECTION_S = 3, 60.0, 5.0
+
+
+def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    """An exception in a callback is logged; it must never kill paho's network thread."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            log.exception("error in MQTT callback %s", fn.__name__)
+
+    return wrapper
+
+
+class MqttLink:
+    """MQTT client of one camera: publish events, receive control messages."""
+
+    def __init__(
+        self,
+        mqtt_config: MQTTConfig,
+        *,
+        site: str,
+        camera_id: str,
+        device_id: str,
+        on_control: Callable[[Control], None] | None = None,
+        on_connect: Callable[[bool], None] | None = None,
+        max_inflight: int = 200,
+    ) -> None:
+        self.config = mqtt_config
+        self.site = site
+        self.camera_id = camera_id
+        self.device_id = device_id
+        self.topics = Topics(mqtt_config.topic_prefix)
+        self.client_id = f"citywatch-{device_id}-{camera_id}"
+        self._on_control = on_control
+        self._on_connect_cb = on_connect
+        self._connected = threading.Event()
+        self._started = False
+        self.connects = 0
+        self.disconnects = 0
+        self.invalid_controls = 0
+        self.last_error: str | None = None
+        self._connected_at = 0.0
+        self._short_disconnects: list[float] = []
+        self._unacked: list[mqtt.MQTTMessageInfo] = []
+        self._unacked_lock = threading.Lock()
+
+        self.v5 = mqtt_config.protocol == "5"
+        if self.v5:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        else:
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+            )
+        user, password = mqtt_config.credentials()
+        if user:
+            self.client.username_pw_set(user, password)
+        if mqtt_config.tls.enabled:
+            tls = mqtt_config.tls
+            self.client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+            )
+            if tls.insecure:
+                self.client.tls_insecure_set(True)
+        self.client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.on_connect = _guarded(self._handle_connect)
+        self.client.on_disconnect = _guarded(self._handle_disconnect)
+        self.client.on_message = _guarded(self._handle_message)
+
+    @property
+    def status_topic(self) -> str:
+        return self.topics.status(self.site, self.camera_id)
+
+    def event_topic(self, kind: str) -> str:
+        return self.topics.event(self.site, self.camera_id, kind)
+
+    def _status(self, state: str) -> str:
+        return StatusPayload(
+            state=state, camera_id=self.camera_id, device_id=self.device_id, ts=utcnow()
+        ).model_dump_json()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; returns at once even when the broker is down."""
+        kwargs: dict[str, Any] = {}
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.config.session_expiry_s
+            kwargs = {"clean_start": False, "properties": props}
+        self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_s, **kwargs)
+        self.client.loop_start()
+        self._started = True
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Publish the retained ``offline`` status (a clean exit sends no will) and disconnect."""
+        if not self._started:
+            return
+        self._started = False
+        if self._connected.is_set():
+            try:
+                info = self.client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+                info.wait_for_publish(timeout)
+            except Exception as exc:  # not connected any more, or timed out: the will covers it
+                log.warning("camera %s: could not publish offline status: %s", self.camera_id, exc)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> bool:
+        """Hand a message to paho (non-blocking); False if it was not accepted."""
+        if not self._connected.is_set():
+            return False
+        try:
+            info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        except Exception as exc:
+            log.warning("camera %s: publish to %s failed: %s", self.camera_id, topic, exc)
+            return False
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        if qos > 0:
+            with self._unacked_lock:
+                self._unacked = [i for i in self._unacked if not i.is_published()]
+                self._unacked.append(info)
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the broker has acknowledged what was handed to paho (PUBACK, not delivery)."""
+        deadline = time.monotonic() + timeout
+        with self._unacked_lock:
+            pending = list(self._unacked)
+        for info in pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                info.wait_for_publish(remaining)
+            except (RuntimeError, ValueError):
+                return False
+        return all(i.is_published() for i in pending)
+
+    # --- callbacks (paho network thread) ---------------------------------------------------
+
+    def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self.last_error = f"connect refused: {reason}"
+            log.error(
+                "camera %s: MQTT connect to %s:%s refused: %s",
+                self.camera_id,
+                self.config.host,
+                self.config.port,
+                reason,
+            )
+            return
+        self.connects += 1
+        self._connected_at = time.monotonic()
+        session_present = bool(getattr(flags, "session_present", False))
+        log.info(
+            "camera %s: MQTT connected to %s:%s (session present: %s)",
+            self.camera_id,
+            self.config.host,
+            self.config.port,
+            session_present,
+        )
+        client.subscribe(self.topics.camera_control(self.site, self.camera_id), qos=1)
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        self._connected.set()
+        if self._on_connect_cb is not None:
+            self._on_connect_cb(session_present)
+
+    def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        now = time.monotonic()
+        short_lived = was and now - self._connected_at < FLAP_CONNECTION_S
+        if was:
+            self.disconnects += 1
+        code = getattr(reason, "value", reason)
+        if short_lived:
+            self._short_disconnects = [t for t in self._short_disconnects if now - t < FLAP_WINDOW_S] + [now]
+        flapping = len(self._short_disconnects) >= FLAP_COUNT
+        if code == SESSION_TAKEN_OVER or (flapping and self._started):
+            # MQTT v5 brokers may say so (0x8E); Mosquitto 2.0 just closes the socket, so a client
+            # that keeps being dropped seconds after connecting is taken to be the same symptom.
+            self._short_disconnects.clear()
+            log.error(
+                "camera %s: MQTT SESSION TAKEN OVER%s: another client is most likely connected with client id "
+                "%r. Two edge processes are configured with the same device_id and camera id; they will keep "
+                "kicking each other off. Stop one of them.",
+                self.camera_id,
+                "" if code == SESSION_TAKEN_OVER else " (connection keeps dropping right after connect)",
+                self.client_id,
+            )
+            self.last_error = "session taken over"
+        elif self._started:
+            log.warning("camera %s: MQTT disconnected (%s); paho reconnects in the background", self.camera_id, reason)
+
+    def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            control = parse_control(msg.payload)
+        except (ValidationError, ValueError) as exc:
+            self.invalid_controls += 1
+            log.warning(
+                "camera %s: ignoring invalid control message on %s: %s",
+                self.camera_id,
+                msg.topic,
+                str(exc).splitlines()[0] if str(exc) else exc,
+            )
+            return
+        if control.camera_id != self.camera_id:
+            self.invalid_controls += 1
+            log.warning(
+                "camera %s: ignoring control message for camera %s on %s",
+                self.camera_id,
+                control.camera_id,
+                msg.topic,
+            )
+            return
+        if self._on_control is not None:
+            self._on_control(control)

@@ -1,0 +1,67 @@
+"""Recent events, and the live stream (Server-Sent Events) of newly stored ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from server.deps import HubDep, ReaderDep, StoreDep
+
+router = APIRouter(tags=["events"])
+
+KEEPALIVE_S = 15.0
+
+
+@router.get("/events")
+def recent_events(
+    store: StoreDep,
+    _who: ReaderDep,
+    camera_id: str | None = None,
+    kind: Annotated[str | None, Query(pattern=r"^(line_crossing|camera_status)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Newest first (by event time)."""
+    return {"events": store.recent_events(camera_id=camera_id, kind=kind, limit=limit)}
+
+
+@router.get("/events/live")
+async def live_events(
+    request: Request, hub: HubDep, _who: ReaderDep, camera_id: str | None = None
+) -> StreamingResponse:
+    """``event: <kind>`` + ``data: <event json>`` per stored event; ``dropped`` when this client lagged."""
+    keepalive = float(getattr(request.app.state, "sse_keepalive_s", KEEPALIVE_S))
+
+    async def stream() -> AsyncIterator[str]:
+        sub = hub.subscribe()
+        try:
+            yield "retry: 3000\n: connected\n\n"
+            while True:
+                item = await sub.get(timeout=keepalive)
+                if item is None:
+                    if sub.closed:
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                if (
+                    camera_id
+                    and isinstance(item.data, dict)
+                    and item.data.get("camera_id")
+                    not in (
+                        None,
+                        camera_id,
+                    )
+                ):
+                    continue
+                yield f"event: {item.kind}\ndata: {json.dumps(item.data, separators=(',', ':'))}\n\n"
+        finally:
+            hub.unsubscribe(sub)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

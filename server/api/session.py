@@ -1,0 +1,50 @@
+"""Browser sessions: exchange an API key for an HttpOnly, SameSite=Strict cookie (EventSource can't
+send headers). The cookie is signed and names the key's fingerprint, so removing the key revokes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+
+from server.auth import SESSION_COOKIE, SESSION_TTL_S, get_auth
+from server.deps import ReaderDep
+
+router = APIRouter(tags=["session"])
+
+
+class SessionIn(BaseModel):
+    key: str = Field(min_length=1, max_length=512)
+
+
+@router.post("/session")
+def create_session(body: SessionIn, request: Request, response: Response) -> dict[str, Any]:
+    auth = get_auth(request)
+    if auth.open:
+        return {"role": "admin", "mode": "open"}
+    role = auth.role_for_key(body.key)
+    if role is None:
+        raise HTTPException(401, detail="invalid API key")
+    response.set_cookie(
+        SESSION_COOKIE,
+        auth.make_session(role, body.key),
+        max_age=SESSION_TTL_S,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return {"role": role, "mode": "keys"}
+
+
+@router.get("/session")
+def who_am_i(request: Request, who: ReaderDep) -> dict[str, Any]:
+    return {"role": who.role, "mode": "open" if get_auth(request).open else "keys", "via": who.via}
+
+
+@router.delete("/session", status_code=204)
+def end_session(response: Response) -> Response:
+    response.delete_cookie(SESSION_COOKIE, path="/", samesite="strict", httponly=True)
+    response.status_code = 204
+    return response

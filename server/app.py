@@ -1,0 +1,104 @@
+"""FastAPI application factory. The lifespan owns the store (migrations run there) and the MQTT ingest;
+nothing is created at import time, so tests can build several apps in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from citywatch.config import CitywatchConfig
+from server.api import cameras, counts, dead_letters, events, health, session
+from server.auth import ENV_API_KEYS, Auth
+from server.ingest import Ingest
+from server.live import LiveHub
+from server.metrics import make_registry
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+API_PREFIX = "/api/v1"
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+
+
+def create_app(
+    config: CitywatchConfig,
+    *,
+    ingest: bool = True,
+    store: Store | None = None,
+    api_keys: str | None = None,
+) -> FastAPI:
+    """Build the app.
+
+    ``ingest``: start the MQTT subscriber in the lifespan (off for API-only tests).
+    ``store``: use this store (the caller closes it) instead of ``Store.from_config(config)``.
+    ``api_keys``: ``"role:key,..."``; default: the ``CITYWATCH_API_KEYS`` environment variable.
+    """
+    auth = Auth.from_spec(api_keys if api_keys is not None else os.environ.get(ENV_API_KEYS))
+    hub = LiveHub()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        st = store if store is not None else await run_in_threadpool(Store.from_config, config)
+        hub.attach_loop(asyncio.get_running_loop())
+        ing = Ingest(config, st, hub) if ingest else None
+        app.state.store = st
+        app.state.ingest = ing
+        if ing is not None:
+            ing.start()
+        try:
+            yield
+        finally:
+            hub.close()
+            if ing is not None:
+                await run_in_threadpool(ing.stop)
+            app.state.ingest = None
+            if own_store:
+                st.close()
+
+    app = FastAPI(
+        title="citywatch",
+        description="Traffic counts from citywatch edge cameras",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.auth = auth
+    app.state.hub = hub
+    app.state.store = None
+    app.state.ingest = None
+    registry = make_registry(app)
+    app.state.registry = registry
+
+    for module in (health, cameras, counts, events, dead_letters, session):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

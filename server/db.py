@@ -1,0 +1,184 @@
+"""Table models and engine creation, shared by the store and the Alembic migrations.
+
+The schema is owned by the migrations in ``server/migrations``; these models mirror it so the store
+can build queries. Timestamps are always stored and returned as aware UTC datetimes, on SQLite too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    create_engine,
+    event,
+    false,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite:///data/citywatch.sqlite"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out (SQLite forgets the zone, PostgreSQL keeps it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class EventRow(Base):
+    """One stored event; ``payload`` is the event exactly as received (model JSON)."""
+
+    __tablename__ = "events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    ts_s: Mapped[int] = mapped_column(BigInteger, doc="Epoch seconds of ts: portable integer bucketing.")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    line_id: Mapped[str | None] = mapped_column(String(64))
+    direction: Mapped[str | None] = mapped_column(String(8))
+    class_name: Mapped[str | None] = mapped_column(String(32))
+    track_id: Mapped[int | None] = mapped_column(BigInteger)
+    speed_kmh: Mapped[float | None] = mapped_column(Float)
+    payload: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_events_camera_id_seq", "camera_id", "seq"),
+        Index("ix_events_kind_camera_id_ts_s", "kind", "camera_id", "ts_s"),
+        Index("ix_events_ts_s", "ts_s"),
+    )
+
+
+class CameraRow(Base):
+    """What the server knows about a camera; ``committed_seq`` is the contiguous watermark."""
+
+    __tablename__ = "cameras"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    first_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default="unknown", server_default="unknown")
+    last_status: Mapped[str | None] = mapped_column(Text)
+    config_version: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    committed_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class DeadLetterRow(Base):
+    """A message the server could not use, kept with the reason so an operator can see why."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    topic: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    payload_b64: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_dead_letters_received_at", "received_at"),)
+
+
+def make_engine(url: str = DEFAULT_DATABASE_URL, *, schema: str | None = None, echo: bool = False) -> Engine:
+    """Create the engine: SQLite gets its folder, WAL and a busy timeout; PostgreSQL an optional schema.
+
+    ``schema`` (PostgreSQL only) is put first on every connection's ``search_path``, so all tables and
+    the Alembic version table live there. Passing ``?options=-csearch_path%3Dname`` in the URL works too.
+    """
+    u = make_url(url)
+    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        memory = db in ("", ":memory:") or db.startswith("file::memory:")
+        if memory:
+            kwargs["poolclass"] = StaticPool
+        else:
+            Path(db).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if schema:
+            raise ValueError("a schema name is only supported on PostgreSQL")
+        engine = create_engine(u, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+
+    if u.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+        if schema:
+            _check_schema_name(schema)
+            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+        return create_engine(u, **kwargs)
+
+    log.warning("database %s is neither SQLite nor PostgreSQL: untested", u.get_backend_name())
+    return create_engine(u, **kwargs)
+
+
+_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _check_schema_name(schema: str) -> None:
+    """Schema names end up in SQL and connection options: allow plain identifiers only."""
+    if not _SCHEMA_RE.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}: letters, digits and _ only, starting with a letter")

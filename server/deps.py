@@ -1,0 +1,42 @@
+"""FastAPI dependencies: everything the routers need comes from ``app.state`` set by the lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, HTTPException, Request
+
+from citywatch.config import CitywatchConfig
+from server.auth import Principal, Role, require_role
+from server.ingest import Ingest
+from server.live import LiveHub
+from server.store import Store
+
+
+def get_store(request: Request) -> Store:
+    store = getattr(request.app.state, "store", None)
+    if store is None:
+        raise HTTPException(503, detail="the database is not ready")
+    return cast(Store, store)
+
+
+def get_settings(request: Request) -> CitywatchConfig:
+    return cast(CitywatchConfig, request.app.state.config)
+
+
+def get_hub(request: Request) -> LiveHub:
+    return cast(LiveHub, request.app.state.hub)
+
+
+def get_ingest(request: Request) -> Ingest | None:
+    return getattr(request.app.state, "ingest", None)
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[CitywatchConfig, Depends(get_settings)]
+HubDep = Annotated[LiveHub, Depends(get_hub)]
+IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
+
+READERS: tuple[Role, ...] = ("operator", "planner")
+ReaderDep = Annotated[Principal, Depends(require_role(*READERS))]
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]

@@ -1,0 +1,536 @@
+"""MQTT ingest: at-least-once delivery from the broker, made exactly-once by event_id in the database.
+
+Why this shape: paho's network thread only enqueues (it must never block or die). A writer thread
+commits whole batches in one transaction and acknowledges the MQTT messages only after the commit,
+so a crash before the commit makes the broker redeliver (persistent session). Then it advances each
+camera's contiguous watermark and publishes it retained on ``.../control/committed`` for the edge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from citywatch.config import CitywatchConfig
+from citywatch.contract import (
+    CameraStatus,
+    ControlCommitted,
+    LineCrossing,
+    StatusPayload,
+    Topics,
+    parse_message,
+    utcnow,
+)
+from server.live import LiveHub, LiveItem
+from server.store import DeadLetterIn, Store
+
+log = logging.getLogger(__name__)
+
+AnyEvent = LineCrossing | CameraStatus
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guard(fn: F) -> F:
+    """Callbacks run on paho's thread: an exception is logged, never allowed to stop the loop."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            log.exception("MQTT callback %s failed", fn.__name__)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class InvalidMessage(Exception):
+    """A message that goes to dead_letters; the text is the human-readable reason."""
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "<message>"
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = len(exc.errors()) - limit
+    if more > 0:
+        parts.append(f"(+{more} more)")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Msg:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    retain: bool
+    received_at: datetime
+    generation: int
+
+
+@dataclass
+class IngestCounters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    db_errors: int = 0
+    last_batch_ms: float = 0.0
+    committed: dict[str, int] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "dead_letters": self.dead_letters,
+            "batches": self.batches,
+            "db_errors": self.db_errors,
+            "last_batch_ms": round(self.last_batch_ms, 3),
+        }
+
+
+@dataclass
+class _CameraUpdate:
+    site_id: str
+    seen_at: datetime | None = None
+    state: Literal["online", "offline"] | None = None
+    status: CameraStatus | None = None
+    latest: AnyEvent | None = None
+    floor: int | None = None
+    has_events: bool = False
+    had_duplicates: bool = False
+
+
+class Ingest:
+    """Subscribe to every camera's events and status, store them, confirm them to the edge."""
+
+    def __init__(
+        self,
+        config: CitywatchConfig,
+        store: Store,
+        hub: LiveHub | None = None,
+        *,
+        batch_max: int = 500,
+        linger_s: float = 0.1,
+        idle_gap_s: float = 0.02,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.hub = hub
+        self.topics = Topics(config.mqtt.topic_prefix)
+        self.batch_max = batch_max
+        self.linger_s = linger_s
+        self.idle_gap_s = idle_gap_s
+        self.counters = IngestCounters()
+        self.connected = False
+        #: Set once the broker granted the subscriptions of the current connection.
+        self.subscribed = threading.Event()
+        self._queue: queue.Queue[_Msg] = queue.Queue()
+        self._cond = threading.Condition()
+        self._enqueued = 0
+        self._done = 0
+        self._generation = 0
+        self._stopping = False
+        self._published: dict[str, int] = {}
+        self._client: mqtt.Client | None = None
+        self._writer: threading.Thread | None = None
+        self._last_publish: mqtt.MQTTMessageInfo | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def v5(self) -> bool:
+        return self.config.mqtt.protocol == "5"
+
+    def _build_client(self) -> mqtt.Client:
+        m = self.config.mqtt
+        kwargs: dict[str, Any] = {
+            "callback_api_version": CallbackAPIVersion.VERSION2,
+            "client_id": self.config.server.client_id,
+            "protocol": mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+            "manual_ack": True,
+        }
+        if not self.v5:
+            kwargs["clean_session"] = False
+        client = mqtt.Client(**kwargs)
+        user, password = m.credentials()
+        if user:
+            client.username_pw_set(user, password)
+        if m.tls.enabled:
+            client.tls_set(
+                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+            )
+            if m.tls.insecure:
+                client.tls_insecure_set(True)
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = _guard(self._on_connect)
+        client.on_disconnect = _guard(self._on_disconnect)
+        client.on_message = _guard(self._on_message)
+        client.on_subscribe = _guard(self._on_subscribe)
+        return client
+
+    def start(self) -> None:
+        """Connect in the background (the broker may come later) and start the writer thread."""
+        if self._client is not None:
+            raise RuntimeError("ingest already started")
+        try:
+            self.counters.committed.update(self.store.committed_seqs())
+        except Exception:
+            log.exception("could not read committed watermarks")
+        m = self.config.mqtt
+        self._stopping = False
+        self._writer = threading.Thread(target=self._run_writer, name="citywatch-ingest-writer", daemon=True)
+        self._writer.start()
+        client = self._client = self._build_client()
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = m.session_expiry_s
+            client.connect_async(m.host, m.port, m.keepalive_s, clean_start=False, properties=props)
+        else:
+            client.connect_async(m.host, m.port, m.keepalive_s)
+        client.loop_start()
+        log.info(
+            "ingest connecting to mqtt://%s:%d (MQTT %s) as %s, prefix %s",
+            m.host,
+            m.port,
+            m.protocol,
+            self.config.server.client_id,
+            self.topics.prefix,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, commit and acknowledge what is queued, then disconnect."""
+        self._stopping = True  # new messages stay unacknowledged: the broker redelivers them later
+        if self._writer is not None:
+            self._writer.join(timeout)
+            if self._writer.is_alive():
+                log.warning("ingest writer did not finish within %.1f s", timeout)
+        client = self._client
+        if client is not None:
+            if self.connected:
+                self.wait_published(2.0)
+            client.disconnect()
+            client.loop_stop()
+        self._client = None
+        self._writer = None
+        self.connected = False
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every message received so far is processed (committed, acked, published)."""
+        with self._cond:
+            target = self._enqueued
+            return self._cond.wait_for(lambda: self._done >= target, timeout)
+
+    def wait_published(self, timeout: float = 5.0) -> bool:
+        """Wait until the broker acknowledged the latest committed publish (it is retained then)."""
+        info = self._last_publish
+        if info is None:
+            return True
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(timeout)
+        return info.is_published()
+
+    def wait_idle(self, quiet_s: float = 0.3, timeout: float = 10.0) -> bool:
+        """Wait until nothing new arrived for ``quiet_s`` and everything received is processed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cond:
+                before = self._enqueued
+            time.sleep(quiet_s)
+            with self._cond:
+                if self._enqueued == before and self._done >= before:
+                    return True
+        return False
+
+    def stats(self) -> dict[str, Any]:
+        snap = self.counters.snapshot()
+        snap["connected"] = self.connected
+        snap["queue_depth"] = self._queue.qsize()
+        return snap
+
+    # --- paho callbacks (network thread) ----------------------------------------------------------
+
+    def _subscriptions(self) -> list[str]:
+        filters = [self.topics.all_events(), self.topics.all_status()]
+        group = self.config.mqtt.shared_group
+        if group:
+            if self.v5:
+                filters = [f"$share/{group}/{f}" for f in filters]
+            else:
+                log.warning("mqtt.shared_group is ignored with MQTT 3.1.1 (shared subscriptions need v5)")
+        return filters
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason_code: Any, _props: Any) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connection refused: %s", reason_code)
+            return
+        with self._cond:
+            self._generation += 1
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            # paho leaves Nagle on: a committed publish queued behind PUBACKs would wait ~40 ms.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connected = True
+        subs = self._subscriptions()
+        client.subscribe([(t, 1) for t in subs])
+        log.info("MQTT connected (session present: %s); subscribed to %s", flags.session_present, subs)
+
+    def _on_subscribe(self, _client: Any, _userdata: Any, mid: int, reason_codes: Any, _props: Any) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        for rc in failed:
+            log.error("MQTT subscription refused: %s", rc)
+        if not failed:
+            self.subscribed.set()
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason_code: Any, _props: Any) -> None:
+        self.connected = False
+        self.subscribed.clear()
+        if not self._stopping:
+            log.warning("MQTT disconnected (%s); reconnecting", reason_code)
+
+    def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping:
+            return
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = msg._topic.decode("utf-8", errors="replace")
+        with self._cond:
+            generation = self._generation
+            self._enqueued += 1
+        self.counters.received += 1
+        self._queue.put(_Msg(topic, bytes(msg.payload), msg.mid, msg.qos, bool(msg.retain), utcnow(), generation))
+
+    # --- writer thread ----------------------------------------------------------------------------
+
+    def _collect(self) -> list[_Msg] | None:
+        """Up to ``batch_max`` messages, lingering up to ``linger_s`` unless the stream pauses."""
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return None if self._stopping else []
+        batch = [first]
+        deadline = time.monotonic() + self.linger_s
+        while len(batch) < self.batch_max:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=min(remaining, self.idle_gap_s)))
+            except queue.Empty:
+                break
+        return batch
+
+    def _run_writer(self) -> None:
+        while True:
+            batch = self._collect()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            try:
+                self._process(batch)
+            except Exception:
+                log.exception("ingest batch of %d messages failed", len(batch))
+            finally:
+                with self._cond:
+                    self._done += len(batch)
+                    self._cond.notify_all()
+
+    def parse(self, topic: str, payload: bytes) -> tuple[str, Any]:
+        """Classify one message: ``("events", [...])``, ``("status", (site, camera, StatusPayload))``,
+        ``("ignore", None)``; raises InvalidMessage with the reason otherwise."""
+        try:
+            site, camera, channel, kind = self.topics.parse(topic)
+        except ValueError as exc:
+            raise InvalidMessage(f"topic not understood: {exc}") from None
+        if channel == "status":
+            if not payload:
+                return "ignore", None  # a cleared retained status
+            try:
+                status = StatusPayload.model_validate_json(payload)
+            except ValidationError as exc:
+                raise InvalidMessage(f"invalid status message: {describe_validation_error(exc)}") from None
+            if status.camera_id != camera:
+                raise InvalidMessage(
+                    f"status of camera {status.camera_id!r} published on the topic of camera {camera!r}"
+                )
+            return "status", (site, camera, status)
+        if channel != "event":
+            raise InvalidMessage(f"the server does not consume {channel!r} topics")
+        if not payload:
+            raise InvalidMessage("empty payload")
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidMessage(f"invalid JSON: {exc}") from None
+        top_kind = data.get("kind") if isinstance(data, dict) else None
+        try:
+            events = parse_message(payload)
+        except ValidationError as exc:
+            raise InvalidMessage(f"schema error: {describe_validation_error(exc)}") from None
+        except ValueError as exc:
+            raise InvalidMessage(f"invalid message: {exc}") from None
+        if top_kind != kind:
+            raise InvalidMessage(f"a {top_kind!r} message was published on the {kind!r} topic {topic!r}")
+        for ev in events:
+            if ev.site_id != site or ev.camera_id != camera:
+                raise InvalidMessage(
+                    f"event {ev.event_id} of {ev.site_id}/{ev.camera_id} was published on the topic of {site}/{camera}"
+                )
+        return "events", events
+
+    def _process(self, batch: list[_Msg]) -> None:
+        t0 = time.perf_counter()
+        events: list[AnyEvent] = []
+        dead: list[DeadLetterIn] = []
+        updates: dict[str, _CameraUpdate] = {}
+        state_changes: list[dict[str, Any]] = []
+        for m in batch:
+            try:
+                what, value = self.parse(m.topic, m.payload)
+            except InvalidMessage as exc:
+                dead.append(DeadLetterIn(m.topic, m.payload, str(exc)))
+                log.warning("dead letter on %s: %s", m.topic, exc)
+                continue
+            except Exception as exc:  # a bug, not the publisher's fault: keep the message anyway
+                log.exception("could not classify message on %s", m.topic)
+                dead.append(DeadLetterIn(m.topic, m.payload, f"internal error while parsing: {exc!r}"))
+                continue
+            if what == "events":
+                events.extend(value)
+                for ev in value:
+                    u = updates.setdefault(ev.camera_id, _CameraUpdate(site_id=ev.site_id))
+                    u.has_events = True
+                    u.state = "online"
+                    u.seen_at = m.received_at if u.seen_at is None else max(u.seen_at, m.received_at)
+                    if u.latest is None or ev.seq >= u.latest.seq:
+                        u.latest = ev
+                    if isinstance(ev, CameraStatus):
+                        if u.status is None or ev.seq >= u.status.seq:
+                            u.status = ev
+                        if ev.outbox_first_seq is not None:
+                            f = ev.outbox_first_seq - 1
+                            u.floor = f if u.floor is None else max(u.floor, f)
+            elif what == "status":
+                site, camera, status = value
+                u = updates.setdefault(camera, _CameraUpdate(site_id=site))
+                u.state = status.state
+                state_changes.append({"camera_id": camera, "site_id": site, "state": status.state})
+
+        inserted, duplicates = self._commit(events, dead)
+        if inserted is None:
+            return  # not committed (stopping while the database is down): leave unacknowledged
+        self._ack(batch)
+
+        c = self.counters
+        c.stored += len(inserted)
+        c.duplicates += len(duplicates)
+        c.dead_letters += len(dead)
+        c.batches += 1
+
+        dup_set = set(duplicates)
+        for ev in events:
+            if str(ev.event_id) in dup_set and ev.camera_id in updates:
+                updates[ev.camera_id].had_duplicates = True
+        for camera_id, u in updates.items():
+            try:
+                self._apply_camera(camera_id, u)
+            except Exception:
+                log.exception("updating camera %s failed", camera_id)
+
+        if self.hub is not None:
+            ins = set(inserted)
+            items = [LiveItem(ev.kind, ev.model_dump(mode="json")) for ev in events if str(ev.event_id) in ins]
+            items.extend(LiveItem("camera_state", s) for s in state_changes)
+            # events first seen in this batch only once, even if the batch repeated them
+            seen: set[str] = set()
+            unique = []
+            for it in items:
+                key = it.data.get("event_id") if isinstance(it.data, dict) else None
+                if key is not None:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                unique.append(it)
+            self.hub.publish_many(unique)
+        c.last_batch_ms = (time.perf_counter() - t0) * 1000.0
+
+    def _commit(self, events: list[AnyEvent], dead: list[DeadLetterIn]) -> tuple[list[str] | None, list[str]]:
+        delay = 0.5
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self.store.store_batch(events, dead, received_at=utcnow())
+            except Exception:
+                self.counters.db_errors += 1
+                log.exception("storing a batch failed (attempt %d); retrying in %.1f s", attempt, delay)
+                if self._stopping and attempt >= 3:
+                    return None, []
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _ack(self, batch: list[_Msg]) -> None:
+        client = self._client
+        if client is None:
+            return
+        with self._cond:
+            generation = self._generation
+        for m in batch:
+            # A mid from an earlier connection may now name another message: the broker redelivers the
+            # old one anyway, and it de-duplicates by event_id.
+            if m.qos > 0 and m.generation == generation:
+                client.ack(m.mid, m.qos)
+
+    def _apply_camera(self, camera_id: str, u: _CameraUpdate) -> None:
+        latest = u.latest
+        self.store.upsert_camera_status(
+            camera_id,
+            u.site_id,
+            seen_at=u.seen_at,
+            state=u.state,
+            status=u.status,
+            config_version=latest.config_version if latest else None,
+            model_version=latest.model_version if latest else None,
+        )
+        if not u.has_events:
+            return
+        committed = self.store.advance_watermark(camera_id, floor=u.floor, site_id=u.site_id)
+        self.counters.committed[camera_id] = committed
+        if committed != self._published.get(camera_id) or u.had_duplicates:
+            self.publish_committed(u.site_id, camera_id, committed)
+
+    def publish_committed(self, site_id: str, camera_id: str, seq: int) -> None:
+        """Tell the edge everything up to ``seq`` is stored (retained, QoS 1: it survives restarts)."""
+        client = self._client
+        if client is None:
+            return
+        msg = ControlCommitted(camera_id=camera_id, seq=seq)
+        self._last_publish = client.publish(
+            self.topics.control(site_id, camera_id, "committed"), msg.model_dump_json(), qos=1, retain=True
+        )
+        self._published[camera_id] = seq

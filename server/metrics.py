@@ -1,0 +1,57 @@
+"""Prometheus metrics read from the live ingest counters at scrape time, in a per-app registry
+(several apps in one process, e.g. tests, must not collide in the global registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class CitywatchCollector(Collector):
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._app.state
+        ingest = getattr(state, "ingest", None)
+        c = ingest.counters if ingest is not None else None
+        for name, doc in (
+            ("received", "MQTT messages received"),
+            ("stored", "Events stored (new event_ids)"),
+            ("duplicates", "Events received again and not stored"),
+            ("dead_letters", "Messages kept as dead letters"),
+            ("batches", "Batches committed"),
+            ("db_errors", "Failed batch commits (retried)"),
+        ):
+            m = CounterMetricFamily(f"citywatch_ingest_{name}", doc)
+            m.add_metric([], float(getattr(c, name, 0) if c else 0))
+            yield m
+        g = GaugeMetricFamily("citywatch_ingest_last_batch_ms", "Duration of the last ingest batch in ms")
+        g.add_metric([], float(c.last_batch_ms if c else 0.0))
+        yield g
+        g = GaugeMetricFamily("citywatch_mqtt_connected", "1 when the ingest is connected to the broker")
+        g.add_metric([], 1.0 if ingest is not None and ingest.connected else 0.0)
+        yield g
+        g = GaugeMetricFamily("citywatch_ingest_queue_depth", "Messages received, not yet processed")
+        g.add_metric([], float(ingest._queue.qsize() if ingest is not None else 0))
+        yield g
+        g = GaugeMetricFamily(
+            "citywatch_committed_seq", "Contiguous committed watermark per camera", labels=["camera_id"]
+        )
+        for cam, seq in sorted((c.committed if c else {}).items()):
+            g.add_metric([cam], float(seq))
+        yield g
+        hub = getattr(state, "hub", None)
+        g = GaugeMetricFamily("citywatch_live_subscribers", "Connected live (SSE) clients")
+        g.add_metric([], float(hub.subscriber_count if hub is not None else 0))
+        yield g
+
+
+def make_registry(app: Any) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CitywatchCollector(app))
+    return registry

@@ -1,0 +1,501 @@
+"""Storage API used by ingest and the HTTP API: sync, thread-safe (one session per call).
+
+Why this shape: ingest is a plain thread that must commit a whole MQTT batch atomically before it
+acknowledges the messages, and the API aggregates counts in SQL on SQLite and PostgreSQL alike.
+
+PostgreSQL schemas: ``Store(url, schema="cw_x")`` creates the schema if needed and keeps every table,
+including Alembic's version table, in it (``search_path`` is set per connection). A URL carrying
+``?options=-csearch_path%3Dcw_x`` also works, but then the schema must already exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import BigInteger, Engine, distinct, func, literal_column, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from citywatch.contract import CameraStatus, LineCrossing, utcnow
+from server.db import DEFAULT_DATABASE_URL, CameraRow, DeadLetterRow, EventRow, make_engine
+
+log = logging.getLogger(__name__)
+
+AnyEvent = LineCrossing | CameraStatus
+CameraState = Literal["online", "offline", "unknown"]
+
+ENV_SCHEMA = "CITYWATCH_DATABASE_SCHEMA"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Dead-letter payloads are capped so a hostile or broken publisher cannot fill the disk.
+MAX_DEAD_LETTER_BYTES = 256 * 1024
+_CHUNK = 500
+_WALK_CHUNK = 1000
+_MIGRATION_LOCK_KEY = 0x63_77_6D_67  # "cwmg": serialises concurrent migrations on PostgreSQL
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], n: int) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def alembic_config(url: str | None = None) -> AlembicConfig:
+    """Alembic config built in code, pointing at the migrations shipped inside the package."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+@dataclass(frozen=True)
+class DeadLetterIn:
+    """A message ingest could not use, to be stored in the same transaction as the valid events."""
+
+    topic: str
+    payload: bytes | str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CountRow:
+    bucket_start: datetime | None
+    camera_id: str
+    line_id: str
+    direction: str
+    class_name: str
+    count: int
+
+
+def epoch_s(ts: datetime) -> int:
+    """Whole epoch seconds (floor, also before 1970): the portable bucketing key."""
+    return math.floor(ts.timestamp())
+
+
+def _event_row(ev: AnyEvent, received_at: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "event_id": str(ev.event_id),
+        "camera_id": ev.camera_id,
+        "site_id": ev.site_id,
+        "seq": ev.seq,
+        "kind": ev.kind,
+        "ts": ev.ts,
+        "ts_s": epoch_s(ev.ts),
+        "received_at": received_at,
+        "line_id": None,
+        "direction": None,
+        "class_name": None,
+        "track_id": None,
+        "speed_kmh": None,
+        "payload": ev.model_dump_json(),
+    }
+    if isinstance(ev, LineCrossing):
+        row.update(
+            line_id=ev.line_id,
+            direction=ev.direction,
+            class_name=ev.class_name,
+            track_id=ev.track_id,
+            speed_kmh=ev.speed_kmh,
+        )
+    return row
+
+
+def _dead_letter_row(topic: str, payload: bytes | str, reason: str, received_at: datetime) -> dict[str, Any]:
+    """Keep as much as is safe: text for reading, base64 when the bytes are not clean UTF-8, capped."""
+    raw = payload.encode("utf-8", errors="surrogateescape") if isinstance(payload, str) else bytes(payload)
+    size = len(raw)
+    truncated = size > MAX_DEAD_LETTER_BYTES
+    kept = raw[:MAX_DEAD_LETTER_BYTES]
+    b64: str | None = None
+    try:
+        raw.decode("utf-8")
+        body = kept.decode("utf-8", errors="ignore")  # only a character cut by the cap is lost
+    except UnicodeDecodeError:
+        body = kept.decode("utf-8", errors="replace")
+        b64 = base64.b64encode(kept).decode("ascii")
+    if "\x00" in body:  # PostgreSQL text cannot hold NUL
+        body = body.replace("\x00", "\ufffd")
+        b64 = b64 or base64.b64encode(kept).decode("ascii")
+    if truncated:
+        reason = f"{reason} [payload truncated to {MAX_DEAD_LETTER_BYTES} of {size} bytes]"
+    return {
+        "received_at": received_at,
+        "topic": topic.replace("\x00", "\ufffd"),
+        "payload": body,
+        "payload_b64": b64,
+        "size_bytes": size,
+        "truncated": truncated,
+        "reason": reason,
+    }
+
+
+class Store:
+    """The database: events (de-duplicated by event_id), cameras with their watermark, dead letters."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_DATABASE_URL,
+        *,
+        schema: str | None = None,
+        migrate: bool = True,
+        echo: bool = False,
+    ) -> None:
+        self.url = url
+        self.schema = schema
+        self.engine: Engine = make_engine(url, schema=schema, echo=echo)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        if migrate:
+            self.migrate()
+
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> Store:
+        """``config`` is a ``CitywatchConfig``: ``server.database_url``; the PostgreSQL schema comes from
+        ``schema=`` or else ``$CITYWATCH_DATABASE_SCHEMA`` (the config file has no key for it)."""
+        kwargs.setdefault("schema", os.environ.get(ENV_SCHEMA) or None)
+        return cls(config.server.database_url, **kwargs)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- schema -----------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent; safe with concurrent servers on PG)."""
+        cfg = alembic_config()
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+                if self.schema:
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            cfg.attributes["connection"] = conn
+            cfg.attributes["schema"] = self.schema
+            command.upgrade(cfg, "head")
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - health reports, never raises
+            log.exception("database ping failed")
+            return False
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        if self.dialect == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"dialect {self.dialect} not supported")
+
+    def insert_events(
+        self, events: Iterable[AnyEvent], received_at: datetime | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Store events once each, in one transaction; returns ``(inserted_ids, duplicate_ids)``."""
+        with self._session.begin() as s:
+            return self._insert_events(s, list(events), received_at or utcnow())
+
+    def store_batch(
+        self,
+        events: Sequence[AnyEvent],
+        dead_letters: Sequence[DeadLetterIn],
+        received_at: datetime | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Events and dead letters of one ingest batch in one transaction (ack only after it)."""
+        received_at = received_at or utcnow()
+        with self._session.begin() as s:
+            result = self._insert_events(s, list(events), received_at)
+            if dead_letters:
+                rows = [_dead_letter_row(d.topic, d.payload, d.reason, received_at) for d in dead_letters]
+                s.execute(DeadLetterRow.__table__.insert(), rows)
+            return result
+
+    def _insert_events(self, s: Session, events: list[AnyEvent], received_at: datetime) -> tuple[list[str], list[str]]:
+        first: dict[str, AnyEvent] = {}
+        duplicates: list[str] = []
+        for ev in events:
+            eid = str(ev.event_id)
+            if eid in first:
+                duplicates.append(eid)
+            else:
+                first[eid] = ev
+        ids = list(first)
+        existing: set[str] = set()
+        for chunk in _chunks(ids, _CHUNK):
+            existing.update(s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(chunk))))
+        rows = [_event_row(ev, received_at) for eid, ev in first.items() if eid not in existing]
+        inserted: set[str] = set()
+        if rows:
+            # ON CONFLICT DO NOTHING covers a concurrent writer that stored the same id meanwhile.
+            stmt = (
+                self._insert(EventRow.__table__)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(EventRow.__table__.c.event_id)
+            )
+            for chunk in _chunks(rows, _CHUNK):
+                inserted.update(s.execute(stmt, list(chunk)).scalars())
+        inserted_ids = [eid for eid in ids if eid in inserted]
+        duplicates.extend(eid for eid in ids if eid not in inserted)
+        return inserted_ids, duplicates
+
+    def add_dead_letter(
+        self, topic: str, payload: bytes | str, reason: str, received_at: datetime | None = None
+    ) -> int:
+        row = _dead_letter_row(topic, payload, reason, received_at or utcnow())
+        with self._session.begin() as s:
+            dl = DeadLetterRow(**row)
+            s.add(dl)
+            s.flush()
+            return dl.id
+
+    def _ensure_camera(self, s: Session, camera_id: str, site_id: str | None) -> CameraRow:
+        cam = s.get(CameraRow, camera_id, with_for_update=True)
+        if cam is None:
+            s.execute(
+                self._insert(CameraRow.__table__)
+                .values(camera_id=camera_id, site_id=site_id, state="unknown", committed_seq=0)
+                .on_conflict_do_nothing(index_elements=["camera_id"])
+            )
+            cam = s.get(CameraRow, camera_id, with_for_update=True, populate_existing=True)
+            assert cam is not None
+        return cam
+
+    def advance_watermark(self, camera_id: str, *, floor: int | None = None, site_id: str | None = None) -> int:
+        """Move ``committed_seq`` to the highest N with seqs 1..N all stored; returns N.
+
+        ``floor`` (outbox_first_seq - 1 from a status event) lifts the watermark over events the edge
+        no longer keeps: they were committed before, or are lost for good (logged as a warning).
+        """
+        with self._session.begin() as s:
+            if site_id is None:
+                site_id = s.scalar(select(EventRow.site_id).where(EventRow.camera_id == camera_id).limit(1))
+            cam = self._ensure_camera(s, camera_id, site_id)
+            n = start = cam.committed_seq
+            if floor is not None and floor > n:
+                present = s.scalar(
+                    select(func.count(distinct(EventRow.seq))).where(
+                        EventRow.camera_id == camera_id, EventRow.seq > n, EventRow.seq <= floor
+                    )
+                )
+                missing = (floor - n) - int(present or 0)
+                if missing > 0:
+                    log.warning(
+                        "camera %s: edge outbox starts at seq %d; %d event(s) between %d and %d were never "
+                        "received and are skipped",
+                        camera_id,
+                        floor + 1,
+                        missing,
+                        n + 1,
+                        floor,
+                    )
+                n = floor
+            while True:
+                seqs = s.scalars(
+                    select(EventRow.seq)
+                    .distinct()
+                    .where(EventRow.camera_id == camera_id, EventRow.seq > n)
+                    .order_by(EventRow.seq)
+                    .limit(_WALK_CHUNK)
+                ).all()
+                contiguous = True
+                for q in seqs:
+                    if q != n + 1:
+                        contiguous = False
+                        break
+                    n = q
+                if not contiguous or len(seqs) < _WALK_CHUNK:
+                    break
+            if n != start:
+                cam.committed_seq = n
+            return n
+
+    def upsert_camera_status(
+        self,
+        camera_id: str,
+        site_id: str | None = None,
+        *,
+        seen_at: datetime | None = None,
+        state: CameraState | None = None,
+        status: CameraStatus | None = None,
+        config_version: str | None = None,
+        model_version: str | None = None,
+    ) -> None:
+        """Record that a camera was heard from: last seen, state, newest status heartbeat, versions."""
+        with self._session.begin() as s:
+            cam = self._ensure_camera(s, camera_id, site_id)
+            if site_id:
+                cam.site_id = site_id
+            if seen_at is not None:
+                cam.first_seen = cam.first_seen or seen_at
+                cam.last_seen = max(cam.last_seen, seen_at) if cam.last_seen else seen_at
+            if state:
+                cam.state = state
+            if status is not None:
+                old_seq = -1
+                if cam.last_status:
+                    try:
+                        old_seq = int(json.loads(cam.last_status).get("seq", -1))
+                    except (ValueError, TypeError, AttributeError):
+                        old_seq = -1
+                if status.seq >= old_seq:  # a redelivered old heartbeat must not hide a newer one
+                    cam.last_status = status.model_dump_json()
+            if config_version:
+                cam.config_version = config_version
+            if model_version:
+                cam.model_version = model_version
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def list_cameras(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            rows = s.scalars(select(CameraRow).order_by(CameraRow.camera_id)).all()
+        out = []
+        for r in rows:
+            status = None
+            if r.last_status:
+                try:
+                    status = json.loads(r.last_status)
+                except ValueError:
+                    status = None
+            out.append(
+                {
+                    "camera_id": r.camera_id,
+                    "site_id": r.site_id,
+                    "name": r.name,
+                    "lat": r.lat,
+                    "lon": r.lon,
+                    "first_seen": r.first_seen,
+                    "last_seen": r.last_seen,
+                    "state": r.state,
+                    "last_status": status,
+                    "config_version": r.config_version,
+                    "model_version": r.model_version,
+                    "committed_seq": r.committed_seq,
+                }
+            )
+        return out
+
+    def committed_seqs(self) -> dict[str, int]:
+        with self._session() as s:
+            return {cid: int(seq) for cid, seq in s.execute(select(CameraRow.camera_id, CameraRow.committed_seq))}
+
+    def counts(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        bucket_s: int | None = None,
+        camera_id: str | None = None,
+        line_id: str | None = None,
+        direction: str | None = None,
+        class_name: str | None = None,
+        tz_offset_s: int = 0,
+    ) -> list[CountRow]:
+        """Line crossings in ``[start, end)`` grouped by bucket (or total) and camera/line/direction/class.
+
+        Buckets are integer divisions of ``ts_s`` in SQL (same result on SQLite and PostgreSQL);
+        ``tz_offset_s`` aligns day buckets to local midnight.
+        """
+        conds = [
+            EventRow.kind == "line_crossing",
+            EventRow.ts_s >= epoch_s(start),
+            # Second resolution: an end inside a second (e.g. "now") includes that second's events.
+            EventRow.ts_s < math.ceil(end.timestamp()),
+        ]
+        if camera_id:
+            conds.append(EventRow.camera_id == camera_id)
+        if line_id:
+            conds.append(EventRow.line_id == line_id)
+        if direction:
+            conds.append(EventRow.direction == direction)
+        if class_name:
+            conds.append(EventRow.class_name == class_name)
+        keys = [EventRow.camera_id, EventRow.line_id, EventRow.direction, EventRow.class_name]
+        n = func.count().label("n")
+        if bucket_s:
+            b = literal_column(str(int(bucket_s)))
+            off = literal_column(str(int(tz_offset_s)))
+            # Integer division on both dialects (BIGINT / INT in PostgreSQL, INTEGER / INTEGER in SQLite).
+            quotient = (EventRow.ts_s + off).self_group().op("/", precedence=8, return_type=BigInteger())(b)
+            bucket = (quotient.self_group() * b - off).label("bucket")
+            stmt = select(bucket, *keys, n).where(*conds).group_by(bucket, *keys).order_by(bucket, *keys)
+        else:
+            stmt = select(*keys, n).where(*conds).group_by(*keys).order_by(*keys)
+        with self._session() as s:
+            result = s.execute(stmt).all()
+        out = []
+        for r in result:
+            m = r._mapping
+            bstart = datetime.fromtimestamp(int(m["bucket"]), tz=start.tzinfo) if bucket_s else None
+            out.append(
+                CountRow(
+                    bucket_start=bstart,
+                    camera_id=m["camera_id"],
+                    line_id=m["line_id"],
+                    direction=m["direction"],
+                    class_name=m["class_name"],
+                    count=int(m["n"]),
+                )
+            )
+        return out
+
+    def recent_events(
+        self, *, camera_id: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        stmt = select(EventRow.payload, EventRow.received_at)
+        if camera_id:
+            stmt = stmt.where(EventRow.camera_id == camera_id)
+        if kind:
+            stmt = stmt.where(EventRow.kind == kind)
+        stmt = stmt.order_by(EventRow.ts_s.desc(), EventRow.seq.desc()).limit(limit)
+        with self._session() as s:
+            rows = s.execute(stmt).all()
+        out = []
+        for payload, received_at in rows:
+            item = json.loads(payload)
+            item["received_at"] = received_at.isoformat()
+            out.append(item)
+        return out
+
+    def list_dead_letters(self, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        with self._session() as s:
+            total = int(s.scalar(select(func.count()).select_from(DeadLetterRow)) or 0)
+            rows = s.scalars(select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit).offset(offset)).all()
+        items = [
+            {
+                "id": r.id,
+                "received_at": r.received_at,
+                "topic": r.topic,
+                "reason": r.reason,
+                "payload": r.payload,
+                "payload_b64": r.payload_b64,
+                "size_bytes": r.size_bytes,
+                "truncated": r.truncated,
+            }
+            for r in rows
+        ]
+        return items, total
+
+    def count_events(self, camera_id: str | None = None) -> int:
+        stmt = select(func.count()).select_from(EventRow)
+        if camera_id:
+            stmt = stmt.where(EventRow.camera_id == camera_id)
+        with self._session() as s:
+            return int(s.scalar(stmt) or 0)

@@ -1,0 +1,156 @@
+"""Store behaviour on SQLite and PostgreSQL: de-duplication, the contiguous watermark, SQL counts."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from server_testkit import crossing, status_event
+from sqlalchemy import create_engine, inspect, text
+
+from server.store import MAX_DEAD_LETTER_BYTES, Store
+
+T0 = datetime(2025, 3, 1, 0, 0, 0, tzinfo=timezone.utc)
+
+
+def test_duplicates_within_one_batch_are_stored_once(store: Store) -> None:
+    a, b = crossing(1), crossing(2)
+    inserted, dups = store.insert_events([a, b, a, a])
+    assert sorted(inserted) == sorted([str(a.event_id), str(b.event_id)])
+    assert dups == [str(a.event_id)] * 2
+    assert store.count_events() == 2
+
+
+def test_duplicates_of_stored_rows_are_not_stored_again(store: Store) -> None:
+    a, b = crossing(1), crossing(2)
+    store.insert_events([a])
+    inserted, dups = store.insert_events([a, b, b])
+    assert inserted == [str(b.event_id)]
+    assert sorted(dups) == sorted([str(a.event_id), str(b.event_id)])
+    assert store.count_events() == 2
+
+
+def test_watermark_stays_below_a_gap_and_advances_when_it_is_filled(store: Store) -> None:
+    store.insert_events([crossing(1), crossing(2), crossing(4), crossing(5)])
+    assert store.advance_watermark("cam-1") == 2
+    store.insert_events([crossing(3)])
+    assert store.advance_watermark("cam-1") == 5
+    assert store.list_cameras()[0]["committed_seq"] == 5
+
+
+def test_watermark_never_starts_before_seq_one(store: Store) -> None:
+    store.insert_events([crossing(2), crossing(3)])
+    assert store.advance_watermark("cam-1") == 0
+
+
+def test_watermark_jumps_to_outbox_first_seq_and_warns_about_skipped_events(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.insert_events([crossing(1), crossing(2), crossing(8), crossing(9)])
+    assert store.advance_watermark("cam-1") == 2
+    with caplog.at_level(logging.WARNING, logger="server.store"):
+        # the edge keeps only seq >= 7: 3..6 are gone for good, 7 is still to come
+        assert store.advance_watermark("cam-1", floor=6) == 6
+    assert "4 event(s)" in caplog.text
+    store.insert_events([crossing(7)])
+    assert store.advance_watermark("cam-1") == 9
+    # an older status (smaller floor) never moves the watermark back
+    assert store.advance_watermark("cam-1", floor=3) == 9
+
+
+def test_watermark_walks_long_contiguous_runs(store: Store) -> None:
+    store.insert_events([crossing(i) for i in range(1, 2503)])
+    assert store.advance_watermark("cam-1") == 2502
+
+
+def test_counts_by_bucket_are_aggregated_in_sql(store: Store) -> None:
+    evs = [
+        crossing(1, ts=T0 + timedelta(seconds=5)),
+        crossing(2, ts=T0 + timedelta(seconds=50)),
+        crossing(3, ts=T0 + timedelta(minutes=1, seconds=1), direction="out"),
+        crossing(4, ts=T0 + timedelta(minutes=20), class_name="bus"),
+        crossing(5, ts=T0 + timedelta(hours=2)),
+        crossing(6, ts=T0 + timedelta(hours=30), camera_id="cam-2"),
+        status_event(7),  # not a crossing: never counted
+    ]
+    store.insert_events(evs)
+    end = T0 + timedelta(days=3)
+
+    per_minute = store.counts(start=T0, end=end, bucket_s=60)
+    assert [(r.bucket_start, r.direction, r.class_name, r.count) for r in per_minute[:3]] == [
+        (T0, "in", "car", 2),
+        (T0 + timedelta(minutes=1), "out", "car", 1),
+        (T0 + timedelta(minutes=20), "in", "bus", 1),
+    ]
+    hourly = store.counts(start=T0, end=end, bucket_s=3600)
+    assert {(r.bucket_start, r.camera_id): 0 for r in hourly}.keys() >= {
+        (T0, "cam-1"),
+        (T0 + timedelta(hours=2), "cam-1"),
+    }
+    assert sum(r.count for r in hourly if r.bucket_start == T0) == 4
+
+    # day buckets at local midnight (UTC+7): 00:00Z..16:59Z is 1 March local, 30 h later is 2 March
+    daily = store.counts(start=T0, end=end, bucket_s=86400, tz_offset_s=7 * 3600)
+    starts = {r.bucket_start for r in daily}
+    assert starts == {T0 - timedelta(hours=7), T0 + timedelta(hours=17)}
+
+    total = store.counts(start=T0, end=end)
+    assert sum(r.count for r in total) == 6
+    assert all(r.bucket_start is None for r in total)
+    only = store.counts(start=T0, end=end, camera_id="cam-1", direction="in", class_name="car")
+    assert [r.count for r in only] == [3]
+    # the range is [start, end)
+    assert sum(r.count for r in store.counts(start=T0 + timedelta(seconds=5), end=T0 + timedelta(seconds=50))) == 1
+
+
+def test_dead_letters_keep_binary_payloads_and_cap_their_size(store: Store) -> None:
+    store.add_dead_letter("t/x", b"\xff\xfe\x00binary", "bad JSON")
+    store.add_dead_letter("t/y", "é" * (MAX_DEAD_LETTER_BYTES // 2 + 10), "too big")
+    items, total = store.list_dead_letters(limit=10)
+    assert total == 2
+    big, binary = items  # newest first
+    assert binary["payload_b64"] and "\x00" not in binary["payload"] and binary["reason"] == "bad JSON"
+    assert big["truncated"] and big["size_bytes"] == MAX_DEAD_LETTER_BYTES + 20
+    assert "truncated" in big["reason"] and big["payload_b64"] is None
+    assert len(big["payload"].encode()) <= MAX_DEAD_LETTER_BYTES
+
+
+def test_camera_status_keeps_the_newest_heartbeat(store: Store) -> None:
+    now = datetime.now(timezone.utc)
+    store.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=status_event(5))
+    store.upsert_camera_status("cam-1", "site-1", seen_at=now, status=status_event(3))
+    cam = store.list_cameras()[0]
+    assert cam["last_status"]["seq"] == 5 and cam["state"] == "online" and cam["last_seen"] == now
+
+
+def test_sqlite_database_gets_its_folder_and_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = Store(f"sqlite:///{tmp_path}/a/b/c.sqlite")
+    try:
+        with s.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        Store(s.url).close()  # migrating again is a no-op
+    finally:
+        s.close()
+
+
+def test_postgresql_schema_holds_tables_and_alembic_version(pg_database) -> None:  # type: ignore[no-untyped-def]
+    s = Store(pg_database.url, schema=pg_database.schema)
+    Store(pg_database.url, schema=pg_database.schema).close()  # idempotent
+    s.close()
+    engine = create_engine(pg_database.url)
+    try:
+        names = set(inspect(engine).get_table_names(schema=pg_database.schema))
+        assert {"events", "cameras", "dead_letters", "alembic_version"} <= names
+        with engine.connect() as conn:
+            v = conn.execute(text(f'SELECT version_num FROM "{pg_database.schema}".alembic_version')).scalar()
+        assert v == "0001"
+    finally:
+        engine.dispose()
+
+
+def test_event_ids_are_uuid_strings(store: Store) -> None:
+    eid = uuid.uuid4()
+    inserted, _ = store.insert_events([crossing(1, event_id=eid)])
+    assert inserted == [str(eid)]

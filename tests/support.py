@@ -1,0 +1,126 @@
+"""Test support: where the real weights and clips are, and which services are here.
+
+Weights and clips are never in the repository: tests find them through CITYWATCH_WEIGHTS and
+CITYWATCH_SAMPLES (``.ci/run`` points both at ../shared), falling back to ../shared beside the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("CITYWATCH_SHARED", REPO.parent / "shared"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _default_env() -> None:
+    if "CITYWATCH_WEIGHTS" not in os.environ and (SHARED / "weights/yolov8n-coco-rebuilt.pt").exists():
+        os.environ["CITYWATCH_WEIGHTS"] = str(SHARED / "weights/yolov8n-coco-rebuilt.pt")
+    if "CITYWATCH_SAMPLES" not in os.environ and (SHARED / "videos").is_dir():
+        os.environ["CITYWATCH_SAMPLES"] = str(SHARED / "videos")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+_default_env()
+
+
+def weights_dir() -> Path | None:
+    w = os.environ.get("CITYWATCH_WEIGHTS")
+    return Path(w).parent if w else None
+
+
+def samples_dir() -> Path | None:
+    s = os.environ.get("CITYWATCH_SAMPLES")
+    return Path(s) if s else None
+
+
+def require_asset(path: Path | None, what: str) -> Path:
+    """The file, or a skip naming the variable to set (a failure in CI, where they must be there)."""
+    if path is not None and path.exists():
+        return path
+    msg = f"{what} not found ({path}); set CITYWATCH_WEIGHTS / CITYWATCH_SAMPLES to ../shared"
+    if IN_CI:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def service_up(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip on a laptop without the service; in CI a missing service is a failure, never a skip."""
+    if service_up(host, port):
+        return
+    msg = f"{name} is not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(msg + " (CI=true: service-backed tests must run)")
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    """Poll until ``pred()`` is truthy; returns its last value (falsy on time-out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class PrivateBroker:
+    """A Mosquitto of our own on a free port, which the test may kill -9 and restart."""
+
+    def __init__(self, tmp_path: Path, extra_conf: str = "") -> None:
+        if not Path(MOSQUITTO).exists():
+            msg = "the mosquitto binary is not installed (apt-get install mosquitto)"
+            pytest.fail(msg) if IN_CI else pytest.skip(msg)
+        self.port = free_port()
+        self.conf = tmp_path / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_conf}")
+        self.log = tmp_path / "mosquitto.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
+        if not wait_for(lambda: service_up("127.0.0.1", self.port), 10):
+            raise RuntimeError(f"mosquitto did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,1 @@
+"""Pure computer vision, no network: detect -> track -> count over one ``Detections`` type."""
