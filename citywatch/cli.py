@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from citywatch import __version__
@@ -150,50 +150,47 @@ def schema() -> None:
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
-def _download_bar() -> tuple[Progress, object]:
+def _pull(what: str, fetch) -> list[Path]:  # type: ignore[no-untyped-def]
+    """Run a download with a progress bar per file; offline, one clear line and exit 1."""
+    from citywatch.assets import PullError
+
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total} bytes"),
         console=err, transient=True,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
-    def cb(label: str, done: int, total: int | None) -> None:
+    def progress(label: str, done: int, total: int | None) -> None:
         if label not in tasks:
             tasks[label] = bar.add_task(label, total=total)
         bar.update(tasks[label], completed=done)
 
-    return bar, cb
+    try:
+        with bar:
+            got = fetch(progress)
+    except PullError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    paths = got if isinstance(got, list) else [got]
+    for p in paths:
+        out.print(f"{what}: {p}")
+    return paths
 
 
 @weights_app.command("pull")
 def weights_pull() -> None:
     """Download the official yolov8n.pt into weights/ (needs internet)."""
-    from citywatch.assets import PullError, pull_weights
+    from citywatch.assets import pull_weights
 
-    bar, cb = _download_bar()
-    try:
-        with bar:
-            path = pull_weights(cb)  # type: ignore[arg-type]
-    except PullError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    out.print(f"weights: {path}")
+    _pull("weights", pull_weights)
 
 
 @samples_app.command("pull")
 def samples_pull() -> None:
     """Download the sample clips listed in sample_videos/README.md (needs internet)."""
-    from citywatch.assets import PullError, pull_samples
+    from citywatch.assets import pull_samples
 
-    bar, cb = _download_bar()
-    try:
-        with bar:
-            paths = pull_samples(cb)  # type: ignore[arg-type]
-    except PullError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    for p in paths:
-        out.print(f"sample: {p}")
+    _pull("sample", pull_samples)
 
 
 @app.command()
@@ -240,7 +237,7 @@ def demo(
 
 def entrypoint() -> None:  # pragma: no cover
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    app()
+    app(prog_name="citywatch")
 
 
 if __name__ == "__main__":  # pragma: no cover
