@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
 
 #: Classes citywatch counts, in this order everywhere (detections carry indices into it).
@@ -31,6 +31,13 @@ CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", 
 ClassName = Literal["car", "truck", "bus", "motorcycle", "bicycle", "person"]
 Direction = Literal["in", "out"]
 SourceState = Literal["starting", "ok", "reconnecting", "ended", "error"]
+IncidentType = Literal[
+    "stopped_vehicle", "wrong_way", "congestion", "pedestrian_on_carriageway", "cyclist_on_carriageway",
+    "crash_candidate",
+]
+IncidentState = Literal["open", "update", "closed"]
+Severity = Literal["low", "medium", "high"]
+TamperSign = Literal["view_moved", "covered", "out_of_focus", "too_dark"]
 
 #: Identifiers end up in MQTT topics and URLs: no wildcards, slashes or spaces.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -107,10 +114,60 @@ class CameraStatus(EventBase):
     uptime_s: float = Field(ge=0)
     frames_total: int = Field(default=0, ge=0)
     message: str | None = Field(default=None, max_length=500)
+    tamper: list[TamperSign] = Field(default_factory=list, description="Signs the camera was tampered with (1.1).")
 
 
-Event = Annotated[LineCrossing | CameraStatus, Field(discriminator="kind")]
-EVENT_KINDS: tuple[str, ...] = ("line_crossing", "camera_status")
+class ZoneOccupancy(EventBase):
+    """A zone's (or lane's) state over the interval ending at ``ts`` (added in 1.1)."""
+
+    kind: Literal["zone_occupancy"] = "zone_occupancy"
+    zone_id: Ident
+    lane: bool = Field(default=False, description="True when zone_id names a lane of the configuration.")
+    interval_s: float = Field(gt=0, le=86400)
+    frame_index: int = Field(ge=0)
+    occupancy: dict[ClassName, int] = Field(default_factory=dict, description="Tracks inside at ts, by class.")
+    occupied_fraction: float = Field(ge=0, le=1, description="Share of the interval with anything inside.")
+    vehicles_entered: int = Field(default=0, ge=0)
+    mean_dwell_s: float | None = Field(default=None, ge=0)
+    queue_length_m: float | None = Field(default=None, ge=0)
+    queue_vehicles: int | None = Field(default=None, ge=0)
+    mean_speed_kmh: float | None = Field(default=None, ge=0, le=300)
+
+
+class Movement(EventBase):
+    """A track's origin -> destination through entry and exit zones (turning movements; added in 1.1)."""
+
+    kind: Literal["movement"] = "movement"
+    track_id: int = Field(ge=0)
+    class_name: ClassName
+    entry_zone: Ident
+    exit_zone: Ident
+    entry_frame: int = Field(ge=0)
+    exit_frame: int = Field(ge=0)
+    duration_s: float = Field(ge=0)
+    speed_kmh: float | None = Field(default=None, ge=0, le=300)
+
+
+class Incident(EventBase):
+    """An incident's lifecycle: ``open``, any ``update``s, then ``closed`` (added in 1.1)."""
+
+    kind: Literal["incident"] = "incident"
+    incident_id: uuid.UUID
+    incident_type: IncidentType
+    state: IncidentState
+    severity: Severity = "medium"
+    confidence: float = Field(default=1.0, ge=0, le=1)
+    lane_id: Ident | None = None
+    zone_id: Ident | None = None
+    track_ids: list[int] = Field(default_factory=list, max_length=100)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    snapshot_id: str | None = Field(default=None, max_length=128, description="Evidence image kept on the edge.")
+    message: str | None = Field(default=None, max_length=500)
+
+
+Event = Annotated[LineCrossing | CameraStatus | ZoneOccupancy | Movement | Incident, Field(discriminator="kind")]
+EVENT_KINDS: tuple[str, ...] = ("line_crossing", "camera_status", "zone_occupancy", "movement", "incident")
 
 
 class EventBatch(_Model):
@@ -121,11 +178,14 @@ class EventBatch(_Model):
     events: list[Event] = Field(min_length=1, max_length=1000)
 
 
-Message = Annotated[LineCrossing | CameraStatus | EventBatch, Field(discriminator="kind")]
+AnyEvent = LineCrossing | CameraStatus | ZoneOccupancy | Movement | Incident
+Message = Annotated[
+    LineCrossing | CameraStatus | ZoneOccupancy | Movement | Incident | EventBatch, Field(discriminator="kind")
+]
 _message_adapter: TypeAdapter[Any] = TypeAdapter(Message)
 
 
-def parse_message(payload: bytes | str) -> list[LineCrossing | CameraStatus]:
+def parse_message(payload: bytes | str) -> list[AnyEvent]:
     """Parse one MQTT event payload into its events; raises ``pydantic.ValidationError`` or ``ValueError``."""
     msg = _message_adapter.validate_json(payload)
     if isinstance(msg, EventBatch):
@@ -243,15 +303,19 @@ __all__ = [
     "CLASS_NAMES",
     "EVENT_KINDS",
     "SCHEMA_VERSION",
+    "AnyEvent",
     "CameraStatus",
     "ControlCommitted",
     "ControlConfig",
     "ControlReplay",
     "Event",
     "EventBatch",
+    "Incident",
     "LineCrossing",
+    "Movement",
     "StatusPayload",
     "Topics",
+    "ZoneOccupancy",
     "deterministic_event_id",
     "json_schema",
     "parse_control",

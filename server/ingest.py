@@ -29,9 +29,9 @@ from pydantic import ValidationError
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import (
+    AnyEvent,
     CameraStatus,
     ControlCommitted,
-    LineCrossing,
     StatusPayload,
     Topics,
     parse_message,
@@ -42,7 +42,7 @@ from server.store import DeadLetterIn, Store
 
 log = logging.getLogger(__name__)
 
-AnyEvent = LineCrossing | CameraStatus
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -27,12 +27,12 @@ from sqlalchemy import BigInteger, Engine, distinct, func, literal_column, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from citywatch.contract import CameraStatus, LineCrossing, utcnow
+from citywatch.contract import AnyEvent, CameraStatus, LineCrossing, utcnow
 from server.db import DEFAULT_DATABASE_URL, CameraRow, DeadLetterRow, EventRow, make_engine
 
 log = logging.getLogger(__name__)
 
-AnyEvent = LineCrossing | CameraStatus
+
 CameraState = Literal["online", "offline", "unknown"]
 
 ENV_SCHEMA = "CITYWATCH_DATABASE_SCHEMA"

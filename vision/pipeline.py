@@ -11,6 +11,7 @@ from citywatch.config import CameraConfig, CountingConfig, ModelConfig, TrackerC
 from vision.counting import Crossing, LineCounter
 from vision.detections import Detections
 from vision.detector import Detector, load_detector
+from vision.results import MovementResult, ZoneReport
 from vision.tracker import Tracker
 
 
@@ -20,6 +21,8 @@ class FrameResult:
     detections: Detections  # tracked; tracker_id >= 0 for confirmed tracks
     crossings: list[Crossing] = field(default_factory=list)
     inference_ms: float = 0.0
+    movements: list[MovementResult] = field(default_factory=list)
+    zone_reports: list[ZoneReport] = field(default_factory=list)
 
 
 class VisionPipeline:

@@ -106,3 +106,25 @@ def test_json_schema_describes_every_message() -> None:
     for name in ("LineCrossing", "CameraStatus", "EventBatch", "ControlReplay", "ControlConfig"):
         assert name in text
     assert schema["schema_version"] == SCHEMA_VERSION
+
+
+def test_kinds_added_in_1_1_round_trip_and_a_1_0_reader_payload_still_parses() -> None:
+    from citywatch.contract import Incident, Movement, ZoneOccupancy
+
+    env = dict(camera_id="cam-1", site_id="site-1", ts=datetime.now(timezone.utc), config_version="c",
+               model_version="m")
+    events = [
+        ZoneOccupancy(event_id=uuid.uuid4(), seq=1, zone_id="lane-1", lane=True, interval_s=60, frame_index=1500,
+                      occupancy={"car": 3}, occupied_fraction=0.4, queue_vehicles=2, **env),
+        Movement(event_id=uuid.uuid4(), seq=2, track_id=3, class_name="bus", entry_zone="north", exit_zone="east",
+                 entry_frame=10, exit_frame=90, duration_s=3.2, **env),
+        Incident(event_id=uuid.uuid4(), seq=3, incident_id=uuid.uuid4(), incident_type="wrong_way", state="open",
+                 track_ids=[3], started_at=datetime.now(timezone.utc), **env),
+    ]
+    assert parse_message(EventBatch(events=events).model_dump_json()) == events
+    old = json.loads(crossing().model_dump_json())
+    old["schema_version"] = "1.0"
+    assert parse_message(json.dumps(old))[0].schema_version == "1.0"
+    with pytest.raises(ValidationError):
+        ZoneOccupancy(event_id=uuid.uuid4(), seq=1, zone_id="z", interval_s=60, frame_index=0,
+                      occupied_fraction=1.5, **env)
