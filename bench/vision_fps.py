@@ -32,8 +32,12 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--imgsz", type=int, default=640)
     args = ap.parse_args()
-    camera = CameraConfig(id="bench", source=str(args.clip), realtime=False,
-                          lines=[LineConfig(id="road", points=((225, 230), (640, 230)))])
+    camera = CameraConfig(
+        id="bench",
+        source=str(args.clip),
+        realtime=False,
+        lines=[LineConfig(id="road", points=((225, 230), (640, 230)))],
+    )
     rows = []
     for label, (backend, name) in BACKENDS.items():
         path = weights / name

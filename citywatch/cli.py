@@ -128,6 +128,118 @@ def count(
     out.print(table)
 
 
+@app.command("eval")
+def eval_(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground-truth tracks: tracks CSV or CVAT 1.1 XML.")],
+    line: Annotated[list[str], typer.Option("--line", "-l", help="NAME:x1,y1,x2,y2 (repeatable).")],
+    config: ConfigOpt = None,
+    weights: Annotated[Path | None, typer.Option(help="Model file or OpenVINO folder.")] = None,
+    imgsz: Annotated[int | None, typer.Option(help="Detector input size.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Score counts (true vs counted, WAPE, GEH) and tracks (IDF1, MOTA) against ground-truth tracks."""
+    from citywatch.config import CameraConfig
+    from citywatch.paths import AssetNotFound
+    from vision.detector import DetectorError
+    from vision.evaluation import evaluate_video
+    from vision.ground_truth import GroundTruthError, load_ground_truth
+    from vision.video import VideoError
+
+    cfg = _load(config)
+    lines = [_parse_line(s) for s in line]
+    model = cfg.model.model_copy(update={k: v for k, v in {"weights": weights, "imgsz": imgsz}.items() if v})
+    camera = CameraConfig(id="eval", source=str(video), lines=lines, realtime=False)
+    try:
+        truth = load_ground_truth(gt)
+        with _progress() as bar:
+            task = bar.add_task(f"evaluating {video.name}", total=None)
+            result = evaluate_video(
+                video, truth, camera, model=model, tracker=cfg.tracker, counting=cfg.counting,
+                progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+            )
+    except (VideoError, AssetNotFound, DetectorError, GroundTruthError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        out.print_json(json.dumps(result.to_json()))
+        return
+    c = result.counts
+    table = Table(title=f"{video.name}: {result.frames} frames, counts against {gt.name}")
+    for col in ("line", "direction", "class", "true", "counted", "abs error"):
+        table.add_column(col, justify="right" if col in ("true", "counted", "abs error") else "left")
+    for r in c.rows:
+        table.add_row(r.line, r.direction, r.class_name, str(r.true), str(r.counted), str(r.abs_error))
+    for t in c.totals():
+        table.add_row(t["line"], t["direction"], "[b]all[/b]", str(t["true"]), str(t["counted"]),
+                      f"{t['abs_error']} (GEH {t['geh']:.2f})")
+    out.print(table)
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+    out.print(f"true {c.true_total}, counted {c.counted_total}: total error {pct(c.total_error)}, "
+              f"WAPE by class {pct(c.wape)}, line/direction abs error {c.line_abs_error}")
+    if result.tracking is not None:
+        t = result.tracking
+        out.print(f"tracking: IDF1 {pct(t.idf1)}, MOTA {pct(t.mota)}, ID switches {t.id_switches}, "
+                  f"misses {t.misses}, false positives {t.false_positives} of {t.gt_boxes} ground-truth boxes")
+
+
+@app.command("eval-stationary")
+def eval_stationary(
+    gt: Annotated[list[Path], typer.Argument(help="Ground-truth tracks (CSV or CVAT 1.1 XML) with stopped flags.")],
+    video: Annotated[
+        list[Path] | None, typer.Option("--video", help="The clip of each GT file, in order: score pipeline tracks.")
+    ] = None,
+    fps: Annotated[float, typer.Option(help="Frame rate of annotation-only scoring (no --video).")] = 25.0,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Precision and recall of the per-track stationary state against ground-truth ``stopped`` flags.
+
+    Without --video the state runs over the annotated boxes (the rule alone); with --video over the
+    detector's and tracker's tracks, matched to the annotations by IoU."""
+    from citywatch.config import CameraConfig
+    from vision.ground_truth import GroundTruthError, load_ground_truth
+    from vision.incidents import StationaryScore, evaluate_stationary
+
+    cfg = _load(config)
+    if video and len(video) != len(gt):
+        err.print("[red]error:[/red] give one --video per ground-truth file")
+        raise typer.Exit(2)
+    per: dict[str, StationaryScore] = {}
+    try:
+        for i, g in enumerate(gt):
+            truth = load_ground_truth(g)
+            if not video:
+                per[g.name] = evaluate_stationary(truth, fps, cfg.counting)
+                continue
+            from vision.offline import count_video
+            from vision.video import open_video
+
+            clip = video[i]
+            info, _ = open_video(clip)
+            tracked: list = []
+            count_video(clip, CameraConfig(id="eval", source=str(clip), realtime=False), model=cfg.model,
+                        tracker=cfg.tracker, counting=cfg.counting,
+                        on_result=lambda r, acc=tracked: acc.append((r.frame_index, r.detections)))
+            per[g.name] = evaluate_stationary(truth, info.fps, cfg.counting, tracked)
+    except (GroundTruthError, OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    total = StationaryScore()
+    for sc in per.values():
+        total = total.add(sc)
+    if as_json:
+        out.print_json(json.dumps({"clips": {k: v.to_json() for k, v in per.items()}, "pooled": total.to_json()}))
+        return
+    table = Table(title="stationary state vs ground-truth 'stopped' (per track)")
+    for col in ("clip", "precision", "recall", "tp", "fp", "fn", "tn"):
+        table.add_column(col)
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+    for name, sc in [*per.items(), ("pooled", total)]:
+        table.add_row(name, pct(sc.precision), pct(sc.recall), str(sc.tp), str(sc.fp), str(sc.fn), str(sc.tn))
+    out.print(table)
+
+
 @config_app.command("check")
 def config_check(file: Annotated[Path, typer.Argument(help="YAML configuration file.")]) -> None:
     """Validate a configuration file; errors name the bad key path."""
@@ -202,6 +314,10 @@ def edge(config: Annotated[Path, typer.Argument(help="YAML configuration file.")
     if not cfg.cameras:
         err.print(f"[red]{config}: no cameras configured[/red]")
         raise typer.Exit(2)
+    if cfg.edge.log_format == "json":  # structured logs for journald / shippers (edge.log_format)
+        from edge.logs import configure_logging
+
+        configure_logging("json", logging.getLogger().level)
     raise typer.Exit(run_edge(cfg))
 
 

@@ -96,8 +96,140 @@ class LaneConfig(_Strict):
 class ZoneConfig(_Strict):
     id: Ident
     polygon: list[Point]
-    kind: Literal["generic", "entry", "exit", "parking", "carriageway"] = "generic"
+    kind: Literal["generic", "entry", "exit", "gateway", "parking", "carriageway"] = Field(
+        "generic", description="entry/exit: origin or destination of movements; gateway: both (an arm of a junction)."
+    )
     _check = field_validator("polygon")(_polygon)
+
+
+class CalibrationConfig(_Strict):
+    """Image -> ground-plane homography of one camera, from 4+ surveyed point pairs (README: Calibrating a camera).
+
+    ``ground_points`` are metres on a local flat plane (x east, y north, any origin), e.g. measured with a
+    tape along lane markings or converted from GNSS/map coordinates; ``image_points`` are the same marks in
+    pixels of the camera's frame at its configured resolution.
+    """
+
+    image_points: list[Point] = Field(min_length=4, description="Pixels (x right, y down) of the surveyed marks.")
+    ground_points: list[Point] = Field(min_length=4, description="The same marks on the ground, in metres.")
+    max_speed_kmh: float = Field(200.0, gt=0, le=300, description="Faster estimates are dropped as implausible.")
+    speed_window_s: float = Field(1.0, gt=0, le=10, description="Speed = ground distance over this much track.")
+    max_reprojection_m: float = Field(
+        1.0, gt=0, description="Refuse a calibration whose points disagree with the fitted plane by more than this."
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> CalibrationConfig:
+        if len(self.image_points) != len(self.ground_points):
+            raise ValueError("image_points and ground_points must pair up one to one")
+        return self
+
+
+class _IncidentRule(_Strict):
+    """Debounce shared by every incident rule: neither flicker nor flood."""
+
+    enabled: bool = True
+    open_after_s: float = Field(5.0, ge=0, le=3600, description="The condition must hold this long to open.")
+    close_after_s: float = Field(5.0, gt=0, le=3600, description="...and be absent this long to close.")
+    cooldown_s: float = Field(
+        30.0, ge=0, le=86400, description="No new incident of the same key this long after one closed."
+    )
+    update_every_s: float = Field(
+        30.0, gt=0, le=86400, description="An open incident sends an update at most this often."
+    )
+    severity: Literal["low", "medium", "high"] = "medium"
+
+
+class StoppedVehicleRule(_IncidentRule):
+    """A vehicle standing in a live lane (not a parking zone) while traffic moves past it, or alone."""
+
+    open_after_s: float = Field(20.0, ge=0, le=3600, description="Stationary this long while others pass it.")
+    alone_after_s: float = Field(
+        90.0, ge=0, le=3600, description="Stationary this long alone in its lane (longer than a red phase)."
+    )
+    passing_window_s: float = Field(
+        10.0, gt=0, le=600, description="'Others pass it': moving in the lane this recently."
+    )
+    cooldown_s: float = Field(60.0, ge=0, le=86400)
+    severity: Literal["low", "medium", "high"] = "high"
+
+
+class WrongWayRule(_IncidentRule):
+    """Sustained motion against a lane's configured ``direction``."""
+
+    open_after_s: float = Field(1.5, ge=0, le=600, description="Moving against the lane for this long.")
+    close_after_s: float = Field(3.0, gt=0, le=3600)
+    min_distance_px: float = Field(40.0, ge=0, description="...and this far against it (pixels).")
+    min_distance_boxes: float = Field(1.0, ge=0, le=50, description="...and this many of its box sizes.")
+    max_angle_deg: float = Field(45.0, gt=0, le=90, description="Motion within this angle of the reverse direction.")
+    classes: list[ClassName] = Field(default_factory=lambda: ["car", "truck", "bus", "motorcycle"])
+    severity: Literal["low", "medium", "high"] = "high"
+
+
+class CongestionRule(_IncidentRule):
+    """A lane holding many slow vehicles for a while (longer than a signal's queue)."""
+
+    open_after_s: float = Field(120.0, ge=0, le=86400)
+    close_after_s: float = Field(30.0, gt=0, le=3600)
+    cooldown_s: float = Field(120.0, ge=0, le=86400)
+    update_every_s: float = Field(60.0, gt=0, le=86400)
+    min_vehicles: int = Field(4, ge=1, le=1000, description="Vehicles in the lane at least.")
+    max_speed_kmh: float = Field(10.0, gt=0, le=300, description="Mean speed at most (calibrated cameras).")
+    min_stationary_share: float = Field(
+        0.5, gt=0, le=1, description="Share of its vehicles standing still (uncalibrated cameras)."
+    )
+
+
+class PeopleOnCarriagewayRule(_IncidentRule):
+    """Pedestrians (or cyclists) inside carriageway zones (and lanes, with ``in_lanes``)."""
+
+    open_after_s: float = Field(3.0, ge=0, le=600)
+    close_after_s: float = Field(5.0, gt=0, le=3600)
+    in_lanes: bool = Field(True, description="Lanes count as carriageway too.")
+    severity: Literal["low", "medium", "high"] = "medium"
+
+
+class CrashCandidateRule(_IncidentRule):
+    """Two or more vehicles stopping suddenly close together: lower confidence, for a human to check."""
+
+    open_after_s: float = Field(0.0, ge=0, le=600)
+    close_after_s: float = Field(10.0, gt=0, le=3600)
+    cooldown_s: float = Field(60.0, ge=0, le=86400)
+    min_speed_boxes_s: float = Field(
+        1.5, gt=0, le=100, description="Moving at least this many box sizes per second..."
+    )
+    stop_within_s: float = Field(1.0, gt=0, le=10, description="...this shortly before it stood still.")
+    pair_window_s: float = Field(2.0, gt=0, le=30, description="The stops happen this close in time...")
+    max_gap_boxes: float = Field(1.2, ge=0, le=10, description="...and the vehicles this close (box sizes).")
+    confidence: float = Field(0.4, ge=0, le=1)
+    severity: Literal["low", "medium", "high"] = "high"
+
+
+class IncidentsConfig(_Strict):
+    """Incident rules (``vision/incidents.py``); top-level defaults, a camera's ``incidents`` overrides keys."""
+
+    enabled: bool = True
+    stopped_vehicle: StoppedVehicleRule = StoppedVehicleRule()
+    wrong_way: WrongWayRule = WrongWayRule()
+    congestion: CongestionRule = CongestionRule()
+    pedestrian: PeopleOnCarriagewayRule = PeopleOnCarriagewayRule()
+    cyclist: PeopleOnCarriagewayRule = PeopleOnCarriagewayRule(in_lanes=False, severity="low")
+    crash_candidate: CrashCandidateRule = CrashCandidateRule()
+
+
+def effective_incidents(defaults: IncidentsConfig | None, camera: CameraConfig) -> IncidentsConfig:
+    """The top-level ``incidents`` with the keys a camera sets in its own ``incidents`` replacing them."""
+    base = (defaults or IncidentsConfig()).model_dump()
+    if camera.incidents is None:
+        return IncidentsConfig.model_validate(base)
+
+    def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    return IncidentsConfig.model_validate(merge(base, camera.incidents.model_dump(exclude_unset=True)))
 
 
 class CameraConfig(_Strict):
@@ -114,7 +246,12 @@ class CameraConfig(_Strict):
     lines: list[LineConfig] = Field(default_factory=list)
     lanes: list[LaneConfig] = Field(default_factory=list)
     zones: list[ZoneConfig] = Field(default_factory=list)
+    calibration: CalibrationConfig | None = Field(None, description="Ground-plane calibration: speeds, metres.")
+    report_interval_s: float = Field(
+        60.0, gt=0, le=86400, description="Zone and lane reports every this many seconds of source time."
+    )
     version: str | None = Field(None, max_length=64, description="Config version; defaults to a content hash.")
+    incidents: IncidentsConfig | None = Field(None, description="Overrides keys of the top-level incidents section.")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CameraConfig:
@@ -138,7 +275,11 @@ class ModelConfig(_Strict):
     )
     backend: Literal["auto", "ultralytics", "onnxruntime", "openvino"] = "auto"
     imgsz: int = Field(640, ge=64, le=2048, multiple_of=32)
-    confidence: float = Field(0.25, gt=0, lt=1)
+    confidence: float = Field(
+        0.1, gt=0, lt=1,
+        description="Lowest box score passed on. ByteTrack uses boxes down to this score only to keep existing "
+        "tracks (second association); new tracks need tracker.track_activation_threshold.",
+    )
     iou: float = Field(0.5, gt=0, lt=1)
     agnostic_nms: bool = Field(
         True, description="One box per object across classes: a pickup seen as car and truck is one vehicle."
@@ -153,15 +294,69 @@ class TrackerConfig(_Strict):
 
     track_activation_threshold: float = Field(0.4, gt=0, lt=1, description="Score to start a track.")
     high_conf_det_threshold: float = Field(0.4, gt=0, lt=1, description="First-stage association score.")
-    minimum_iou_threshold: float = Field(0.1, gt=0, lt=1)
+    minimum_iou_threshold: float = Field(0.2, gt=0, lt=1, description="Least IoU to associate (ByteTrack: 0.2).")
     lost_track_buffer: int = Field(30, ge=0, le=600, description="Frames (at 30 fps) a lost track is kept.")
-    minimum_consecutive_frames: int = Field(3, ge=1, le=60, description="Frames before a track is confirmed.")
+    minimum_consecutive_frames: int = Field(2, ge=1, le=60, description="Frames before a track is confirmed.")
 
 
 class CountingConfig(_Strict):
     min_travel_px: float = Field(4.0, ge=0, description="Anchor must move this far across the line.")
     hysteresis_px: float = Field(2.0, ge=0, description="Dead band around the line; no side inside it.")
+    hysteresis_box_fraction: float = Field(
+        0.05, ge=0, le=1, description="Wider dead band for big boxes: this fraction of the box's larger side."
+    )
     track_ttl_frames: int = Field(150, ge=1, description="Per-track counting state dropped after this.")
+    relink_window_frames: int = Field(
+        30, ge=0, le=600,
+        description="A new track may take over a track lost this many frames ago (0: off; at most track_ttl_frames).",
+    )
+    relink_distance: float = Field(
+        0.75, ge=0, le=5, description="...if it appears within this many box sizes of where that track was last seen."
+    )
+    stationary_s: float = Field(2.0, gt=0, le=600, description="A track is stationary after this long without moving.")
+    stationary_box_fraction: float = Field(
+        0.2, gt=0, le=5, description="'Without moving': the anchor stays within this fraction of the box size."
+    )
+
+
+class EdgeSourcesConfig(_Strict):
+    """Live sources (RTSP, HTTP/MJPEG, USB): time-outs, reconnect back-off; file checkpoints."""
+
+    open_timeout_s: float = Field(10.0, gt=0, le=300, description="Give up opening a stream after this.")
+    stall_timeout_s: float = Field(5.0, gt=0, le=300, description="No frame for this long = stalled stream.")
+    reconnect_min_s: float = Field(1.0, gt=0, le=600, description="First reconnect delay (doubles each failure).")
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay.")
+    buffer_frames: int = Field(4, ge=1, le=100, description="Live frames buffered; older ones dropped when slow.")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    checkpoint_every_s: float = Field(2.0, gt=0, le=3600, description="File position checkpoint interval.")
+    resume: bool = Field(True, description="Resume a file at its checkpoint after a restart.")
+    resume_warmup_frames: int = Field(
+        50, ge=0, le=10000, description="Frames re-read before the checkpoint (tracker warm-up, no events)."
+    )
+
+
+class EdgeTamperConfig(_Strict):
+    """Camera tamper signs reported in camera_status.tamper."""
+
+    enabled: bool = True
+    check_every_s: float = Field(1.0, gt=0, le=60)
+    hold_checks: int = Field(3, ge=1, le=100, description="Consecutive checks before a sign is raised or cleared.")
+    dark_level: float = Field(20.0, ge=0, le=255, description="Mean brightness below this is too_dark.")
+    covered_std: float = Field(6.0, ge=0, le=128, description="Brightness spread below this is covered.")
+    focus_ratio: float = Field(0.25, gt=0, lt=1, description="Sharpness below this share of the reference.")
+    moved_ratio: float = Field(0.5, gt=0, lt=1, description="Reference similarity below this is view_moved.")
+
+
+class EdgeSnapshotsConfig(_Strict):
+    """Optional incident snapshots, kept on the edge only, with people and plates blurred."""
+
+    enabled: bool = Field(False, description="No image is ever written unless this is true.")
+    directory: Path = Path("data/snapshots")
+    ttl_s: float = Field(7 * 24 * 3600, gt=0, description="Snapshots are deleted after this many seconds.")
+    vehicle_lower_fraction: float = Field(
+        0.4, ge=0, le=1, description="Lower share of each vehicle box blurred (plates; no plate detector)."
+    )
+    jpeg_quality: int = Field(80, ge=10, le=100)
 
 
 class EdgeConfig(_Strict):
@@ -171,6 +366,102 @@ class EdgeConfig(_Strict):
     resend_after_s: float = Field(20.0, gt=0, description="Re-publish events not committed after this.")
     max_inflight: int = Field(200, ge=1, le=10000)
     batch_size: int = Field(50, ge=1, le=1000)
+    batch_publish: bool = Field(True, description="Publish several due events as one EventBatch message.")
+    outbox_max_events: int = Field(
+        100_000, ge=100, description="Per camera; when full: heartbeats dropped, crossings merged (never dropped)."
+    )
+    merge_interval_s: int = Field(900, ge=1, le=86400, description="Interval of merged crossing totals.")
+    persist_config: bool = Field(True, description="Keep a pushed configuration across restarts.")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port (e.g. 9108); off if unset.")
+    metrics_host: str = Field("127.0.0.1", description="Prometheus bind address (local only by default).")
+    log_format: Literal["text", "json"] = "text"
+    mqtt_reconnect_max_s: float = Field(30.0, ge=1, le=3600, description="Longest MQTT reconnect back-off.")
+    sources: EdgeSourcesConfig = EdgeSourcesConfig()
+    tamper: EdgeTamperConfig = EdgeTamperConfig()
+    snapshots: EdgeSnapshotsConfig = EdgeSnapshotsConfig()
+
+
+class PCUWeights(_Strict):
+    """Passenger-car-unit factors per class (server: flows in PCU).
+
+    Defaults follow the Vietnamese conversion table "hệ số quy đổi từ xe các loại ra xe con" of
+    TCVN 4054:2005 (flat terrain): bicycle 0.2, motorcycle 0.3, car 1.0, 2-axle truck / bus < 25 seats
+    2.0, truck with 3+ axles / large bus 2.5. A camera cannot count axles, so truck and bus take 2.5.
+    Pedestrians are not vehicles (0). Override per city (e.g. with the table of TCVN 13592:2022).
+    """
+
+    car: float = Field(1.0, ge=0, le=20)
+    truck: float = Field(2.5, ge=0, le=20)
+    bus: float = Field(2.5, ge=0, le=20)
+    motorcycle: float = Field(0.3, ge=0, le=20)
+    bicycle: float = Field(0.2, ge=0, le=20)
+    person: float = Field(0.0, ge=0, le=20)
+
+
+class RetentionConfig(_Strict):
+    """Days each table keeps (None: forever). Rollups make raw events unnecessary for history."""
+
+    events_days: float | None = Field(90, gt=0, description="Raw events (also the de-duplication horizon).")
+    dead_letters_days: float | None = Field(90, gt=0)
+    rollup_1m_days: float | None = Field(14, gt=0)
+    rollup_15m_days: float | None = Field(400, gt=0)
+    rollup_1h_days: float | None = Field(5 * 366, gt=0)
+    rollup_1d_days: float | None = Field(None, gt=0)
+    interval_s: float = Field(3600, ge=10, description="How often the server prunes.")
+
+
+class IngestConfig(_Strict):
+    """Server ingest tuning: batching, gap repair (replay requests), observation time."""
+
+    batch_max: int = Field(2000, ge=1, le=100000, description="Messages per transaction at most.")
+    linger_s: float = Field(0.1, ge=0, le=10, description="Wait this long to fill a batch.")
+    gap_grace_s: float = Field(2.0, ge=0, le=3600, description="A seq gap this old is asked to be replayed.")
+    replay_interval_s: float = Field(
+        10.0, ge=0.1, le=86400, description="At most one replay request per camera per this."
+    )
+    heartbeat_s: float | None = Field(
+        None, gt=0, le=3600, description="Edge heartbeat period for observed time (default: edge.heartbeat_s)."
+    )
+
+
+class WebhookConfig(_Strict):
+    """An incident webhook: JSON POST signed with HMAC-SHA256 of ``<timestamp>.<body>``."""
+
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str | None = Field(None, description="Environment variable holding the HMAC secret.")
+    timeout_s: float = Field(5.0, gt=0, le=120)
+
+
+class EmailConfig(_Strict):
+    """Incident e-mail through an SMTP relay; credentials from the environment only."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    from_addr: str = "citywatch@localhost"
+    to: list[str] = Field(default_factory=list, description="Recipients of new incidents.")
+    escalate_to: list[str] = Field(default_factory=list, description="Added recipients of escalations.")
+    starttls: bool = False
+    ssl: bool = False
+    username_env: str | None = None
+    password_env: str | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class ServerIncidentsConfig(_Strict):
+    """Server side of incidents: notifications and escalation when nobody acknowledges."""
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    email: EmailConfig | None = None
+    min_severity: Literal["low", "medium", "high"] = Field("low", description="Notify incidents at least this severe.")
+    types: list[str] | None = Field(None, description="Notify only these incident types (default: all).")
+    escalate_after_s: float | None = Field(
+        300.0, gt=0, description="Escalate an open incident nobody acknowledged after this (None: never)."
+    )
+    max_escalations: int = Field(
+        2, ge=0, le=20, description="Escalate at most this many times (every escalate_after_s)."
+    )
+    check_interval_s: float = Field(2.0, gt=0, le=3600, description="How often escalations and retries are checked.")
+    retries: int = Field(3, ge=0, le=20, description="Attempts per notification and channel beyond the first.")
 
 
 class ServerConfig(_Strict):
@@ -179,6 +470,10 @@ class ServerConfig(_Strict):
     port: int = Field(8080, ge=0, le=65535)
     timezone: str = "Asia/Ho_Chi_Minh"
     client_id: str = Field("citywatch-server", pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    pcu: PCUWeights = PCUWeights()
+    retention: RetentionConfig = RetentionConfig()
+    ingest: IngestConfig = IngestConfig()
+    incidents: ServerIncidentsConfig = ServerIncidentsConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -200,6 +495,7 @@ class CitywatchConfig(_Strict):
     counting: CountingConfig = CountingConfig()
     edge: EdgeConfig = EdgeConfig()
     server: ServerConfig = ServerConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -21,9 +21,10 @@ from pydantic import (
     Field,
     TypeAdapter,
     field_validator,
+    model_validator,
 )
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 #: Classes citywatch counts, in this order everywhere (detections carry indices into it).
@@ -117,6 +118,34 @@ class CameraStatus(EventBase):
     tamper: list[TamperSign] = Field(default_factory=list, description="Signs the camera was tampered with (1.1).")
 
 
+class CountTotal(EventBase):
+    """Line crossings merged on the edge while its outbox was full (added in 1.2).
+
+    ``count`` crossings of one line, direction and class whose edge times fall in
+    ``[interval_start, interval_end)``; only never-published crossings are merged, so the server never
+    holds both a crossing and a total that includes it. ``ts`` is ``interval_start``.
+    """
+
+    kind: Literal["count_total"] = "count_total"
+    line_id: Ident
+    direction: Direction
+    class_name: ClassName
+    count: int = Field(ge=1)
+    interval_start: AwareDatetime
+    interval_end: AwareDatetime
+    interval_s: int = Field(ge=1, le=86400)
+    first_frame_index: int = Field(ge=0)
+    last_frame_index: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CountTotal:
+        if self.interval_end <= self.interval_start:
+            raise ValueError("interval_end must be after interval_start")
+        if self.last_frame_index < self.first_frame_index:
+            raise ValueError("last_frame_index must not be before first_frame_index")
+        return self
+
+
 class ZoneOccupancy(EventBase):
     """A zone's (or lane's) state over the interval ending at ``ts`` (added in 1.1)."""
 
@@ -166,8 +195,12 @@ class Incident(EventBase):
     message: str | None = Field(default=None, max_length=500)
 
 
-Event = Annotated[LineCrossing | CameraStatus | ZoneOccupancy | Movement | Incident, Field(discriminator="kind")]
-EVENT_KINDS: tuple[str, ...] = ("line_crossing", "camera_status", "zone_occupancy", "movement", "incident")
+Event = Annotated[
+    LineCrossing | CameraStatus | CountTotal | ZoneOccupancy | Movement | Incident, Field(discriminator="kind")
+]
+EVENT_KINDS: tuple[str, ...] = (
+    "line_crossing", "camera_status", "count_total", "zone_occupancy", "movement", "incident",
+)
 
 
 class EventBatch(_Model):
@@ -178,9 +211,10 @@ class EventBatch(_Model):
     events: list[Event] = Field(min_length=1, max_length=1000)
 
 
-AnyEvent = LineCrossing | CameraStatus | ZoneOccupancy | Movement | Incident
+AnyEvent = LineCrossing | CameraStatus | CountTotal | ZoneOccupancy | Movement | Incident
 Message = Annotated[
-    LineCrossing | CameraStatus | ZoneOccupancy | Movement | Incident | EventBatch, Field(discriminator="kind")
+    LineCrossing | CameraStatus | CountTotal | ZoneOccupancy | Movement | Incident | EventBatch,
+    Field(discriminator="kind"),
 ]
 _message_adapter: TypeAdapter[Any] = TypeAdapter(Message)
 
@@ -308,6 +342,7 @@ __all__ = [
     "ControlCommitted",
     "ControlConfig",
     "ControlReplay",
+    "CountTotal",
     "Event",
     "EventBatch",
     "Incident",

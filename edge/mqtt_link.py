@@ -69,6 +69,7 @@ class MqttLink:
         on_control: Callable[[Control], None] | None = None,
         on_connect: Callable[[bool], None] | None = None,
         max_inflight: int = 200,
+        reconnect_max_s: float = 30.0,
     ) -> None:
         self.config = mqtt_config
         self.site = site
@@ -79,6 +80,7 @@ class MqttLink:
         self._on_control = on_control
         self._on_connect_cb = on_connect
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the broker granted the control subscription
         self._started = False
         self.connects = 0
         self.disconnects = 0
@@ -112,11 +114,12 @@ class MqttLink:
             if tls.insecure:
                 self.client.tls_insecure_set(True)
         self.client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
-        self.client.reconnect_delay_set(1, 30)
+        self.client.reconnect_delay_set(1, max(1, int(reconnect_max_s)))
         self.client.max_inflight_messages_set(max_inflight)
         self.client.on_connect = _guarded(self._handle_connect)
         self.client.on_disconnect = _guarded(self._handle_disconnect)
         self.client.on_message = _guarded(self._handle_message)
+        self.client.on_subscribe = _guarded(self._handle_subscribe)
 
     @property
     def status_topic(self) -> str:
@@ -163,6 +166,10 @@ class MqttLink:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Connected and subscribed to the control topic: a control message published now arrives."""
+        return self._subscribed.wait(timeout)
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> bool:
         """Hand a message to paho (non-blocking); False if it was not accepted."""
@@ -219,15 +226,23 @@ class MqttLink:
             self.config.port,
             session_present,
         )
+        self._subscribed.clear()
         client.subscribe(self.topics.camera_control(self.site, self.camera_id), qos=1)
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
         self._connected.set()
         if self._on_connect_cb is not None:
             self._on_connect_cb(session_present)
 
+    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        if any(getattr(r, "is_failure", False) for r in reasons):
+            log.error("camera %s: the broker refused the control subscription: %s", self.camera_id, reasons)
+            return
+        self._subscribed.set()
+
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         now = time.monotonic()
         short_lived = was and now - self._connected_at < FLAP_CONNECTION_S
         if was:

@@ -18,8 +18,22 @@ A looping file gets a fresh pipeline (tracker and counters) at each pass, so a t
 last frame does not "jump" to the first frame and count a phantom crossing.
 
 Pushed configurations (``ControlConfig``) change lines/lanes/zones at once (``pipeline.reconfigure``)
-and the new ``config_version`` is carried by the next events; they are not persisted yet, so a
-restart returns to the file's configuration until the server pushes again.
+and the new ``config_version`` is carried by the next events and heartbeats. The applied
+configuration is kept in the outbox database with the file version it replaced: a restart runs it
+again, unless the file's own configuration of that camera changed since (then the file wins).
+
+Sources (``edge.sources``): files, RTSP, HTTP/MJPEG, USB. A live source reconnects by itself and
+reports ``reconnecting``; its state changes trigger an immediate heartbeat. A file source's position
+is checkpointed with every frame's events (atomically) and every ``checkpoint_every_s``; a restarted
+worker resumes ``resume_warmup_frames`` before the checkpoint to warm the tracker up, and drops the
+results of frames at or before it, so a kill -9 neither loses nor double-counts a crossing that
+was stored. A file already read to its end is not read again (delete the outbox's ``positions``
+row, or change the file, to re-read it).
+
+Besides crossings, the pipeline's ``FrameResult.movements`` and ``.zone_reports`` (may be absent or
+empty) become ``Movement`` and ``ZoneOccupancy`` events with ids deterministic from camera, source
+position, track/zone. Due events are published as one ``EventBatch`` on the ``batch`` topic when
+more than one is due (``edge.batch_publish``), keeping each event's seq and id.
 """
 
 from __future__ import annotations
@@ -29,24 +43,31 @@ import queue
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from citywatch.config import CameraConfig, CitywatchConfig, ConfigError, validate_camera
 from citywatch.contract import (
+    SCHEMA_VERSION,
     CameraStatus,
     ControlCommitted,
     ControlConfig,
     ControlReplay,
+    Incident,
     LineCrossing,
+    Movement,
+    ZoneOccupancy,
     deterministic_event_id,
     utcnow,
 )
 from edge.mqtt_link import Control, MqttLink
-from edge.outbox import Outbox
-from edge.sources import VideoSource
+from edge.outbox import Outbox, StoredEvent
+from edge.snapshots import SnapshotStore
+from edge.sources import FileSource, LiveOptions, LiveSource, open_source
+from edge.tamper import TamperDetector
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +86,13 @@ class PipelineLike(Protocol):
 #: ``pipeline_factory(camera, fps)`` builds one camera's pipeline.
 PipelineFactory = Callable[[CameraConfig, float], PipelineLike]
 
+#: Kinds published one per message, never inside a batch (none since the contract has count_total).
+_UNBATCHABLE: set[str] = set()
+
+
+class _AlreadyDone(Exception):
+    """A non-looping file that an earlier run read to its end (its checkpoint says so)."""
+
 
 @dataclass
 class _Counters:
@@ -74,6 +102,11 @@ class _Counters:
     frames_processed: int = 0
     inference_ms_total: float = 0.0
     crossings: Counter[str] = field(default_factory=Counter)
+    movements: int = 0
+    zone_reports: int = 0
+    incidents: int = 0
+    snapshots: int = 0
+    suppressed: int = 0
     events_appended: int = 0
     events_rejected: int = 0
     events_published: int = 0
@@ -82,6 +115,10 @@ class _Counters:
     committed_seq: int = 0
     config_rejected: int = 0
     config_applied: int = 0
+    batches: int = 0
+    fps_in: float = 0.0
+    fps_processed: float = 0.0
+    inference_ms: float = 0.0
 
 
 class _Camera:
@@ -89,6 +126,7 @@ class _Camera:
 
     def __init__(self, worker: EdgeWorker, camera: CameraConfig) -> None:
         self.worker = worker
+        self.file_camera = camera  # as in the configuration file (base of persisted pushes)
         self.camera = camera
         self.id = camera.id
         self.site = worker.config.camera_site(camera)
@@ -97,6 +135,10 @@ class _Camera:
         self.source_state = "starting"
         self.message: str | None = None
         self.fps: float | None = None
+        self.source: FileSource | LiveSource | None = None
+        self.resumed_from: tuple[int, int] | None = None
+        self.tamper = TamperDetector(worker.config.edge.tamper)
+        self.tamper_signs: list[str] = []
         self.n = _Counters()
         self.controls: queue.Queue[Control] = queue.Queue()
         self.replays: list[tuple[int, int | None]] = []
@@ -111,6 +153,7 @@ class _Camera:
             on_control=self._on_control,
             on_connect=self._on_connect,
             max_inflight=worker.config.edge.max_inflight,
+            reconnect_max_s=worker.config.edge.mqtt_reconnect_max_s,
         )
         self.vision_thread = threading.Thread(
             target=self._guard(self.run_vision), name=f"vision-{self.id}", daemon=True
@@ -119,6 +162,8 @@ class _Camera:
             target=self._guard(self.run_sender), name=f"sender-{self.id}", daemon=True
         )
         self._last_hb = (time.monotonic(), 0, 0, 0.0)
+        #: open incidents: edge incident id -> (started_at, snapshot id); bounded, dropped at close
+        self._incidents: OrderedDict[uuid.UUID, tuple[datetime, str | None]] = OrderedDict()
 
     # --- paho thread -> sender thread ------------------------------------------------------
 
@@ -153,13 +198,69 @@ class _Camera:
 
     # --- vision thread ---------------------------------------------------------------------
 
+    def _on_source_state(self, state: str, message: str | None) -> None:
+        self.source_state, self.message = state, message
+        if state == "reconnecting":
+            log.warning("camera %s: %s", self.id, message)
+        else:
+            log.info("camera %s: source %s", self.id, state)
+        self.heartbeat_now.set()
+        self.wake.set()
+
+    def _open_source(self) -> FileSource | LiveSource:
+        w = self.worker
+        src_cfg = w.config.edge.sources
+        live = LiveOptions(
+            open_timeout_s=src_cfg.open_timeout_s,
+            stall_timeout_s=src_cfg.stall_timeout_s,
+            reconnect_min_s=src_cfg.reconnect_min_s,
+            reconnect_max_s=src_cfg.reconnect_max_s,
+            buffer_frames=src_cfg.buffer_frames,
+            rtsp_transport=src_cfg.rtsp_transport,
+        )
+        source = open_source(self.camera.source, realtime=self.camera.realtime, loop=self.camera.loop, live=live)
+        if isinstance(source, LiveSource) or not src_cfg.resume:
+            if isinstance(source, FileSource):
+                w.outbox.clear_position(self.id)
+            return source
+        pos = w.outbox.position(self.id)
+        if pos is None or pos.source_key != source.source_key:
+            return source
+        if pos.ended and not self.camera.loop:
+            source.close()
+            raise _AlreadyDone(pos.frame_index)
+        resume_at = pos.frame_index + 1
+        warm = max(0, resume_at - src_cfg.resume_warmup_frames)
+        source.close()
+        source = FileSource(
+            self.camera.source,
+            realtime=self.camera.realtime,
+            loop=self.camera.loop,
+            start_pass=pos.pass_no,
+            start_index=warm,
+        )
+        self.resumed_from = (pos.pass_no, pos.frame_index)
+        log.info(
+            "camera %s: resuming %s at pass %d frame %d (re-reading from frame %d without events)",
+            self.id,
+            source.source_key,
+            pos.pass_no,
+            resume_at,
+            warm,
+        )
+        return source
+
     def run_vision(self) -> None:
         w = self.worker
         try:
-            source = VideoSource(self.camera.source, realtime=self.camera.realtime, loop=self.camera.loop)
-            self.fps = source.fps
-            with self.pipeline_lock:
-                self.pipeline = w.pipeline_factory(self.camera, source.fps)
+            source = self._open_source()
+        except _AlreadyDone as done:
+            self.source_state = "ended"
+            self.message = f"file already read to its end (frame {done.args[0]}) by an earlier run"
+            log.info("camera %s: %s", self.id, self.message)
+            self.heartbeat_now.set()
+            self.wake.set()
+            return
         except Exception as exc:
             self.source_state = "error"
             self.message = str(exc)[:500]
@@ -167,55 +268,138 @@ class _Camera:
             self.heartbeat_now.set()
             self.wake.set()
             return
-        self.source_state = "ok"
-        log.info(
-            "camera %s: source %s open (%.1f fps, %s frames)",
-            self.id,
-            source.path,
-            source.fps,
-            source.frame_count,
-        )
-        current_pass = 0
-        for frame_index, pass_no, frame in source.frames(w._stop_sources):
+        self.source = source
+        if isinstance(source, LiveSource):
+            source.on_state = self._on_source_state
+            log.info("camera %s: live source %s, connecting", self.id, source.source_key)
+        else:
+            self.fps = source.fps
+            self.source_state = "ok"
+            log.info(
+                "camera %s: source %s open (%.1f fps, %s frames)",
+                self.id,
+                source.path,
+                source.fps,
+                source.frame_count,
+            )
+        checkpoint_s = w.config.edge.sources.checkpoint_every_s
+        tamper_s = w.config.edge.tamper.check_every_s
+        next_checkpoint = next_tamper = time.monotonic()
+        current_pass: int | None = None
+        last: tuple[int, int] | None = None
+        for frame in source.frames(w._stop_sources):
             self.n.frames += 1
             with self.pipeline_lock:
-                if pass_no != current_pass:
-                    current_pass = pass_no
+                if frame.pass_no != current_pass or self.pipeline is None:
+                    current_pass = frame.pass_no
+                    self.fps = source.fps
                     self.pipeline = w.pipeline_factory(self.camera, source.fps)
-                assert self.pipeline is not None
-                result = self.pipeline.process(frame, frame_index)
+                    if isinstance(source, LiveSource):
+                        self.tamper.reset()
+                result = self.pipeline.process(frame.image, frame.index)
             self.n.frames_processed += 1
             self.n.inference_ms_total += float(getattr(result, "inference_ms", 0.0) or 0.0)
-            for crossing in result.crossings:
-                self._append_crossing(crossing, source.source_key, pass_no)
+            self._record(result, source, frame)
+            last = (frame.pass_no, frame.index)
+            now = time.monotonic()
+            if now >= next_tamper and w.config.edge.tamper.enabled:
+                next_tamper = now + tamper_s
+                signs = self.tamper.check(frame.image)
+                if signs != self.tamper_signs:
+                    log.warning("camera %s: tamper signs %s (were %s)", self.id, signs, self.tamper_signs)
+                    self.tamper_signs = signs
+                    self.heartbeat_now.set()
+            if isinstance(source, FileSource) and now >= next_checkpoint:
+                next_checkpoint = now + checkpoint_s
+                if not self._suppressed(frame.pass_no, frame.index):
+                    w.outbox.save_position(self.id, source.source_key, frame.pass_no, frame.index)
+        if isinstance(source, FileSource) and last is not None and w.config.edge.sources.resume:
+            w.outbox.save_position(
+                self.id, source.source_key, last[0], last[1], ended=not w._stop_sources.is_set() and not source.loop
+            )
         if not w._stop_sources.is_set():
             self.source_state = "ended"
             log.info("camera %s: source ended after %d frames", self.id, self.n.frames)
             self.heartbeat_now.set()
             self.wake.set()
 
-    def _append_crossing(self, c: Any, source_key: str, pass_no: int) -> None:
-        camera = self.camera
+    def _suppressed(self, pass_no: int, frame_index: int) -> bool:
+        """True for frames at or before the checkpoint a resumed file restarted from (warm-up)."""
+        r = self.resumed_from
+        return r is not None and (pass_no, frame_index) <= r
+
+    def _record(self, result: Any, source: FileSource | LiveSource, frame: Any) -> None:
+        """Turn one frame's results into events and store them, with the checkpoint, atomically."""
+        crossings = list(getattr(result, "crossings", None) or [])
+        movements = list(getattr(result, "movements", None) or [])
+        zones = list(getattr(result, "zone_reports", None) or [])
+        incidents = list(getattr(result, "incidents", None) or [])
+        if not (crossings or movements or zones or incidents):
+            return
+        if self._suppressed(frame.pass_no, frame.index):
+            self.n.suppressed += len(crossings) + len(movements) + len(zones) + len(incidents)
+            return
+        # files keep the integer pass in their ids (as before); a live connection its start time
+        pass_ref: Any = frame.pass_no if isinstance(source, FileSource) else frame.pass_key
+        key = source.source_key
+        makers: list[tuple[str, Any, Callable[[int], Any]]] = []
+        for c in crossings:
+            makers.append(("line_crossing", c, self._crossing_maker(c, key, pass_ref)))
+        for m in movements:
+            makers.append(("movement", m, self._movement_maker(m, key, pass_ref)))
+        for z in zones:
+            makers.append(("zone_occupancy", z, self._zone_maker(z, key, pass_ref)))
+        for inc in incidents:
+            makers.append(("incident", inc, self._incident_maker(inc, key, pass_ref, frame, result)))
+        valid = []
+        for kind, item, make in makers:
+            try:
+                make(1)  # validate before the transaction: one bad result must not lose the others
+            except Exception as exc:
+                self.n.events_rejected += 1
+                log.error("camera %s: %s %r not recorded: %s", self.id, kind, item, exc)
+                continue
+            valid.append((kind, item, make))
+        position = (key, frame.pass_no, frame.index) if isinstance(source, FileSource) else None
+        try:
+            events = self.worker.outbox.append_many(self.id, [m for _, _, m in valid], position)
+        except Exception as exc:
+            self.n.events_rejected += len(valid)
+            log.error("camera %s: %d results of frame %d not recorded: %s", self.id, len(valid), frame.index, exc)
+            return
+        for (kind, item, _), event in zip(valid, events, strict=True):
+            self.n.events_appended += 1
+            if kind == "line_crossing":
+                self.n.crossings[f"{item.line_id}/{item.direction}/{item.class_name}"] += 1
+            elif kind == "movement":
+                self.n.movements += 1
+            elif kind == "incident":
+                self.n.incidents += 1
+            else:
+                self.n.zone_reports += 1
+            self.worker._emit(event)
+        self.wake.set()
+
+    def _envelope(self, seq: int) -> dict[str, Any]:
+        return {
+            "camera_id": self.id,
+            "site_id": self.site,
+            "seq": seq,
+            "ts": utcnow(),
+            "config_version": self.camera.config_version(),
+            "model_version": self.model_version,
+        }
+
+    def _crossing_maker(self, c: Any, source_key: str, pass_ref: Any) -> Callable[[int], LineCrossing]:
         speed = c.speed_kmh if c.speed_kmh is not None and 0 <= c.speed_kmh <= 300 else None
+        event_id = deterministic_event_id(
+            self.id, "line_crossing", source_key, pass_ref, c.frame_index, c.track_id, c.line_id, c.direction
+        )
 
         def make(seq: int) -> LineCrossing:
             return LineCrossing(
-                event_id=deterministic_event_id(
-                    self.id,
-                    "line_crossing",
-                    source_key,
-                    pass_no,
-                    c.frame_index,
-                    c.track_id,
-                    c.line_id,
-                    c.direction,
-                ),
-                camera_id=self.id,
-                site_id=self.site,
-                seq=seq,
-                ts=utcnow(),
-                config_version=camera.config_version(),
-                model_version=self.model_version,
+                event_id=event_id,
+                **self._envelope(seq),
                 line_id=c.line_id,
                 direction=c.direction,
                 class_name=c.class_name,
@@ -224,16 +408,85 @@ class _Camera:
                 speed_kmh=speed,
             )
 
+        return make
+
+    def _movement_maker(self, m: Any, source_key: str, pass_ref: Any) -> Callable[[int], Movement]:
+        fields = asdict(m) if is_dataclass(m) else dict(vars(m))
+        if fields.get("speed_kmh") is not None and not 0 <= fields["speed_kmh"] <= 300:
+            fields["speed_kmh"] = None
+        event_id = deterministic_event_id(
+            self.id, "movement", source_key, pass_ref, m.exit_frame, m.track_id, m.entry_zone, m.exit_zone
+        )
+        return lambda seq: Movement(event_id=event_id, **self._envelope(seq), **fields)
+
+    def _zone_maker(self, z: Any, source_key: str, pass_ref: Any) -> Callable[[int], ZoneOccupancy]:
+        fields = asdict(z) if is_dataclass(z) else dict(vars(z))
+        if fields.get("mean_speed_kmh") is not None and not 0 <= fields["mean_speed_kmh"] <= 300:
+            fields["mean_speed_kmh"] = None
+        event_id = deterministic_event_id(
+            self.id, "zone_occupancy", source_key, pass_ref, z.frame_index, z.zone_id, bool(z.lane)
+        )
+        return lambda seq: ZoneOccupancy(event_id=event_id, **self._envelope(seq), **fields)
+
+    def _incident_maker(
+        self, r: Any, source_key: str, pass_ref: Any, frame: Any, result: Any
+    ) -> Callable[[int], Incident]:
+        """``Incident`` event of one lifecycle step; ids: incident from source and pass, event from incident,
+        state and update number (a replayed clip de-duplicates). A snapshot is saved on ``open`` only."""
+        iid = deterministic_event_id(self.id, "incident", source_key, pass_ref, r.incident_id)
+        event_id = deterministic_event_id(self.id, "incident_event", iid, r.state, r.update_no)
+        fps = self.fps or 25.0
+        known = self._incidents.get(iid)
+        started = known[0] if known else utcnow() - timedelta(seconds=max(0.0, (r.frame_index - r.started_frame) / fps))
+        snapshot_id = known[1] if known else None
+        if r.state == "open" and known is None and self.worker.snapshots.enabled:
+            snapshot_id = self._snapshot(iid, frame, result)
+        ended = None
+        if r.state == "closed":
+            self._incidents.pop(iid, None)
+            end_frame = r.ended_frame if r.ended_frame is not None else r.frame_index
+            ended = started + timedelta(seconds=max(0.0, (end_frame - r.started_frame) / fps))
+        else:
+            self._incidents[iid] = (started, snapshot_id)
+            while len(self._incidents) > 1000:  # incidents whose close never came (a replaced pipeline)
+                self._incidents.popitem(last=False)
+        fields = {
+            "incident_id": iid,
+            "incident_type": r.incident_type,
+            "state": r.state,
+            "severity": r.severity,
+            "confidence": min(1.0, max(0.0, float(r.confidence))),
+            "lane_id": r.lane_id,
+            "zone_id": r.zone_id,
+            "track_ids": [int(t) for t in r.track_ids][:100],
+            "started_at": started,
+            "ended_at": ended,
+            "snapshot_id": snapshot_id,
+            "message": (r.message or None) and str(r.message)[:500],
+        }
+        return lambda seq: Incident(event_id=event_id, **self._envelope(seq), **fields)
+
+    def _snapshot(self, incident_id: uuid.UUID, frame: Any, result: Any) -> str | None:
+        """Blurred evidence of the frame an incident opened on (edge only); None when it cannot be saved."""
+        image = getattr(frame, "image", None)
+        if image is None:
+            return None
+        dets = getattr(result, "detections", None)
+        boxes: list[Any] = []
+        names: list[str] = []
+        if dets is not None and len(dets):
+            from citywatch.contract import CLASS_NAMES
+
+            boxes = [tuple(float(v) for v in b) for b in dets.xyxy]
+            names = [CLASS_NAMES[int(c)] for c in dets.class_id]
         try:
-            event = self.worker.outbox.append(self.id, make)
-        except Exception as exc:
-            self.n.events_rejected += 1
-            log.error("camera %s: crossing %r not recorded: %s", self.id, c, exc)
-            return
-        self.n.events_appended += 1
-        self.n.crossings[f"{c.line_id}/{c.direction}/{c.class_name}"] += 1
-        self.wake.set()
-        self.worker._emit(event)
+            sid = self.worker.snapshots.save(self.id, image, boxes, names, snapshot_id=f"{self.id}-{incident_id.hex}")
+        except Exception:
+            log.exception("camera %s: incident snapshot not saved", self.id)
+            return None
+        if sid:
+            self.n.snapshots += 1
+        return sid
 
     # --- sender thread ---------------------------------------------------------------------
 
@@ -246,6 +499,11 @@ class _Camera:
         self._last_hb = (now, frames, processed, inf)
         done = processed - processed0
         depth, first = w.outbox.depth(self.id), w.outbox.first_seq(self.id)
+        self.n.fps_in = (frames - frames0) / dt
+        self.n.fps_processed = done / dt
+        self.n.inference_ms = (inf - inf0) / done if done else 0.0
+        if w.snapshots.enabled:
+            w.snapshots.expire()
 
         def make(seq: int) -> CameraStatus:
             return CameraStatus(
@@ -257,14 +515,15 @@ class _Camera:
                 config_version=self.camera.config_version(),
                 model_version=self.model_version,
                 source_state=self.source_state,
-                fps_in=(frames - frames0) / dt,
-                fps_processed=done / dt,
-                inference_ms=(inf - inf0) / done if done else 0.0,
+                fps_in=self.n.fps_in,
+                fps_processed=self.n.fps_processed,
+                inference_ms=self.n.inference_ms,
                 outbox_depth=depth,
                 outbox_first_seq=first,
                 uptime_s=now - w._started_at,
                 frames_total=frames,
                 message=self.message,
+                tamper=list(self.tamper_signs),
             )
 
         event = w.outbox.append(self.id, make)
@@ -346,9 +605,83 @@ class _Camera:
             if self.pipeline is not None:
                 self.pipeline.reconfigure(new)
             self.camera = new
+        self.tamper.reset()
+        if self.worker.config.edge.persist_config:
+            try:
+                self.worker.outbox.save_config(
+                    self.id, new.config_version(), self.file_camera.config_version(), new.model_dump(mode="json")
+                )
+            except Exception:
+                log.exception("camera %s: pushed configuration applied but not persisted", self.id)
         self.n.config_applied += 1
         log.info("camera %s: applied pushed configuration %s", self.id, new.config_version())
         self.heartbeat_now.set()
+
+    def restore_config(self) -> None:
+        """At start: run the pushed configuration a previous run applied, unless the file changed since."""
+        w = self.worker
+        if not w.config.edge.persist_config:
+            return
+        saved = w.outbox.applied_config(self.id)
+        if saved is None:
+            return
+        version, base, data = saved
+        if base != self.file_camera.config_version():
+            log.warning(
+                "camera %s: the configuration file changed since configuration %s was pushed; the file wins",
+                self.id,
+                version,
+            )
+            w.outbox.clear_config(self.id)
+            return
+        try:
+            new = validate_camera(data)
+        except ConfigError as exc:
+            log.error("camera %s: persisted configuration %s is invalid, ignored: %s", self.id, version, exc)
+            return
+        self.camera = new.model_copy(
+            update={
+                "source": self.file_camera.source,
+                "realtime": self.file_camera.realtime,
+                "loop": self.file_camera.loop,
+            }
+        )
+        log.info("camera %s: running pushed configuration %s (persisted)", self.id, version)
+
+    def _publish(self, rows: list[StoredEvent]) -> list[int]:
+        """Publish rows in order, several per ``EventBatch`` when enabled; returns the seqs accepted."""
+        link = self.link
+        cfg = self.worker.config.edge
+        sent: list[int] = []
+        i = 0
+        while i < len(rows):
+            r = rows[i]
+            group = [r]
+            if cfg.batch_publish and r.kind not in _UNBATCHABLE:
+                while (
+                    i + len(group) < len(rows)
+                    and len(group) < cfg.batch_size
+                    and rows[i + len(group)].kind not in _UNBATCHABLE
+                ):
+                    group.append(rows[i + len(group)])
+            if len(group) == 1:
+                ok = link.publish(link.event_topic(r.kind), r.payload)
+            else:
+                # the stored JSON of each event, byte for byte: ids, seqs and timestamps are unchanged
+                payload = (
+                    f'{{"schema_version":"{SCHEMA_VERSION}","kind":"batch","events":['
+                    + ",".join(g.payload for g in group)
+                    + "]}"
+                )
+                ok = link.publish(link.event_topic("batch"), payload)
+                if ok:
+                    self.n.batches += 1
+            if not ok:
+                break
+            sent.extend(g.seq for g in group)
+            self.n.resends += sum(1 for g in group if g.send_count)
+            i += len(group)
+        return sent
 
     def send_pass(self) -> None:
         """Publish replays, then due events in the window; mark what paho accepted."""
@@ -363,7 +696,9 @@ class _Camera:
         while self.replays:
             lo, hi = self.replays[0]
             rows = outbox.range(self.id, lo, hi, limit=cfg.batch_size)
-            sent = [r.seq for r in rows if link.publish(link.event_topic(r.kind), r.payload)]
+            resends = self.n.resends
+            sent = self._publish(rows)
+            self.n.resends = resends  # a replay is not a resend
             outbox.mark_sent(self.id, sent, time.monotonic())
             self.n.events_published += len(sent)
             self.n.replayed += len(sent)
@@ -380,13 +715,7 @@ class _Camera:
         rows = outbox.due_for_send(
             self.id, now, cfg.resend_after_s, cfg.batch_size, max_seq=first + cfg.max_inflight - 1
         )
-        sent = []
-        for r in rows:
-            if not link.publish(link.event_topic(r.kind), r.payload):
-                break
-            sent.append(r.seq)
-            if r.send_count:
-                self.n.resends += 1
+        sent = self._publish(rows)
         outbox.mark_sent(self.id, sent, now)
         self.n.events_published += len(sent)
 
@@ -448,6 +777,13 @@ class EdgeWorker:
         self._started_at = time.monotonic()
         self._running = False
         self._final_depth: dict[str, int] = {}
+        self.snapshots = SnapshotStore(config.edge.snapshots)
+        self.metrics: Any = None
+        self.metrics_port: int | None = None
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started_at
 
     def pipeline_factory(self, camera: CameraConfig, fps: float) -> PipelineLike:
         if self._factory is not None:
@@ -461,6 +797,7 @@ class EdgeWorker:
             counting=self.config.counting,
             detector=self.detector,
             fps=fps,
+            incidents=self.config.incidents,
         )
 
     def _emit(self, event: Any) -> None:
@@ -479,11 +816,25 @@ class EdgeWorker:
             from vision.detector import load_detector
 
             self.detector = load_detector(self.config.model)
-        self.outbox = Outbox(self.config.edge.outbox_path)
+        edge = self.config.edge
+        self.outbox = Outbox(
+            edge.outbox_path, max_events=edge.outbox_max_events, merge_interval_s=edge.merge_interval_s
+        )
         self._started_at = time.monotonic()
         self._stop_sources.clear()
         self._stop_senders.clear()
         self.cameras = {c.id: _Camera(self, c) for c in self.config.cameras}
+        for cam in self.cameras.values():
+            cam.restore_config()
+        if edge.metrics_port is not None:
+            from edge.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self, edge.metrics_host, edge.metrics_port)
+            try:
+                self.metrics_port = self.metrics.start()
+            except OSError as exc:
+                log.error("edge metrics: cannot listen on %s:%s: %s", edge.metrics_host, edge.metrics_port, exc)
+                self.metrics = None
         for cam in self.cameras.values():
             cam.link.start()
             cam.sender_thread.start()
@@ -509,6 +860,9 @@ class EdgeWorker:
         for cam in self.cameras.values():
             cam.link.flush(max(0.1, min(2.0, deadline - time.monotonic())))
             cam.link.stop(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         alive = [t.name for c in self.cameras.values() for t in (c.vision_thread, c.sender_thread) if t.is_alive()]
         if alive:
             log.warning("threads still running after stop(): %s (outbox left open)", ", ".join(alive))
@@ -529,8 +883,30 @@ class EdgeWorker:
         out: dict[str, dict[str, Any]] = {}
         for cid, cam in self.cameras.items():
             n = cam.n
+            src = cam.source
+            comp = self.outbox.compactions.get(cid) if self.outbox is not None else None
             out[cid] = {
                 "frames": n.frames,
+                "frames_processed": n.frames_processed,
+                "frames_dropped": src.frames_dropped if src is not None else 0,
+                "source_reconnects": src.reconnects if src is not None else 0,
+                "source_stalls": getattr(src, "stalls", 0),
+                "source_last_recovery_s": getattr(src, "last_recovery_s", None),
+                "fps_in": n.fps_in,
+                "fps_processed": n.fps_processed,
+                "inference_ms": n.inference_ms,
+                "tamper": list(cam.tamper_signs),
+                "resumed_from": cam.resumed_from,
+                "suppressed": n.suppressed,
+                "movements": n.movements,
+                "zone_reports": n.zone_reports,
+                "incidents": n.incidents,
+                "snapshots": n.snapshots,
+                "batches": n.batches,
+                "events_rejected": n.events_rejected,
+                "outbox_status_dropped": comp.status_dropped if comp else 0,
+                "outbox_zone_dropped": comp.zone_dropped if comp else 0,
+                "outbox_crossings_merged": comp.crossings_merged if comp else 0,
                 "crossings": dict(n.crossings),
                 "events_appended": n.events_appended,
                 "events_published": n.events_published,

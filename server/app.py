@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,11 +18,13 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
-from server.api import cameras, counts, dead_letters, events, health, session
+from server.api import cameras, counts, dead_letters, events, health, incidents, keys, planner, session
 from server.auth import ENV_API_KEYS, Auth
+from server.incidents import IncidentService
 from server.ingest import Ingest
 from server.live import LiveHub
-from server.metrics import make_registry
+from server.metrics import make_registry, route_template
+from server.retention import Retention
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,29 +40,43 @@ def create_app(
     ingest: bool = True,
     store: Store | None = None,
     api_keys: str | None = None,
+    retention: bool | None = None,
 ) -> FastAPI:
     """Build the app.
 
     ``ingest``: start the MQTT subscriber in the lifespan (off for API-only tests).
     ``store``: use this store (the caller closes it) instead of ``Store.from_config(config)``.
     ``api_keys``: ``"role:key,..."``; default: the ``CITYWATCH_API_KEYS`` environment variable.
+    ``retention``: prune old rows every ``server.retention.interval_s`` (default: only with its own store).
     """
     auth = Auth.from_spec(api_keys if api_keys is not None else os.environ.get(ENV_API_KEYS))
+    if retention is None:
+        retention = store is None  # a caller's store (tests, demo) is the caller's to prune
     hub = LiveHub()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         st = store if store is not None else await run_in_threadpool(Store.from_config, config)
+        auth.attach_key_source(st.active_key_hashes)
         hub.attach_loop(asyncio.get_running_loop())
+        incident_service = IncidentService(config, st, hub)  # before ingest: its store hook stores incidents
+        incident_service.start()
+        app.state.incidents = incident_service
         ing = Ingest(config, st, hub) if ingest else None
         app.state.store = st
         app.state.ingest = ing
         if ing is not None:
             ing.start()
+        janitor = Retention(st, config.server.retention) if retention else None
+        if janitor is not None:
+            janitor.start()
         try:
             yield
         finally:
+            if janitor is not None:
+                janitor.stop()
+            await run_in_threadpool(incident_service.stop)
             hub.close()
             if ing is not None:
                 await run_in_threadpool(ing.stop)
@@ -81,12 +98,17 @@ def create_app(
     registry = make_registry(app)
     app.state.registry = registry
 
-    for module in (health, cameras, counts, events, dead_letters, session):
+    for module in (health, cameras, counts, planner, events, dead_letters, keys, session, incidents):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
         response = await call_next(request)
+        if request.url.path.startswith(API_PREFIX) and not request.url.path.endswith("/live"):
+            app.state.request_seconds.labels(
+                route_template(request, API_PREFIX), request.method, str(response.status_code)
+            ).observe(time.perf_counter() - t0)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -58,12 +58,49 @@ def _fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+def hash_key(key: str) -> str:
+    """What the key table stores: SHA-256 hex (keys are 256-bit random tokens, so no salt is needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(role: Role) -> str:
+    return f"cw_{role}_{secrets.token_urlsafe(32)}"
+
+
+#: How long managed keys read from the database are cached (a revoked key stops working within this).
+KEY_CACHE_S = 2.0
+
+
 class Auth:
-    """Who may call what. ``keys=None`` means open local mode."""
+    """Who may call what: keys from the environment plus managed keys (hashed, in the database, rotated
+    at run time). Neither configured means open local mode."""
 
     def __init__(self, keys: list[tuple[Role, str]] | None, session_secret: bytes | None = None) -> None:
         self.keys = keys
         self._secret = session_secret or secrets.token_bytes(32)
+        self._key_source: Callable[[], dict[str, str]] | None = None
+        self._managed: dict[str, str] = {}
+        self._managed_at = -1e9
+
+    def attach_key_source(self, source: Callable[[], dict[str, str]]) -> None:
+        """``source()`` returns ``{sha256 hex: role}`` of the active managed keys (the store's key table)."""
+        self._key_source = source
+        self._managed_at = -1e9
+
+    def invalidate(self) -> None:
+        self._managed_at = -1e9
+
+    def managed(self) -> dict[str, str]:
+        if self._key_source is None:
+            return {}
+        now = time.monotonic()
+        if now - self._managed_at > KEY_CACHE_S:
+            try:
+                self._managed = self._key_source()
+            except Exception:  # noqa: BLE001 - keep the last known keys while the database is down
+                log.exception("reading managed API keys failed")
+            self._managed_at = now
+        return self._managed
 
     @classmethod
     def from_spec(cls, spec: str | None) -> Auth:
@@ -81,15 +118,20 @@ class Auth:
 
     @property
     def open(self) -> bool:
-        return self.keys is None
+        return self.keys is None and not self.managed()
 
     def role_for_key(self, key: str) -> Role | None:
-        """Constant-time comparison against every key (no early exit that would leak which matched)."""
+        """Constant-time comparison against every key (no early exit that would leak which matched);
+        managed keys are looked up by their hash."""
         found: Role | None = None
         given = key.encode()
         for role, k in self.keys or []:
             if hmac.compare_digest(given, k.encode()) and found is None:
                 found = role
+        if found is None:
+            managed_role = self.managed().get(hash_key(key))
+            if managed_role in ROLES:
+                found = cast(Role, managed_role)
         return found
 
     # Session tokens: role.expiry.key-fingerprint.signature. Removing the key revokes its sessions.
@@ -112,6 +154,9 @@ class Auth:
         for r, k in self.keys or []:
             if r == role and hmac.compare_digest(_fingerprint(k), fp):
                 return r
+        for h, r in self.managed().items():  # _fingerprint(key) is the first 16 hex of its hash
+            if r == role and hmac.compare_digest(h[:16], fp):
+                return cast(Role, r)
         return None
 
     def authenticate(self, request: Request) -> Principal | None:

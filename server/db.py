@@ -88,6 +88,7 @@ class EventRow(Base):
     class_name: Mapped[str | None] = mapped_column(String(32))
     track_id: Mapped[int | None] = mapped_column(BigInteger)
     speed_kmh: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int | None] = mapped_column(BigInteger, doc="Crossings this row stands for: count_total's count.")
     payload: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (
@@ -182,3 +183,121 @@ def _check_schema_name(schema: str) -> None:
     """Schema names end up in SQL and connection options: allow plain identifiers only."""
     if not _SCHEMA_RE.match(schema):
         raise ValueError(f"invalid schema name {schema!r}: letters, digits and _ only, starting with a letter")
+
+
+# --- rollups, fleet, keys (migration 0002) ------------------------------------------------------
+
+#: Rollup resolutions: table suffix -> bucket length in seconds. ``1d`` buckets start at local midnight
+#: of ``server.timezone``; the others are aligned to UTC (equal to local for whole-hour offsets).
+RESOLUTIONS: dict[str, int] = {"1m": 60, "15m": 900, "1h": 3600, "1d": 86400}
+#: Classes stored as columns of the flow and OD rollups (the contract's CLASS_NAMES, in order).
+ROLLUP_CLASSES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", "person")
+
+
+def _flow_model(res: str) -> type[Base]:
+    cols: dict[str, Any] = {
+        "__tablename__": f"flow_{res}",
+        "__doc__": f"Line crossings per {res} bucket, camera, line and direction; classes as columns.",
+        "camera_id": mapped_column(String(64), primary_key=True),
+        "bucket": mapped_column(BigInteger, primary_key=True, doc="Epoch seconds of the bucket start."),
+        "line_id": mapped_column(String(64), primary_key=True),
+        "direction": mapped_column(String(8), primary_key=True),
+        "speed_sum": mapped_column(Float, nullable=False, default=0.0),
+        "speed_n": mapped_column(BigInteger, nullable=False, default=0),
+        "__table_args__": (Index(f"ix_flow_{res}_bucket", "bucket"),),
+    }
+    for c in ROLLUP_CLASSES:
+        cols[f"n_{c}"] = mapped_column(BigInteger, nullable=False, default=0)
+    cols["__annotations__"] = {}
+    return type(f"Flow{res.upper()}Row", (Base,), cols)
+
+
+def _zone_model(res: str) -> type[Base]:
+    cols: dict[str, Any] = {
+        "__tablename__": f"zone_{res}",
+        "__doc__": f"Zone/lane occupancy reports per {res} bucket (sums; divide by samples/interval for means).",
+        "camera_id": mapped_column(String(64), primary_key=True),
+        "bucket": mapped_column(BigInteger, primary_key=True),
+        "zone_id": mapped_column(String(64), primary_key=True),
+        "lane": mapped_column(Boolean, nullable=False, default=False),
+        "samples": mapped_column(BigInteger, nullable=False, default=0),
+        "interval_s": mapped_column(Float, nullable=False, default=0.0),
+        "occupied_s": mapped_column(Float, nullable=False, default=0.0),
+        "entered": mapped_column(BigInteger, nullable=False, default=0),
+        "queue_m_sum": mapped_column(Float, nullable=False, default=0.0),
+        "queue_veh_sum": mapped_column(Float, nullable=False, default=0.0),
+        "queue_n": mapped_column(BigInteger, nullable=False, default=0),
+        "speed_sum": mapped_column(Float, nullable=False, default=0.0),
+        "speed_n": mapped_column(Float, nullable=False, default=0.0),
+        "__table_args__": (Index(f"ix_zone_{res}_bucket", "bucket"),),
+        "__annotations__": {},
+    }
+    for c in ROLLUP_CLASSES:
+        cols[f"occ_{c}"] = mapped_column(Float, nullable=False, default=0.0)
+    return type(f"Zone{res.upper()}Row", (Base,), cols)
+
+
+def _od_model(res: str) -> type[Base]:
+    cols: dict[str, Any] = {
+        "__tablename__": f"od_{res}",
+        "__doc__": f"Origin-destination movements per {res} bucket (by exit time); classes as columns.",
+        "camera_id": mapped_column(String(64), primary_key=True),
+        "bucket": mapped_column(BigInteger, primary_key=True),
+        "entry_zone": mapped_column(String(64), primary_key=True),
+        "exit_zone": mapped_column(String(64), primary_key=True),
+        "duration_sum": mapped_column(Float, nullable=False, default=0.0),
+        "speed_sum": mapped_column(Float, nullable=False, default=0.0),
+        "speed_n": mapped_column(BigInteger, nullable=False, default=0),
+        "__table_args__": (Index(f"ix_od_{res}_bucket", "bucket"),),
+        "__annotations__": {},
+    }
+    for c in ROLLUP_CLASSES:
+        cols[f"n_{c}"] = mapped_column(BigInteger, nullable=False, default=0)
+    return type(f"Od{res.upper()}Row", (Base,), cols)
+
+
+def _observed_model(res: str) -> type[Base]:
+    cols: dict[str, Any] = {
+        "__tablename__": f"observed_{res}",
+        "__doc__": f"Seconds of each {res} bucket during which the camera was observing (from heartbeats).",
+        "camera_id": mapped_column(String(64), primary_key=True),
+        "bucket": mapped_column(BigInteger, primary_key=True),
+        "observed_s": mapped_column(Float, nullable=False, default=0.0),
+        "__table_args__": (Index(f"ix_observed_{res}_bucket", "bucket"),),
+        "__annotations__": {},
+    }
+    return type(f"Observed{res.upper()}Row", (Base,), cols)
+
+
+FLOW_TABLES = {res: _flow_model(res).__table__ for res in RESOLUTIONS}
+ZONE_TABLES = {res: _zone_model(res).__table__ for res in RESOLUTIONS}
+OD_TABLES = {res: _od_model(res).__table__ for res in RESOLUTIONS}
+OBSERVED_TABLES = {res: _observed_model(res).__table__ for res in RESOLUTIONS}
+
+
+class CameraStateRow(Base):
+    """Per-camera bookkeeping added in 0002: observation cursor and the newest pushed configuration."""
+
+    __tablename__ = "camera_state"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    observed_to_s: Mapped[float | None] = mapped_column(Float, doc="Epoch s up to which observation was credited.")
+    pushed_config: Mapped[str | None] = mapped_column(Text)
+    pushed_config_version: Mapped[str | None] = mapped_column(String(64))
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    replay_requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_replay_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApiKeyRow(Base):
+    """An API key managed at run time (rotation): only its SHA-256 is stored; revoked keys are kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

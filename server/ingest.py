@@ -32,6 +32,8 @@ from citywatch.contract import (
     AnyEvent,
     CameraStatus,
     ControlCommitted,
+    ControlConfig,
+    ControlReplay,
     StatusPayload,
     Topics,
     parse_message,
@@ -94,8 +96,17 @@ class IngestCounters:
     dead_letters: int = 0
     batches: int = 0
     db_errors: int = 0
+    events_received: int = 0
+    gaps_detected: int = 0
+    replay_requests: int = 0
     last_batch_ms: float = 0.0
+    #: Event time to commit (edge clock vs server clock: includes clock drift), newest batch, max.
+    event_lag_s: float = 0.0
+    #: MQTT receive to commit, newest batch, max.
+    commit_lag_s: float = 0.0
     committed: dict[str, int] = field(default_factory=dict)
+    #: Open gaps per camera: number of seqs missing between the watermark and the next stored seq.
+    missing: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -105,7 +116,13 @@ class IngestCounters:
             "dead_letters": self.dead_letters,
             "batches": self.batches,
             "db_errors": self.db_errors,
+            "events_received": self.events_received,
+            "gaps_detected": self.gaps_detected,
+            "replay_requests": self.replay_requests,
             "last_batch_ms": round(self.last_batch_ms, 3),
+            "event_lag_s": round(self.event_lag_s, 3),
+            "commit_lag_s": round(self.commit_lag_s, 3),
+            "missing": dict(self.missing),
         }
 
 
@@ -130,16 +147,22 @@ class Ingest:
         store: Store,
         hub: LiveHub | None = None,
         *,
-        batch_max: int = 500,
-        linger_s: float = 0.1,
+        batch_max: int | None = None,
+        linger_s: float | None = None,
         idle_gap_s: float = 0.02,
     ) -> None:
         self.config = config
         self.store = store
         self.hub = hub
         self.topics = Topics(config.mqtt.topic_prefix)
-        self.batch_max = batch_max
-        self.linger_s = linger_s
+        tuning = config.server.ingest
+        self.batch_max = batch_max or tuning.batch_max
+        self.linger_s = tuning.linger_s if linger_s is None else linger_s
+        self.gap_grace_s = tuning.gap_grace_s
+        self.replay_interval_s = tuning.replay_interval_s
+        #: camera -> (site, from_seq, to_seq, monotonic time first seen)
+        self._gaps: dict[str, tuple[str, int, int, float]] = {}
+        self._last_replay: dict[str, float] = {}
         self.idle_gap_s = idle_gap_s
         self.counters = IngestCounters()
         self.connected = False
@@ -350,6 +373,7 @@ class Ingest:
             if batch is None:
                 return
             if not batch:
+                self._check_gaps()
                 continue
             try:
                 self._process(batch)
@@ -447,6 +471,11 @@ class Ingest:
         self._ack(batch)
 
         c = self.counters
+        now = utcnow()
+        c.events_received += len(events)
+        c.commit_lag_s = max((now - m.received_at).total_seconds() for m in batch)
+        if events:
+            c.event_lag_s = max((now - ev.ts).total_seconds() for ev in events)
         c.stored += len(inserted)
         c.duplicates += len(duplicates)
         c.dead_letters += len(dead)
@@ -461,6 +490,7 @@ class Ingest:
                 self._apply_camera(camera_id, u)
             except Exception:
                 log.exception("updating camera %s failed", camera_id)
+        self._check_gaps()
 
         if self.hub is not None:
             ins = set(inserted)
@@ -521,6 +551,7 @@ class Ingest:
             return
         committed = self.store.advance_watermark(camera_id, floor=u.floor, site_id=u.site_id)
         self.counters.committed[camera_id] = committed
+        self._note_gap(u.site_id, camera_id, committed)
         if committed != self._published.get(camera_id) or u.had_duplicates:
             self.publish_committed(u.site_id, camera_id, committed)
 
@@ -534,3 +565,70 @@ class Ingest:
             self.topics.control(site_id, camera_id, "committed"), msg.model_dump_json(), qos=1, retain=True
         )
         self._published[camera_id] = seq
+
+    # --- gap repair -------------------------------------------------------------------------------
+
+    def _note_gap(self, site_id: str, camera_id: str, committed: int) -> None:
+        """A stored seq above the watermark means ``committed + 1 .. next - 1`` never arrived."""
+        above = self.store.first_seq_above(camera_id, committed)
+        if above is None:
+            self._gaps.pop(camera_id, None)
+            self.counters.missing.pop(camera_id, None)
+            return
+        lo, hi = committed + 1, above - 1
+        old = self._gaps.get(camera_id)
+        if old is None or old[1] != lo:
+            self.counters.gaps_detected += 1
+            log.info("camera %s: seq %d..%d missing; will ask the edge to replay them", camera_id, lo, hi)
+            self._gaps[camera_id] = (site_id, lo, hi, time.monotonic())
+        else:
+            self._gaps[camera_id] = (site_id, lo, hi, old[3])
+        self.counters.missing[camera_id] = hi - lo + 1
+
+    def _check_gaps(self) -> None:
+        """Ask edges to replay gaps older than ``gap_grace_s`` (in-flight events get that long to arrive),
+        at most once per ``replay_interval_s`` per camera."""
+        if not self._gaps or self._client is None or not self.connected:
+            return
+        now = time.monotonic()
+        for camera_id, (site_id, _lo, _hi, since) in list(self._gaps.items()):
+            if now - since < self.gap_grace_s:
+                continue
+            last = self._last_replay.get(camera_id)
+            if last is not None and now - last < self.replay_interval_s:
+                continue
+            try:  # another ingest process (shared subscription) may have filled it meanwhile
+                committed = self.store.advance_watermark(camera_id, site_id=site_id)
+                self.counters.committed[camera_id] = committed
+                self._note_gap(site_id, camera_id, committed)
+            except Exception:
+                log.exception("re-checking the gap of camera %s failed", camera_id)
+                continue
+            gap = self._gaps.get(camera_id)
+            if gap is not None:
+                self.request_replay(site_id, camera_id, gap[1], gap[2])
+
+    def request_replay(self, site_id: str, camera_id: str, from_seq: int, to_seq: int | None) -> None:
+        client = self._client
+        if client is None:
+            return
+        msg = ControlReplay(camera_id=camera_id, from_seq=from_seq, to_seq=to_seq)
+        client.publish(self.topics.control(site_id, camera_id, "replay"), msg.model_dump_json(), qos=1)
+        self._last_replay[camera_id] = time.monotonic()
+        self.counters.replay_requests += 1
+        log.info("camera %s: asked the edge to replay seq %d..%s", camera_id, from_seq, to_seq)
+        try:
+            self.store.note_replay_request(camera_id, utcnow())
+        except Exception:
+            log.exception("recording the replay request of camera %s failed", camera_id)
+
+    def push_config(self, site_id: str, camera_id: str, camera: dict[str, Any], version: str) -> bool:
+        """Send a new camera configuration to its edge (QoS 1); False when not connected."""
+        client = self._client
+        if client is None or not self.connected:
+            return False
+        msg = ControlConfig(camera_id=camera_id, config_version=version, camera=camera)
+        info = client.publish(self.topics.control(site_id, camera_id, "config"), msg.model_dump_json(), qos=1)
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(5.0)
+        return info.is_published()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -26,12 +26,27 @@ class CitywatchCollector(Collector):
             ("dead_letters", "Messages kept as dead letters"),
             ("batches", "Batches committed"),
             ("db_errors", "Failed batch commits (retried)"),
+            ("events_received", "Events received (a batch envelope counts each event); rate() = ingest rate"),
+            ("gaps_detected", "Gaps in a camera's seq noticed"),
+            ("replay_requests", "Replay requests sent to edges to repair gaps"),
         ):
             m = CounterMetricFamily(f"citywatch_ingest_{name}", doc)
             m.add_metric([], float(getattr(c, name, 0) if c else 0))
             yield m
         g = GaugeMetricFamily("citywatch_ingest_last_batch_ms", "Duration of the last ingest batch in ms")
         g.add_metric([], float(c.last_batch_ms if c else 0.0))
+        yield g
+        g = GaugeMetricFamily("citywatch_ingest_event_lag_seconds", "Newest batch: max commit time - event time")
+        g.add_metric([], float(c.event_lag_s if c else 0.0))
+        yield g
+        g = GaugeMetricFamily("citywatch_ingest_commit_lag_seconds", "Newest batch: max commit time - receive time")
+        g.add_metric([], float(c.commit_lag_s if c else 0.0))
+        yield g
+        g = GaugeMetricFamily(
+            "citywatch_ingest_missing_events", "Seqs missing above the watermark", labels=["camera_id"]
+        )
+        for cam, n in sorted((c.missing if c else {}).items()):
+            g.add_metric([cam], float(n))
         yield g
         g = GaugeMetricFamily("citywatch_mqtt_connected", "1 when the ingest is connected to the broker")
         g.add_metric([], 1.0 if ingest is not None and ingest.connected else 0.0)
@@ -54,4 +69,19 @@ class CitywatchCollector(Collector):
 def make_registry(app: Any) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CitywatchCollector(app))
+    app.state.request_seconds = Histogram(
+        "citywatch_http_request_seconds",
+        "API request latency (query latency) by route template",
+        ["route", "method", "status"],
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    )
     return registry
+
+
+def route_template(request: Any, prefix: str = "") -> str:
+    """The route's path template (``/api/v1/cameras/{camera_id}``): bounded label cardinality."""
+    path = getattr(request.scope.get("route"), "path", None)
+    if not path:
+        return "unmatched"
+    return path if path.startswith(prefix) else prefix + path

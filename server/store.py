@@ -17,18 +17,32 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import BigInteger, Engine, distinct, func, literal_column, select, text
+from sqlalchemy import Engine, distinct, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from citywatch.contract import AnyEvent, CameraStatus, LineCrossing, utcnow
-from server.db import DEFAULT_DATABASE_URL, CameraRow, DeadLetterRow, EventRow, make_engine
+from citywatch.contract import AnyEvent, CameraStatus, CountTotal, LineCrossing, utcnow
+from server import rollups as ru
+from server.db import (
+    DEFAULT_DATABASE_URL,
+    FLOW_TABLES,
+    OBSERVED_TABLES,
+    OD_TABLES,
+    RESOLUTIONS,
+    ZONE_TABLES,
+    ApiKeyRow,
+    CameraRow,
+    CameraStateRow,
+    DeadLetterRow,
+    EventRow,
+    make_engine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +113,7 @@ def _event_row(ev: AnyEvent, received_at: datetime) -> dict[str, Any]:
         "class_name": None,
         "track_id": None,
         "speed_kmh": None,
+        "n": None,  # every row names every column: executemany takes its columns from the first row
         "payload": ev.model_dump_json(),
     }
     if isinstance(ev, LineCrossing):
@@ -109,6 +124,8 @@ def _event_row(ev: AnyEvent, received_at: datetime) -> dict[str, Any]:
             track_id=ev.track_id,
             speed_kmh=ev.speed_kmh,
         )
+    elif isinstance(ev, CountTotal):  # crossings the edge merged while its outbox was full
+        row.update(line_id=ev.line_id, direction=ev.direction, class_name=ev.class_name, n=ev.count)
     return row
 
 
@@ -151,11 +168,25 @@ class Store:
         schema: str | None = None,
         migrate: bool = True,
         echo: bool = False,
+        timezone: str = "Asia/Ho_Chi_Minh",
+        heartbeat_s: float = 10.0,
+        events_retention_days: float | None = None,
     ) -> None:
         self.url = url
         self.schema = schema
+        #: Day rollups start at local midnight of this zone (``server.timezone``).
+        self.clock = ru.Clock(timezone)
+        #: Edge heartbeat period: how much observed time one heartbeat stands for at most.
+        self.heartbeat_s = heartbeat_s
+        #: Events older than this are not stored again (their raw copy may be pruned: no re-counting).
+        self.events_retention_days = events_retention_days
         self.engine: Engine = make_engine(url, schema=schema, echo=echo)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        from server.history import History
+
+        self.history = History(self)
+        #: ``hook(session, newly_stored_events)`` run inside the insert transaction (``server.incidents``).
+        self.insert_hooks: list[Any] = []
         if migrate:
             self.migrate()
 
@@ -164,6 +195,9 @@ class Store:
         """``config`` is a ``CitywatchConfig``: ``server.database_url``; the PostgreSQL schema comes from
         ``schema=`` or else ``$CITYWATCH_DATABASE_SCHEMA`` (the config file has no key for it)."""
         kwargs.setdefault("schema", os.environ.get(ENV_SCHEMA) or None)
+        kwargs.setdefault("timezone", config.server.timezone)
+        kwargs.setdefault("heartbeat_s", config.server.ingest.heartbeat_s or config.edge.heartbeat_s)
+        kwargs.setdefault("events_retention_days", config.server.retention.events_days)
         return cls(config.server.database_url, **kwargs)
 
     @property
@@ -238,6 +272,10 @@ class Store:
                 first[eid] = ev
         ids = list(first)
         existing: set[str] = set()
+        if self.events_retention_days is not None:
+            # Older than the raw retention: its stored copy may be gone, so storing it could count it twice.
+            horizon = utcnow().timestamp() - self.events_retention_days * 86400
+            existing.update(eid for eid, ev in first.items() if ev.ts.timestamp() < horizon)
         for chunk in _chunks(ids, _CHUNK):
             existing.update(s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(chunk))))
         rows = [_event_row(ev, received_at) for eid, ev in first.items() if eid not in existing]
@@ -253,7 +291,61 @@ class Store:
                 inserted.update(s.execute(stmt, list(chunk)).scalars())
         inserted_ids = [eid for eid in ids if eid in inserted]
         duplicates.extend(eid for eid in ids if eid not in inserted)
+        if inserted:
+            new_events = [first[eid] for eid in inserted_ids]
+            deltas = ru.event_deltas(self.clock, new_events)
+            statuses = [ev for ev in new_events if isinstance(ev, CameraStatus)]
+            if statuses:
+                ru.observed_deltas(self.clock, self._observation(s, statuses), deltas)
+            if deltas:
+                ru.upsert(s, self.dialect, deltas)
+            for hook in self.insert_hooks:
+                hook(s, new_events)
         return inserted_ids, duplicates
+
+    def _camera_state(self, s: Session, camera_id: str) -> CameraStateRow:
+        st = s.get(CameraStateRow, camera_id, with_for_update=True)
+        if st is None:
+            s.execute(
+                self._insert(CameraStateRow.__table__)
+                .values(camera_id=camera_id, replay_requests=0)
+                .on_conflict_do_nothing(index_elements=["camera_id"])
+            )
+            st = s.get(CameraStateRow, camera_id, with_for_update=True, populate_existing=True)
+            assert st is not None
+        return st
+
+    def _observation(self, s: Session, statuses: list[CameraStatus]) -> list[tuple[str, float, float]]:
+        """Intervals each newly stored heartbeat says its camera was observing.
+
+        A heartbeat with ``source_state == "ok"`` covers the time since the previous heartbeat of that
+        camera when that is at most 1.5 heartbeat periods ago (continuous observation), else one period
+        (and never more than the edge's uptime). Other states credit nothing: "no vehicles" and
+        "camera down" stay apart. A heartbeat older than the cursor (a replay) covers one period; the
+        bucket cap keeps overlaps from claiming more time than a bucket has.
+        """
+        hb = float(self.heartbeat_s)
+        out: list[tuple[str, float, float]] = []
+        by_cam: dict[str, list[CameraStatus]] = {}
+        for st in statuses:
+            by_cam.setdefault(st.camera_id, []).append(st)
+        for camera_id in sorted(by_cam):
+            state = self._camera_state(s, camera_id)
+            cursor = state.observed_to_s
+            for st in sorted(by_cam[camera_id], key=lambda e: (e.ts, e.seq)):
+                t = st.ts.timestamp()
+                in_order = cursor is None or t > cursor
+                if st.source_state == "ok":
+                    span = min(hb, st.uptime_s)
+                    if in_order and cursor is not None and t - cursor <= 1.5 * hb:
+                        span = min(t - cursor, st.uptime_s)
+                    if span > 0:
+                        out.append((camera_id, t - span, t))
+                if in_order:
+                    cursor = t
+            if cursor != state.observed_to_s:
+                state.observed_to_s = cursor
+        return out
 
     def add_dead_letter(
         self, topic: str, payload: bytes | str, reason: str, received_at: datetime | None = None
@@ -325,6 +417,109 @@ class Store:
             if n != start:
                 cam.committed_seq = n
             return n
+
+    def first_seq_above(self, camera_id: str, seq: int) -> int | None:
+        """The lowest stored seq above ``seq`` (None: nothing above): ``seq + 1`` up to it is a gap."""
+        with self._session() as s:
+            v = s.scalar(select(func.min(EventRow.seq)).where(EventRow.camera_id == camera_id, EventRow.seq > seq))
+        return int(v) if v is not None else None
+
+    def note_replay_request(self, camera_id: str, at: datetime) -> None:
+        with self._session.begin() as s:
+            st = self._camera_state(s, camera_id)
+            st.replay_requests = (st.replay_requests or 0) + 1
+            st.last_replay_at = at
+
+    def set_pushed_config(self, camera_id: str, config_json: str, version: str, at: datetime) -> None:
+        with self._session.begin() as s:
+            st = self._camera_state(s, camera_id)
+            st.pushed_config = config_json
+            st.pushed_config_version = version
+            st.pushed_at = at
+
+    def camera_states(self) -> dict[str, dict[str, Any]]:
+        with self._session() as s:
+            rows = s.scalars(select(CameraStateRow)).all()
+        return {
+            r.camera_id: {
+                "pushed_config_version": r.pushed_config_version,
+                "pushed_config": json.loads(r.pushed_config) if r.pushed_config else None,
+                "pushed_at": r.pushed_at,
+                "replay_requests": int(r.replay_requests or 0),
+                "last_replay_at": r.last_replay_at,
+                "observed_to": datetime.fromtimestamp(r.observed_to_s, tz=timezone.utc) if r.observed_to_s else None,
+            }
+            for r in rows
+        }
+
+    # --- API keys (rotation) ----------------------------------------------------------------------
+
+    def add_api_key(self, role: str, name: str, key_hash: str, prefix: str) -> int:
+        with self._session.begin() as s:
+            row = ApiKeyRow(role=role, name=name, key_hash=key_hash, prefix=prefix, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            return int(row.id)
+
+    def revoke_api_key(self, key_id: int) -> bool:
+        with self._session.begin() as s:
+            row = s.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = utcnow()
+            return True
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            rows = s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id)).all()
+        return [
+            {
+                "id": r.id,
+                "role": r.role,
+                "name": r.name,
+                "prefix": r.prefix,
+                "created_at": r.created_at,
+                "revoked_at": r.revoked_at,
+                "key_hash": r.key_hash,
+            }
+            for r in rows
+        ]
+
+    def active_key_hashes(self) -> dict[str, str]:
+        """``{sha256 hex: role}`` of keys not revoked."""
+        with self._session() as s:
+            return dict(
+                s.execute(select(ApiKeyRow.key_hash, ApiKeyRow.role).where(ApiKeyRow.revoked_at.is_(None))).all()
+            )
+
+    # --- retention --------------------------------------------------------------------------------
+
+    def apply_retention(self, retention: Any, now: datetime | None = None) -> dict[str, int]:
+        """Delete what is older than each table's retention (``server.retention``); returns rows deleted."""
+        now_s = (now or utcnow()).timestamp()
+        deleted: dict[str, int] = {}
+
+        def horizon(days: float | None) -> float | None:
+            return None if days is None else now_s - days * 86400
+
+        with self._session.begin() as s:
+            h = horizon(retention.events_days)
+            if h is not None:
+                deleted["events"] = s.execute(EventRow.__table__.delete().where(EventRow.ts_s < h)).rowcount
+            h = horizon(retention.dead_letters_days)
+            if h is not None:
+                cutoff = datetime.fromtimestamp(h, tz=timezone.utc)
+                deleted["dead_letters"] = s.execute(
+                    DeadLetterRow.__table__.delete().where(DeadLetterRow.received_at < cutoff)
+                ).rowcount
+            for res in RESOLUTIONS:
+                h = horizon(getattr(retention, f"rollup_{res}_days"))
+                if h is None:
+                    continue
+                for fam in (FLOW_TABLES, ZONE_TABLES, OD_TABLES, OBSERVED_TABLES):
+                    t = fam[res]
+                    deleted[t.name] = s.execute(t.delete().where(t.c.bucket < h)).rowcount
+        return deleted
 
     def upsert_camera_status(
         self,
@@ -410,50 +605,33 @@ class Store:
     ) -> list[CountRow]:
         """Line crossings in ``[start, end)`` grouped by bucket (or total) and camera/line/direction/class.
 
-        Buckets are integer divisions of ``ts_s`` in SQL (same result on SQLite and PostgreSQL);
-        ``tz_offset_s`` aligns day buckets to local midnight.
+        Read from the rollups (raw events only for the unaligned ends, under a minute each); the same
+        result on SQLite and PostgreSQL. ``tz_offset_s`` aligns day buckets to local midnight.
         """
-        conds = [
-            EventRow.kind == "line_crossing",
-            EventRow.ts_s >= epoch_s(start),
-            # Second resolution: an end inside a second (e.g. "now") includes that second's events.
-            EventRow.ts_s < math.ceil(end.timestamp()),
-        ]
-        if camera_id:
-            conds.append(EventRow.camera_id == camera_id)
-        if line_id:
-            conds.append(EventRow.line_id == line_id)
-        if direction:
-            conds.append(EventRow.direction == direction)
-        if class_name:
-            conds.append(EventRow.class_name == class_name)
-        keys = [EventRow.camera_id, EventRow.line_id, EventRow.direction, EventRow.class_name]
-        n = func.count().label("n")
-        if bucket_s:
-            b = literal_column(str(int(bucket_s)))
-            off = literal_column(str(int(tz_offset_s)))
-            # Integer division on both dialects (BIGINT / INT in PostgreSQL, INTEGER / INTEGER in SQLite).
-            quotient = (EventRow.ts_s + off).self_group().op("/", precedence=8, return_type=BigInteger())(b)
-            bucket = (quotient.self_group() * b - off).label("bucket")
-            stmt = select(bucket, *keys, n).where(*conds).group_by(bucket, *keys).order_by(bucket, *keys)
-        else:
-            stmt = select(*keys, n).where(*conds).group_by(*keys).order_by(*keys)
-        with self._session() as s:
-            result = s.execute(stmt).all()
+        from server.history import FlowFilter, epoch_bounds
+
+        lo, hi = epoch_bounds(start, end)
+        flt = FlowFilter(
+            camera_ids=[camera_id] if camera_id else None, line_id=line_id, direction=direction, class_name=class_name
+        )
+        cells = self.history.flow(lo, hi, bucket_s=bucket_s, offset_s=tz_offset_s, flt=flt)
         out = []
-        for r in result:
-            m = r._mapping
-            bstart = datetime.fromtimestamp(int(m["bucket"]), tz=start.tzinfo) if bucket_s else None
-            out.append(
-                CountRow(
-                    bucket_start=bstart,
-                    camera_id=m["camera_id"],
-                    line_id=m["line_id"],
-                    direction=m["direction"],
-                    class_name=m["class_name"],
-                    count=int(m["n"]),
-                )
+        for (b, cam, line, d), cell in cells.items():
+            for c, n in cell.counts.items():
+                if n:
+                    bstart = datetime.fromtimestamp(b, tz=start.tzinfo) if b is not None else None
+                    out.append(
+                        CountRow(bucket_start=bstart, camera_id=cam, line_id=line, direction=d, class_name=c, count=n)
+                    )
+        out.sort(
+            key=lambda r: (
+                r.bucket_start.timestamp() if r.bucket_start else 0,
+                r.camera_id,
+                r.line_id,
+                r.direction,
+                r.class_name,
             )
+        )
         return out
 
     def recent_events(

@@ -2,10 +2,16 @@
 
 Known ways other counters go wrong, and what this one does instead:
 - the line acts as infinite: a crossing counts only where the anchor's path meets the drawn segment;
-- a box flickering on the line counts several times: a dead band of ``hysteresis_px`` either side of
-  the line has no side, the anchor must travel ``min_travel_px`` across, and each track counts at
-  most once per line and direction;
+- a box flickering on the line counts several times: a dead band either side of the line has no side
+  (``hysteresis_px``, or ``hysteresis_box_fraction`` of the box size where that is wider: a box's edges
+  jitter in proportion to its size, so the band suits a 4K camera as well as a 352x288 one); the
+  anchor must travel ``min_travel_px`` across, and each track counts at most once per line and direction;
 - unconfirmed tracks inflate counts: boxes with ``tracker_id < 0`` are ignored;
+- an ID switch near the line (stop-and-go traffic) counts the same vehicle again: a new track that
+  appears within ``relink_window_frames`` of a lost track, and within ``relink_distance`` box sizes of
+  where that track was last seen, inherits its side and what it has already been counted for. The
+  same re-link recovers the crossing of a vehicle whose track was lost just before the line and found
+  again, under a new id, just after it;
 - per-track state grows on a camera that runs for months: state unseen for ``track_ttl_frames`` is dropped.
 
 Direction convention: for a line from A to B in pixel coordinates (x right, y down), ``in`` is a move
@@ -38,10 +44,12 @@ class Crossing:
 
 @dataclass
 class _TrackState:
-    side: int  # -1 or +1: the last side the anchor was clearly on
+    side: int  # -1 or +1: the last side the anchor was clearly on; 0 until it has been on one
     point: tuple[float, float]  # anchor when last clearly on that side
     distance: float  # signed distance from the line at that point
     last_frame: int
+    last_point: tuple[float, float]  # anchor when last seen, wherever it was
+    size: float  # larger side of the box when last seen (px)
     counted: set[str] = field(default_factory=set)
 
 
@@ -73,6 +81,8 @@ class LineCounter:
         self._length = float(np.hypot(*self._ab))
         self._tracks: dict[int, _TrackState] = {}
         self.counts: dict[Direction, dict[str, int]] = {"in": {}, "out": {}}
+        self._speed_sum: dict[str, float] = {"in": 0.0, "out": 0.0}
+        self._speed_n: dict[str, int] = {"in": 0, "out": 0}
 
     def signed_distance(self, points: np.ndarray) -> np.ndarray:
         """Pixels from the infinite line; positive on the side where (B-A)x(P-A) > 0."""
@@ -84,37 +94,69 @@ class LineCounter:
         """Tracks holding state now (stays bounded over days)."""
         return len(self._tracks)
 
-    def update(self, detections: Detections, frame_index: int) -> list[Crossing]:
+    def update(
+        self, detections: Detections, frame_index: int, speeds: dict[int, float] | None = None
+    ) -> list[Crossing]:
+        """Crossings seen in this frame; ``speeds`` (track id -> km/h) fills ``Crossing.speed_kmh``."""
         cfg = self.config
         out: list[Crossing] = []
         confirmed = detections[detections.tracker_id >= 0]
         if len(confirmed):
             points = confirmed.anchors(self.anchor).astype(np.float64)
             dist = self.signed_distance(points)
+            sizes = np.maximum(confirmed.xyxy[:, 2] - confirmed.xyxy[:, 0], confirmed.xyxy[:, 3] - confirmed.xyxy[:, 1])
+            seen_now = {int(t) for t in confirmed.tracker_id}
             for i in range(len(confirmed)):
                 tid = int(confirmed.tracker_id[i])
                 d = float(dist[i])
-                side = 1 if d > cfg.hysteresis_px else (-1 if d < -cfg.hysteresis_px else 0)
-                state = self._tracks.get(tid)
+                band = max(cfg.hysteresis_px, cfg.hysteresis_box_fraction * float(sizes[i]))
+                side = 1 if d > band else (-1 if d < -band else 0)
                 point = (float(points[i, 0]), float(points[i, 1]))
+                state = self._tracks.get(tid)
                 if state is None:
-                    if side != 0:
-                        self._tracks[tid] = _TrackState(side, point, d, frame_index)
+                    state = self._relink(point, float(sizes[i]), frame_index, seen_now)
+                    if state is None:
+                        state = _TrackState(0, point, d, frame_index, point, float(sizes[i]))
+                    self._tracks[tid] = state
+                state.last_frame, state.last_point, state.size = frame_index, point, float(sizes[i])
+                if side == 0:
                     continue
-                state.last_frame = frame_index
-                if side == 0 or side == state.side:
-                    if side != 0:
-                        state.point, state.distance = point, d
+                if state.side == 0 or side == state.side:
+                    state.side, state.point, state.distance = side, point, d
                     continue
-                crossing = self._crossing(state, point, d, side, tid, int(confirmed.class_id[i]), frame_index)
+                crossing = self._crossing(state, point, d, side, tid, int(confirmed.class_id[i]), frame_index, speeds)
                 state.side, state.point, state.distance = side, point, d
                 if crossing is not None:
                     out.append(crossing)
         self._prune(frame_index)
         return out
 
+    def _relink(
+        self, point: tuple[float, float], size: float, frame_index: int, seen_now: set[int]
+    ) -> _TrackState | None:
+        """The state of a recently lost track last seen where this new track appears, taken over."""
+        cfg = self.config
+        if cfg.relink_window_frames <= 0 or cfg.relink_distance <= 0:
+            return None
+        best, best_d = None, float("inf")
+        for tid, s in self._tracks.items():
+            if tid in seen_now or s.last_frame >= frame_index or frame_index - s.last_frame > cfg.relink_window_frames:
+                continue
+            gap = float(np.hypot(point[0] - s.last_point[0], point[1] - s.last_point[1]))
+            if gap <= cfg.relink_distance * max(size, s.size) and gap < best_d:
+                best, best_d = tid, gap
+        if best is None:
+            return None
+        return self._tracks.pop(best)
+
+    @property
+    def mean_speed_kmh(self) -> dict[Direction, float | None]:
+        """Mean speed of the counted crossings that had one, per direction (None: no speeds)."""
+        return {k: (self._speed_sum[k] / self._speed_n[k] if self._speed_n[k] else None) for k in ("in", "out")}
+
     def _crossing(
-        self, state: _TrackState, point: tuple[float, float], d: float, side: int, tid: int, cls: int, frame: int
+        self, state: _TrackState, point: tuple[float, float], d: float, side: int, tid: int, cls: int, frame: int,
+        speeds: dict[int, float] | None = None,
     ) -> Crossing | None:
         if abs(d - state.distance) < self.config.min_travel_px:
             return None
@@ -128,7 +170,11 @@ class LineCounter:
         name = CLASS_NAMES[cls]
         by_class = self.counts[direction]
         by_class[name] = by_class.get(name, 0) + 1
-        return Crossing(self.line.id, direction, name, tid, frame)
+        speed = speeds.get(tid) if speeds else None
+        if speed is not None:
+            self._speed_sum[direction] += speed
+            self._speed_n[direction] += 1
+        return Crossing(self.line.id, direction, name, tid, frame, speed)
 
     def _prune(self, frame_index: int) -> None:
         ttl = self.config.track_ttl_frames

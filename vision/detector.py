@@ -209,7 +209,18 @@ class OpenVINODetector(_RawYoloDetector):
         core = ov.Core()
         try:
             model = core.read_model(str(xml))
-            model.reshape([1, 3, config.imgsz, config.imgsz])
+            shape = model.input(0).get_partial_shape()
+            exported = shape[2].get_length() if shape.rank.is_static and shape[2].is_static else None
+            if exported != config.imgsz:
+                try:
+                    model.reshape([1, 3, config.imgsz, config.imgsz])
+                except Exception as exc:  # an IR exported with fixed internal shapes cannot be resized
+                    if exported is None:
+                        raise
+                    log.warning("OpenVINO model %s cannot be reshaped to %d px (%s); using its %d px",
+                                xml, config.imgsz, str(exc).splitlines()[0][:200], exported)
+                    model = core.read_model(str(xml))
+                    self.imgsz = exported
             self._compiled = core.compile_model(
                 model, "CPU", {"INFERENCE_NUM_THREADS": default_threads(config.threads)}
             )

@@ -11,7 +11,7 @@ from typing import Any
 from citywatch.config import CameraConfig, CountingConfig, ModelConfig, TrackerConfig
 from vision.counting import Crossing
 from vision.detector import Detector
-from vision.pipeline import VisionPipeline
+from vision.pipeline import FrameResult, VisionPipeline
 from vision.video import open_video
 
 
@@ -38,6 +38,7 @@ def count_video(
     detector: Detector | None = None,
     max_frames: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[FrameResult], None] | None = None,
 ) -> CountResult:
     """Run detect -> track -> count over every frame; ``seconds`` is the wall time it took."""
     info, frames = open_video(path)
@@ -57,6 +58,8 @@ def count_video(
             by_class = lines[c.line_id][c.direction]
             by_class[c.class_name] = by_class.get(c.class_name, 0) + 1
         crossings.extend(result.crossings)
+        if on_result:
+            on_result(result)
         n += 1
         if progress:
             progress(n, total)

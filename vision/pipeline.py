@@ -1,4 +1,9 @@
-"""One camera's vision: detect -> track -> count, frame by frame, over plain data."""
+"""One camera's vision: detect -> track -> count, zones, lanes, movements and speeds, frame by frame.
+
+``process_detections`` runs every stage after the detector: crossings each frame (with km/h where the
+camera is calibrated), movements when a track reaches an exit zone, and a ``ZoneReport`` per zone and
+lane every ``camera.report_interval_s`` seconds of source time (counted in frames at the source fps).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from citywatch.config import CameraConfig, CountingConfig, ModelConfig, TrackerConfig
+from citywatch.config import (
+    CameraConfig,
+    CountingConfig,
+    IncidentsConfig,
+    ModelConfig,
+    TrackerConfig,
+    effective_incidents,
+)
 from vision.counting import Crossing, LineCounter
 from vision.detections import Detections
 from vision.detector import Detector, load_detector
-from vision.results import MovementResult, ZoneReport
+from vision.geometry import GroundPlane
+from vision.incidents import IncidentEngine
+from vision.results import IncidentResult, MovementResult, ZoneReport
+from vision.speed import SpeedEstimator
 from vision.tracker import Tracker
+from vision.zones import MovementTracker, StationaryState, ZoneMonitor
 
 
 @dataclass
@@ -23,6 +39,7 @@ class FrameResult:
     inference_ms: float = 0.0
     movements: list[MovementResult] = field(default_factory=list)
     zone_reports: list[ZoneReport] = field(default_factory=list)
+    incidents: list[IncidentResult] = field(default_factory=list)
 
 
 class VisionPipeline:
@@ -37,23 +54,49 @@ class VisionPipeline:
         counting: CountingConfig | None = None,
         detector: Detector | None = None,
         fps: float = 25.0,
+        incidents: IncidentsConfig | None = None,
     ) -> None:
         self.camera = camera
+        self.incident_defaults = incidents  # top-level section; the camera's own keys override it
+        self.incidents: IncidentEngine | None = None
         self.model_config = model or ModelConfig()
         self.detector = detector if detector is not None else load_detector(self.model_config)
         self.tracker = Tracker(tracker or TrackerConfig(), fps=fps)
-        counting = counting or CountingConfig()
+        self.fps = fps if fps and fps > 0 else 25.0
+        self._build(camera, counting or CountingConfig())
+
+    def _build(self, camera: CameraConfig, counting: CountingConfig) -> None:
+        self.camera = camera
+        self.counting = counting
         self.counters = [LineCounter(line, counting, anchor=camera.anchor) for line in camera.lines]
+        self.speed = SpeedEstimator(camera.calibration, self.fps, camera.anchor) if camera.calibration else None
+        plane: GroundPlane | None = self.speed.plane if self.speed else None
+        self.stationary = StationaryState(counting, self.fps, camera.anchor)
+        self.zones = [
+            ZoneMonitor(area, self.fps, anchor=camera.anchor, plane=plane)
+            for area in [*camera.lanes, *camera.zones]
+        ]
+        self.movements = MovementTracker(camera, self.fps, ttl_frames=counting.track_ttl_frames)
+        self.report_every = max(1, int(round(camera.report_interval_s * self.fps)))
+        rules = effective_incidents(self.incident_defaults, camera)
+        if self.incidents is None:
+            self.incidents = IncidentEngine(camera, rules, fps=self.fps, counting=counting)
+        else:
+            self.incidents.reconfigure(camera, rules)
+        self._frames_in_interval = 0
 
     @property
     def model_version(self) -> str:
         return self.detector.version
 
+    @property
+    def stationary_tracks(self) -> set[int]:
+        """Confirmed tracks standing still in the last frame."""
+        return self.stationary.stationary
+
     def reconfigure(self, camera: CameraConfig, counting: CountingConfig | None = None) -> None:
-        """Apply new lines without dropping the tracker (a pushed remote configuration)."""
-        counting = counting or self.counters[0].config if self.counters else CountingConfig()
-        self.camera = camera
-        self.counters = [LineCounter(line, counting, anchor=camera.anchor) for line in camera.lines]
+        """Apply new lines, zones and calibration without dropping the tracker (a pushed remote configuration)."""
+        self._build(camera, counting or self.counting)
 
     def process(self, frame: np.ndarray, frame_index: int) -> FrameResult:
         t0 = time.perf_counter()
@@ -64,7 +107,18 @@ class VisionPipeline:
     def process_detections(self, dets: Detections, frame_index: int, inference_ms: float = 0.0) -> FrameResult:
         """The stages after detection: lets tests and cached detections skip the model."""
         tracked = self.tracker.update(dets)
+        speeds = self.speed.update(tracked, frame_index) if self.speed else {}
+        stationary = self.stationary.update(tracked, frame_index)
         crossings: list[Crossing] = []
         for counter in self.counters:
-            crossings.extend(counter.update(tracked, frame_index))
-        return FrameResult(frame_index, tracked, crossings, inference_ms)
+            crossings.extend(counter.update(tracked, frame_index, speeds))
+        for zone in self.zones:
+            zone.update(tracked, frame_index, speeds, stationary)
+        movements: list[MovementResult] = self.movements.update(tracked, frame_index, speeds)
+        reports: list[ZoneReport] = []
+        self._frames_in_interval += 1
+        if self._frames_in_interval >= self.report_every:
+            self._frames_in_interval = 0
+            reports = [zone.report(frame_index) for zone in self.zones]
+        incidents = self.incidents.update(tracked, frame_index, stationary, speeds) if self.incidents else []
+        return FrameResult(frame_index, tracked, crossings, inference_ms, movements, reports, incidents)

@@ -38,3 +38,26 @@ class ZoneReport:
     queue_length_m: float | None = None
     queue_vehicles: int | None = None
     mean_speed_kmh: float | None = None
+
+
+@dataclass(frozen=True)
+class IncidentResult:
+    """One step of an incident's lifecycle (``open``, ``update``, ``closed``), as the contract's ``Incident``
+    minus the envelope. Times are source frames (and seconds of source time); the edge turns them into
+    ``started_at``/``ended_at`` and derives the event id from ``incident_id``, ``state`` and ``update_no``."""
+
+    incident_id: str
+    incident_type: str
+    state: str
+    frame_index: int
+    started_frame: int
+    started_s: float
+    update_no: int = 0
+    ended_frame: int | None = None
+    ended_s: float | None = None
+    severity: str = "medium"
+    confidence: float = 1.0
+    lane_id: str | None = None
+    zone_id: str | None = None
+    track_ids: tuple[int, ...] = ()
+    message: str | None = None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
+from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
-from server.deps import ReaderDep, SettingsDep, StoreDep
+from server.deps import AdminDep, IngestDep, ReaderDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["cameras"])
 
@@ -31,10 +33,22 @@ def _iso(v: datetime | None) -> str | None:
     return v.isoformat() if v else None
 
 
+def _health(state: str, stale: bool, status: dict[str, Any] | None) -> str:
+    """``ok``, ``degraded`` (stale heartbeats, source not ok, tamper signs), ``down`` or ``unknown``."""
+    if state == "offline":
+        return "down"
+    if state != "online":
+        return "unknown"
+    if stale or (status and (status.get("source_state") not in (None, "ok") or status.get("tamper"))):
+        return "degraded"
+    return "ok"
+
+
 @router.get("/cameras")
 def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
     """One entry per camera; ``stale`` means online but not heard from for 3 heartbeats (min 60 s)."""
     rows = {r["camera_id"]: r for r in store.list_cameras()}
+    states = store.camera_states()
     stale_after = timedelta(seconds=max(60.0, 3 * settings.edge.heartbeat_s))
     now = utcnow()
     out: list[dict[str, Any]] = []
@@ -51,6 +65,8 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
         status = {k: last_status.get(k) for k in STATUS_FIELDS} if last_status else None
         last_seen = row.get("last_seen")
         state = row.get("state") or "unknown"
+        stale = bool(state == "online" and last_seen and now - last_seen > stale_after)
+        pushed = states.get(cam_id, {})
         out.append(
             {
                 "id": cam_id,
@@ -59,7 +75,12 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
                 "location": location,
                 "configured": cfg is not None,
                 "state": state,
-                "stale": bool(state == "online" and last_seen and now - last_seen > stale_after),
+                "stale": stale,
+                "health": _health(state, stale, last_status),
+                "tamper": (last_status or {}).get("tamper") or [],
+                "pushed_config_version": pushed.get("pushed_config_version"),
+                "pushed_at": _iso(pushed.get("pushed_at")),
+                "replay_requests": pushed.get("replay_requests", 0),
                 "first_seen": _iso(row.get("first_seen")),
                 "last_seen": _iso(last_seen),
                 "committed_seq": int(row.get("committed_seq") or 0),
@@ -70,3 +91,48 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
             }
         )
     return {"cameras": out}
+
+
+@router.get("/cameras/{camera_id}")
+def camera_detail(camera_id: str, store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
+    """One camera: registry entry, its configured block (lines, lanes, zones) and the last pushed one."""
+    cams = {c["id"]: c for c in list_cameras(store, settings, _who)["cameras"]}
+    if camera_id not in cams:
+        raise HTTPException(404, detail=f"unknown camera {camera_id!r}")
+    cfg = next((c for c in settings.cameras if c.id == camera_id), None)
+    pushed = store.camera_states().get(camera_id, {})
+    return {
+        **cams[camera_id],
+        "config": cfg.model_dump(mode="json") if cfg else None,
+        "pushed_config": pushed.get("pushed_config"),
+    }
+
+
+@router.put("/cameras/{camera_id}/config", status_code=202)
+def push_camera_config(
+    camera_id: str,
+    body: dict[str, Any],
+    store: StoreDep,
+    settings: SettingsDep,
+    ingest: IngestDep,
+    _who: AdminDep,
+) -> dict[str, Any]:
+    """Send a camera's new configuration (lines, lanes, zones) to its edge over ``.../control/config``
+    (admin). The body is a ``cameras[]`` block; it is validated here and again by the edge."""
+    try:
+        cam = validate_camera(body)
+    except ConfigError as exc:
+        raise HTTPException(422, detail=[{"loc": ["body", *p.split(".")], "msg": m} for p, m in exc.errors]) from None
+    if cam.id != camera_id:
+        raise HTTPException(422, detail=f"the body is camera {cam.id!r}, the path says {camera_id!r}")
+    if ingest is None or not ingest.connected:
+        raise HTTPException(503, detail="not connected to the MQTT broker: the configuration cannot be sent")
+    site = cam.site or next((r["site_id"] for r in store.list_cameras() if r["camera_id"] == camera_id), None)
+    site = site or settings.site
+    version = cam.config_version()
+    data = cam.model_dump(mode="json")
+    delivered = ingest.push_config(site, camera_id, data, version)
+    if not delivered:
+        raise HTTPException(503, detail="the broker did not acknowledge the configuration message")
+    store.set_pushed_config(camera_id, json.dumps(data), version, utcnow())
+    return {"camera_id": camera_id, "site": site, "config_version": version, "sent": True}

@@ -16,7 +16,7 @@ def dead_letters(
     store: StoreDep,
     _who: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     items, total = store.list_dead_letters(limit=limit, offset=offset)
     for it in items:

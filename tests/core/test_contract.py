@@ -128,3 +128,18 @@ def test_kinds_added_in_1_1_round_trip_and_a_1_0_reader_payload_still_parses() -
     with pytest.raises(ValidationError):
         ZoneOccupancy(event_id=uuid.uuid4(), seq=1, zone_id="z", interval_s=60, frame_index=0,
                       occupied_fraction=1.5, **env)
+
+
+def test_count_total_carries_merged_crossings_of_one_interval() -> None:
+    from citywatch.contract import CountTotal
+
+    start = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
+    env = dict(camera_id="cam-1", site_id="site-1", ts=start, config_version="c", model_version="m")
+    total = CountTotal(event_id=uuid.uuid4(), seq=9, line_id="l1", direction="out", class_name="motorcycle",
+                       count=42, interval_start=start, interval_end=start + timedelta(minutes=1), interval_s=60,
+                       first_frame_index=100, last_frame_index=1400, **env)
+    assert parse_message(total.model_dump_json()) == [total]
+    with pytest.raises(ValidationError, match="interval_end"):
+        CountTotal(event_id=uuid.uuid4(), seq=9, line_id="l1", direction="out", class_name="car", count=1,
+                   interval_start=start, interval_end=start, interval_s=60, first_frame_index=0,
+                   last_frame_index=0, **env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -20,7 +21,16 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from citywatch.config import CameraConfig, CitywatchConfig
-from citywatch.contract import ControlCommitted, Topics, parse_message
+from citywatch.contract import ControlCommitted, Topics
+from edge.merged import stored_adapter
+
+
+def parse_message(payload: bytes | str) -> list[Any]:
+    """Like ``citywatch.contract.parse_message``, plus the edge's local ``count_total`` kind."""
+    data = json.loads(payload)
+    if data.get("kind") == "batch":
+        return [stored_adapter.validate_python(e) for e in data["events"]]
+    return [stored_adapter.validate_python(data)]
 
 
 def require(condition: bool, reason: str) -> None:
@@ -139,6 +149,8 @@ class FakeServer:
         self.watermark: dict[str, int] = defaultdict(int)
         self.status: dict[str, dict] = {}
         self.bad_payloads = 0
+        self.messages: Counter[str] = Counter()  # kind topic -> messages received
+        self.delay_s = 0.0  # a slow consumer (tiny broker queues overflow behind it)
         self.subscribed = threading.Event()
         v5 = config.mqtt.protocol == "5"
         self.client = mqtt.Client(
@@ -166,11 +178,14 @@ class FakeServer:
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
-            _site, camera, channel, _kind = self.topics.parse(msg.topic)
+            _site, camera, channel, kind = self.topics.parse(msg.topic)
             if channel == "status":
                 self.status[camera] = json.loads(msg.payload)
                 return
+            self.messages[kind or ""] += 1
             events = parse_message(msg.payload)
+            if self.delay_s:
+                time.sleep(self.delay_s)
         except Exception:
             self.bad_payloads += 1
             return
@@ -205,6 +220,14 @@ class FakeServer:
                 key=lambda e: e.seq,
             )
 
+    def totals(self, camera: str | None = None) -> list[Any]:
+        with self.lock:
+            return [e for e in self.events.values() if e.kind == "count_total" and camera in (None, e.camera_id)]
+
+    def counted(self, camera: str) -> int:
+        """Crossings plus merged totals: what the server would count for this camera."""
+        return len(self.crossings(camera)) + sum(t.count for t in self.totals(camera))
+
     def statuses(self, camera: str) -> list[Any]:
         with self.lock:
             return sorted(
@@ -213,5 +236,74 @@ class FakeServer:
             )
 
 
+class RandomTrackPipeline(FakePipeline):
+    """Like FakePipeline, but track ids start at a random offset per pipeline, as a real tracker's do
+    after a restart: a re-read frame then gives a *different* event id, so only the checkpoint
+    prevents a double count."""
+
+    def __init__(self, camera: CameraConfig, fps: float, frames: Iterable[int]) -> None:
+        super().__init__(camera, fps, frames)
+        self.offset = int.from_bytes(os.urandom(3), "big")
+
+    def process(self, frame: Any, frame_index: int) -> Any:
+        out = super().process(frame, frame_index)
+        out.crossings = [
+            FakeCrossing(c.line_id, c.direction, c.class_name, c.track_id + self.offset, c.frame_index, c.speed_kmh)
+            for c in out.crossings
+        ]
+        return out
 
 
+GST_PYTHON = "/usr/bin/python3"
+RTSP_SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
+
+
+def gst_rtsp_available() -> bool:
+    import subprocess
+
+    if not os.path.exists(GST_PYTHON):
+        return False
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    return subprocess.run([GST_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
+
+
+class RtspServer:
+    """GStreamer's RTSP server in a child process: ``start``, ``kill`` (drop), ``pause``/``resume`` (stall)."""
+
+    def __init__(self, port: int, fps: int = 10, log_path: Path | None = None) -> None:
+        self.port, self.fps = port, fps
+        self.url = f"rtsp://127.0.0.1:{port}/cam"
+        self.log_path = log_path
+        self.proc: Any = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        import subprocess
+
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [GST_PYTHON, str(RTSP_SERVER_SCRIPT), str(self.port), str(self.fps)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+        line = self.proc.stdout.readline().decode().strip()
+        if line != "READY":
+            self.kill()
+            raise RuntimeError(f"RTSP server did not start: {line!r}")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def pause(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGCONT)

@@ -47,7 +47,7 @@ def test_callback_exception_does_not_kill_the_network_loop(tmp_path, mosquitto_1
     other = link_for(config, device=f"pub-{uuid.uuid4().hex[:6]}")
     other.start()
     try:
-        assert link.wait_connected(5) and other.wait_connected(5)
+        assert link.wait_subscribed(5) and other.wait_connected(5)
         topic = link.topics.control(config.site, "cam-a", "committed")
         for seq in (1, 2):
             other.publish(topic, ControlCommitted(camera_id="cam-a", seq=seq).model_dump_json())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from edge_testkit import make_clip
 
-from edge.sources import SourceError, SourceNotSupported, VideoSource
+from edge.sources import FileSource, LiveOptions, LiveSource, SourceError, VideoSource, open_source, redact
 
 
 def test_missing_file_error_names_the_path(tmp_path: Path) -> None:
@@ -25,24 +25,71 @@ def test_undecodable_file_error_names_the_path(tmp_path: Path) -> None:
         VideoSource(str(bad))
 
 
-def test_usb_source_is_not_supported_yet() -> None:
-    with pytest.raises(SourceNotSupported, match="issue 4"):
-        VideoSource("usb:0")
+def test_live_uris_open_live_sources_and_files_file_sources(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.avi", frames=3)
+    assert isinstance(open_source(str(clip)), FileSource)
+    assert isinstance(open_source(f"file://{clip}"), FileSource)
+    for uri in ("usb:0", "0", "rtsp://h/x", "http://h/mjpg", "https://h/x"):
+        assert isinstance(open_source(uri), LiveSource), uri
+    with pytest.raises(SourceError, match="usb:N"):
+        LiveSource("usb:abc")
+
+
+def test_stream_credentials_never_reach_the_source_key() -> None:
+    assert redact("rtsp://admin:s3cret@10.0.0.5:554/live") == "rtsp://10.0.0.5:554/live"
+    assert LiveSource("rtsp://admin:s3cret@10.0.0.5/x").source_key == "rtsp://10.0.0.5/x"
+
+
+def test_missing_usb_camera_reports_reconnecting_with_backoff_and_never_raises() -> None:
+    src = LiveSource("usb:57", LiveOptions(reconnect_min_s=0.1, reconnect_max_s=0.4))
+    states: list[tuple[str, str | None]] = []
+    src.on_state = lambda st, msg: states.append((st, msg))
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: list(src.frames(stop)), daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    try:
+        assert _wait(lambda: len(states) >= 4, 10), states
+    finally:
+        stop.set()
+        t.join(5)
+    assert not t.is_alive()
+    assert all(st == "reconnecting" and "/dev/video57" in msg for st, msg in states)
+    assert "retrying in 0.1 s" in states[0][1] and "retrying in 0.4 s" in states[3][1]  # 0.1, 0.2, 0.4, 0.4
+    assert time.monotonic() - t0 >= 0.1 + 0.2 + 0.4
+
+
+def _wait(pred, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_file_resumes_exactly_at_a_checkpointed_frame(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.avi", frames=12)
+    whole = {f.index: f.image[0, 0, 0] for f in FileSource(str(clip), realtime=False).frames()}
+    src = FileSource(str(clip), realtime=False, start_pass=0, start_index=7)
+    got = [(f.index, f.pass_no, f.image[0, 0, 0]) for f in src.frames()]
+    assert [(i, p) for i, p, _ in got] == [(i, 0) for i in range(7, 12)]
+    assert all(px == whole[i] for i, _, px in got)  # the right pixels, not just the right numbers
 
 
 def test_file_reports_fps_and_count_and_reads_every_frame(tmp_path: Path) -> None:
     src = VideoSource(f"file://{make_clip(tmp_path / 'c.avi', frames=12, fps=20)}", realtime=False)
     assert src.fps == pytest.approx(20.0) and src.frame_count == 12
     assert src.source_key == f"c.avi:{(tmp_path / 'c.avi').stat().st_size}"
-    assert [(i, p) for i, p, _ in src.frames()] == [(i, 0) for i in range(12)]
+    assert [(f.index, f.pass_no) for f in src.frames()] == [(i, 0) for i in range(12)]
 
 
 def test_looping_file_increments_pass_no_and_stops_on_stop_event(tmp_path: Path) -> None:
     src = VideoSource(str(make_clip(tmp_path / "c.avi", frames=5)), realtime=False, loop=True)
     stop = threading.Event()
     seen = []
-    for index, pass_no, _frame in src.frames(stop):
-        seen.append((pass_no, index))
+    for f in src.frames(stop):
+        seen.append((f.pass_no, f.index))
         if len(seen) == 12:
             stop.set()
     assert seen == [(p, i) for p in range(3) for i in range(5)][:12]

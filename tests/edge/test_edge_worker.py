@@ -115,7 +115,7 @@ def test_invalid_control_payloads_are_ignored_and_nothing_dies(tmp_path: Path) -
         worker = EdgeWorker(config, pipeline_factory=fake_factory(CROSS_FRAMES))
         worker.start()
         try:
-            assert worker.cameras["cam-a"].link.wait_connected(5)
+            assert worker.cameras["cam-a"].link.wait_subscribed(5)
             server.publish_control("cam-a", "committed", b"\xff not json")
             server.publish_control("cam-a", "config", json.dumps({"kind": "config", "camera_id": "cam-a"}))
             server.publish_control("cam-a", "committed", json.dumps({"kind": "committed", "camera_id": "x", "seq": 1}))

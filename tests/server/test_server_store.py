@@ -142,10 +142,14 @@ def test_postgresql_schema_holds_tables_and_alembic_version(pg_database) -> None
     engine = create_engine(pg_database.url)
     try:
         names = set(inspect(engine).get_table_names(schema=pg_database.schema))
-        assert {"events", "cameras", "dead_letters", "alembic_version"} <= names
+        assert {"events", "cameras", "dead_letters", "alembic_version", "flow_15m", "observed_1d", "api_keys"} <= names
         with engine.connect() as conn:
             v = conn.execute(text(f'SELECT version_num FROM "{pg_database.schema}".alembic_version')).scalar()
-        assert v == "0001"
+        from alembic.script import ScriptDirectory
+
+        from server.store import alembic_config
+
+        assert v == ScriptDirectory.from_config(alembic_config()).get_current_head()
     finally:
         engine.dispose()
 

@@ -1,0 +1,248 @@
+"""Sustained ingest through a private Mosquitto configured as shipped (deploy/mosquitto), from simulated
+edges in separate processes, beside a count-only paho subscriber receiving the same load in the same run.
+
+    python bench/ingest_throughput.py --db sqlite --events 20000 --batch 1
+    python bench/ingest_throughput.py --db postgresql --events 100000 --batch 50 --ingest 1 2 3
+
+Prints one line per run: events/s stored by citywatch ingest (processes `python -m server`), the
+count-only baseline, and checks zero loss / zero duplicates (stored == published).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from citywatch.contract import EventBatch, LineCrossing  # noqa: E402
+from server.store import Store  # noqa: E402
+
+PG_URL = os.environ.get("CITYWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker(tmp: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    (tmp / "mosq").mkdir()
+    lines = []
+    for line in (REPO / "deploy/mosquitto/mosquitto.conf").read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if line.strip() == "listener 1883":
+            line = f"listener {port} 127.0.0.1"
+        elif key == "allow_anonymous":
+            line = "allow_anonymous true"
+        elif key in ("password_file", "acl_file"):
+            line = ""
+        elif key == "persistence_location":
+            line = f"persistence_location {tmp / 'mosq'}/"
+        lines.append(line)
+    lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+    (tmp / "m.conf").write_text("\n".join(lines) + "\n")
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    p = subprocess.Popen([exe, "-c", str(tmp / "m.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return p, port
+
+
+def publisher_proc(port: int, prefix: str, cams: list[str], per_cam: int, batch: int, go: mp.Event, run: str) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{run}-{cams[0]}", protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port, 60)
+    c.loop_start()
+    now = datetime.now(timezone.utc)
+    msgs = []
+    for cam in cams:
+        evs = [
+            LineCrossing(
+                event_id=uuid.uuid4(),
+                camera_id=cam,
+                site_id="s1",
+                seq=s,
+                ts=now,
+                config_version="b",
+                model_version="b",
+                line_id="l1",
+                direction="in" if s % 2 else "out",
+                class_name=("car", "motorcycle", "truck")[s % 3],
+                track_id=s,
+                frame_index=s,
+                speed_kmh=30.0,
+            )
+            for s in range(1, per_cam + 1)
+        ]
+        for i in range(0, per_cam, batch):
+            chunk = evs[i : i + batch]
+            if batch == 1:
+                msgs.append((f"{prefix}/s1/{cam}/event/line_crossing", chunk[0].model_dump_json()))
+            else:
+                msgs.append((f"{prefix}/s1/{cam}/event/batch", EventBatch(events=chunk).model_dump_json()))
+    go.wait()
+    infos = [c.publish(t, p, qos=1) for t, p in msgs]
+    for i in infos:
+        i.wait_for_publish(600)
+    c.disconnect()
+    c.loop_stop()
+
+
+def publish(port: int, prefix: str, n_pub: int, n_cams: int, events: int, batch: int, run: str) -> float:
+    per_cam = events // n_cams
+    cams = [f"cam-{i}" for i in range(n_cams)]
+    go = mp.Event()
+    procs = [
+        mp.Process(target=publisher_proc, args=(port, prefix, cams[i::n_pub], per_cam, batch, go, run))
+        for i in range(n_pub)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(1.0 + 0.00005 * events)  # let them build their messages
+    t0 = time.perf_counter()
+    go.set()
+    return t0, procs  # type: ignore[return-value]
+
+
+def baseline(port: int, prefix: str, args: argparse.Namespace, run: str) -> float:
+    n_msgs = (args.events // args.cameras) // args.batch * args.cameras
+    got = [0]
+    last = [0.0]
+    done = threading.Event()
+
+    def on_message(_c, _u, _m):  # type: ignore[no-untyped-def]
+        got[0] += 1
+        if got[0] >= n_msgs:
+            last[0] = time.perf_counter()
+            done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-count-{run}", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.connect("127.0.0.1", port, 60)
+    c.subscribe(f"{prefix}/+/+/event/+", qos=1)
+    c.loop_start()
+    time.sleep(0.5)
+    t0, procs = publish(port, prefix, args.publishers, args.cameras, args.events, args.batch, run)
+    done.wait(600)
+    for p in procs:
+        p.join()
+    c.disconnect()
+    c.loop_stop()
+    return got[0] * args.batch / (last[0] - t0) if last[0] else float("nan")
+
+
+def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Path, run: str) -> tuple[float, int]:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    if args.db == "sqlite":
+        url, schema_env = f"sqlite:///{tmp}/{schema}.sqlite", None
+    else:
+        url, schema_env = PG_URL, schema
+    store = Store(url, schema=schema_env)
+    procs = []
+    for i in range(k):
+        cfg = {
+            "site": "s1",
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": port,
+                "topic_prefix": prefix,
+                "username_env": None,
+                "password_env": None,
+                "shared_group": "bench" if k > 1 else None,
+                "session_expiry_s": 600,
+            },
+            "server": {"database_url": url, "client_id": f"bench-ingest-{run}-{i}", "port": 0},
+        }
+        f = tmp / f"ingest-{run}-{i}.yaml"
+        f.write_text(yaml.safe_dump(cfg))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if schema_env:
+            env["CITYWATCH_DATABASE_SCHEMA"] = schema_env
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "server", "-c", str(f), "--port", "0"],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    time.sleep(4)
+    expected = (args.events // args.cameras) * args.cameras
+    t0, pubs = publish(port, prefix, args.publishers, args.cameras, args.events, args.batch, run)
+    deadline = time.perf_counter() + 900
+    n = 0
+    while time.perf_counter() < deadline:
+        n = store.count_events()
+        if n >= expected:
+            break
+        time.sleep(0.05)
+    t1 = time.perf_counter()
+    for p in pubs:
+        p.join()
+    time.sleep(1.0)
+    n = store.count_events()
+    for p in procs:
+        p.terminate()
+        p.wait(20)
+    if args.db == "postgresql":
+        from sqlalchemy import text
+
+        with store.engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    store.close()
+    return expected / (t1 - t0), n - expected
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=1, help="events per MQTT message (1: single-event messages)")
+    ap.add_argument("--publishers", type=int, default=2, help="simulated edge processes")
+    ap.add_argument("--cameras", type=int, default=20)
+    ap.add_argument("--ingest", type=int, nargs="+", default=[1], help="ingest process counts to try")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        broker, port = start_broker(tmp)
+        try:
+            run = uuid.uuid4().hex[:6]
+            base = baseline(port, f"bench-{run}-base", args, run)
+            for k in args.ingest:
+                run = uuid.uuid4().hex[:6]
+                rate, extra = ingest_run(port, f"bench-{run}", args, k, tmp, run)
+                print(
+                    f"db={args.db} events={args.events} batch={args.batch} publishers={args.publishers} ingest={k}: "
+                    f"{rate:,.0f} events/s stored ({rate / base:.0%} of count-only {base:,.0f} events/s); "
+                    f"stored-published={extra}",
+                    flush=True,
+                )
+        finally:
+            broker.terminate()
+            broker.wait(10)
+
+
+if __name__ == "__main__":
+    main()

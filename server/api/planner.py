@@ -1,0 +1,475 @@
+"""Planner API: flows (vehicles or PCU), period comparison, hour-of-week profile, OD matrices,
+occupancy/speed, CSV and FIWARE exports. Everything reads the rollups (``server.history``).
+
+Every flow row carries ``observed_s``/``coverage``: the seconds its camera was actually observing
+(from heartbeats), so a zero with coverage 1.0 is "no vehicles" and a zero with coverage 0 is
+"camera down". Rates per observed hour compare periods fairly when a camera was down in one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from citywatch.config import CitywatchConfig
+from citywatch.contract import CLASS_NAMES, ClassName, Direction, utcnow
+from server import export
+from server.deps import ReaderDep, SettingsDep, StoreDep
+from server.history import FlowFilter, epoch_bounds
+from server.store import Store
+
+router = APIRouter(tags=["planner"])
+
+Bucket = Literal["1m", "15m", "1h", "1d", "total"]
+BUCKET_SECONDS: dict[str, int | None] = {"1m": 60, "15m": 900, "1h": 3600, "1d": 86400, "total": None}
+MAX_RANGE = timedelta(days=400)
+MAX_BUCKETS = 100_000
+Unit = Literal["vehicles", "pcu"]
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+IdParam = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+def _bad(param: str, msg: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["query", param], "msg": msg, "type": "value_error"}])
+
+
+def _range(
+    name_from: str, start: datetime | None, end: datetime | None, default: timedelta, bucket_s: int | None = None
+) -> tuple[datetime, datetime]:
+    for n, v in ((name_from, start), ("to", end)):
+        if v is not None and (v.tzinfo is None or v.tzinfo.utcoffset(v) is None):
+            raise _bad(n, f"'{n}' needs a time zone offset, e.g. 2025-01-31T07:00:00+07:00 or ...Z")
+    try:
+        end = end or utcnow()
+        start = start or end - default
+        if start >= end:
+            raise _bad(name_from, f"'{name_from}' must be before 'to'")
+        if end - start > MAX_RANGE:
+            raise _bad(name_from, f"the range may span at most {MAX_RANGE.days} days")
+        start.timestamp(), end.timestamp()  # noqa: B018 - out-of-range years raise here
+    except (OverflowError, ValueError) as exc:
+        raise _bad(name_from, f"date out of range: {exc}") from None
+    if bucket_s and (end - start).total_seconds() / bucket_s > MAX_BUCKETS:
+        raise _bad("bucket", f"more than {MAX_BUCKETS} buckets: choose a larger bucket or a shorter range")
+    return start, end
+
+
+def _pcu(settings: CitywatchConfig) -> dict[str, float]:
+    w = settings.server.pcu
+    return {c: float(getattr(w, c)) for c in CLASS_NAMES}
+
+
+def _offset(settings: CitywatchConfig, at: datetime) -> int:
+    return int((ZoneInfo(settings.server.timezone).utcoffset(at) or timedelta(0)).total_seconds())
+
+
+def _flow_rows(
+    store: Store,
+    settings: CitywatchConfig,
+    start: datetime,
+    end: datetime,
+    bucket: str,
+    flt: FlowFilter,
+) -> list[dict[str, Any]]:
+    bucket_s = BUCKET_SECONDS[bucket]
+    off = _offset(settings, start)
+    lo, hi = epoch_bounds(start, end)
+    cells = store.history.flow(lo, hi, bucket_s=bucket_s, offset_s=off, flt=flt)
+    cams = sorted({k[1] for k in cells})
+    observed = store.history.observed(lo, hi, bucket_s=bucket_s, offset_s=off, camera_ids=cams) if cams else {}
+    tz = ZoneInfo(settings.server.timezone)
+    w = _pcu(settings)
+    rows = []
+    for (b, cam, line, d), cell in sorted(cells.items(), key=lambda kv: (kv[0][0] or 0, *kv[0][1:])):
+        span = float(bucket_s) if bucket_s else float(hi - lo)
+        obs = observed.get((b, cam), 0.0)
+        rows.append(
+            {
+                "bucket_start": datetime.fromtimestamp(b, tz).isoformat() if b is not None else None,
+                "camera_id": cam,
+                "line_id": line,
+                "direction": d,
+                "counts": dict(cell.counts),
+                "total": cell.total,
+                "pcu": round(sum(w[c] * n for c, n in cell.counts.items()), 3),
+                "mean_speed_kmh": round(cell.speed_sum / cell.speed_n, 2) if cell.speed_n else None,
+                "speed_samples": cell.speed_n,
+                "observed_s": round(obs, 1),
+                "coverage": round(min(1.0, obs / span), 4) if span else None,
+            }
+        )
+    return rows
+
+
+@router.get("/flow")
+def flow(
+    store: StoreDep,
+    settings: SettingsDep,
+    _who: ReaderDep,
+    camera_id: IdParam = None,
+    line_id: IdParam = None,
+    direction: Direction | None = None,
+    class_name: ClassName | None = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="ISO-8601 with offset; default to - 24 h")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="ISO-8601 with offset; exclusive; default now")] = None,
+    bucket: Bucket = "1h",
+    unit: Unit = "vehicles",
+) -> dict[str, Any]:
+    """Line flows per bucket, camera, line and direction: counts by class, total, PCU, mean speed, and the
+    seconds the camera was observing (``coverage`` = observed share of the bucket)."""
+    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
+    rows = _flow_rows(store, settings, start, end, bucket, flt)
+    return {
+        "bucket": bucket,
+        "unit": unit,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "timezone": settings.server.timezone,
+        "pcu_weights": _pcu(settings),
+        "rows": rows,
+        "total": sum(r["pcu" if unit == "pcu" else "total"] for r in rows),
+    }
+
+
+def _period(store: Store, settings: CitywatchConfig, start: datetime, end: datetime, flt: FlowFilter) -> dict[str, Any]:
+    rows = _flow_rows(store, settings, start, end, "total", flt)
+    counts = dict.fromkeys(CLASS_NAMES, 0)
+    for r in rows:
+        for c, n in r["counts"].items():
+            counts[c] += n
+    total = sum(counts.values())
+    pcu = sum(_pcu(settings)[c] * n for c, n in counts.items())
+    lo, hi = epoch_bounds(start, end)
+    cams = sorted({r["camera_id"] for r in rows}) or ([*flt.camera_ids] if flt.camera_ids else [])
+    obs = store.history.observed(lo, hi, camera_ids=cams) if cams else {}
+    observed_s = sum(obs.values())
+    hours = observed_s / 3600.0
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "counts": counts,
+        "total": total,
+        "pcu": round(pcu, 3),
+        "observed_s": round(observed_s, 1),
+        "per_observed_hour": round(total / hours, 3) if hours else None,
+        "pcu_per_observed_hour": round(pcu / hours, 3) if hours else None,
+    }
+
+
+def _pct(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not a:
+        return None
+    return round((b - a) / a * 100.0, 2)
+
+
+@router.get("/flow/compare")
+def compare(
+    store: StoreDep,
+    settings: SettingsDep,
+    _who: ReaderDep,
+    a_from: datetime,
+    a_to: datetime,
+    b_from: datetime,
+    b_to: datetime,
+    camera_id: IdParam = None,
+    line_id: IdParam = None,
+    direction: Direction | None = None,
+    class_name: ClassName | None = None,
+) -> dict[str, Any]:
+    """Two periods side by side (e.g. before/after a road change): totals, PCU, and rates per observed
+    hour, so that a camera down in one period does not read as less traffic."""
+    sa, ea = _range("a_from", a_from, a_to, timedelta(days=1))
+    sb, eb = _range("b_from", b_from, b_to, timedelta(days=1))
+    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
+    a = _period(store, settings, sa, ea, flt)
+    b = _period(store, settings, sb, eb, flt)
+    return {
+        "a": a,
+        "b": b,
+        "change": {
+            "total": b["total"] - a["total"],
+            "total_pct": _pct(a["total"], b["total"]),
+            "per_observed_hour_pct": _pct(a["per_observed_hour"], b["per_observed_hour"]),
+            "pcu_per_observed_hour_pct": _pct(a["pcu_per_observed_hour"], b["pcu_per_observed_hour"]),
+        },
+    }
+
+
+@router.get("/flow/profile")
+def profile(
+    store: StoreDep,
+    settings: SettingsDep,
+    _who: ReaderDep,
+    camera_id: IdParam = None,
+    line_id: IdParam = None,
+    direction: Direction | None = None,
+    class_name: ClassName | None = None,
+    from_: Annotated[datetime | None, Query(alias="from", description="default: to - 28 days")] = None,
+    to: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+) -> dict[str, Any]:
+    """Hour-of-week profile in the city's time zone: for each of the 168 hours (Monday 00:00 first),
+    vehicles and PCU per observed hour (hours the camera was down do not dilute the mean)."""
+    start, end = _range("from", from_, to, timedelta(days=28))
+    lo, hi = epoch_bounds(start, end)
+    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
+    w = _pcu(settings)
+    totals = [0] * 168
+    pcus = [0.0] * 168
+    by_class = [dict.fromkeys(CLASS_NAMES, 0) for _ in range(168)]
+    observed = [0.0] * 168
+    for seg_lo, seg_hi, off in store.clock.offset_segments(lo, hi):
+        cells = store.history.flow(seg_lo, seg_hi, offset_s=off, how=True, flt=flt, keys=("camera_id",))
+        for (h, _cam), cell in cells.items():
+            totals[h] += cell.total
+            pcus[h] += sum(w[c] * n for c, n in cell.counts.items())
+            for c, n in cell.counts.items():
+                by_class[h][c] += n
+        cams = [camera_id] if camera_id else None
+        for (h, _cam), o in store.history.observed(seg_lo, seg_hi, offset_s=off, how=True, camera_ids=cams).items():
+            observed[h] += o
+    hours = []
+    for h in range(168):
+        oh = observed[h] / 3600.0
+        hours.append(
+            {
+                "hour_of_week": h,
+                "day": DAYS[h // 24],
+                "hour": h % 24,
+                "total": totals[h],
+                "counts": {c: n for c, n in by_class[h].items() if n},
+                "pcu": round(pcus[h], 3),
+                "observed_h": round(oh, 3),
+                "per_observed_hour": round(totals[h] / oh, 3) if oh else None,
+                "pcu_per_observed_hour": round(pcus[h] / oh, 3) if oh else None,
+            }
+        )
+    return {"from": start.isoformat(), "to": end.isoformat(), "timezone": settings.server.timezone, "hours": hours}
+
+
+@router.get("/od")
+def od_matrix(
+    store: StoreDep,
+    _who: ReaderDep,
+    camera_id: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")],
+    class_name: ClassName | None = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> dict[str, Any]:
+    """Origin-destination matrix of one camera (movements from entry to exit zone, by exit time;
+    the range is rounded out to whole minutes)."""
+    start, end = _range("from", from_, to, timedelta(hours=24))
+    lo, hi = epoch_bounds(start, end)
+    rows = store.history.od(lo, hi, camera_ids=[camera_id], class_name=class_name)
+    origins = sorted({r["entry_zone"] for r in rows})
+    dests = sorted({r["exit_zone"] for r in rows})
+    matrix = [[0] * len(dests) for _ in origins]
+    for r in rows:
+        matrix[origins.index(r["entry_zone"])][dests.index(r["exit_zone"])] = r["count"]
+    return {
+        "camera_id": camera_id,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "origins": origins,
+        "destinations": dests,
+        "matrix": matrix,
+        "rows": rows,
+        "total": sum(r["count"] for r in rows),
+    }
+
+
+@router.get("/occupancy")
+def occupancy(
+    store: StoreDep,
+    settings: SettingsDep,
+    _who: ReaderDep,
+    camera_id: IdParam = None,
+    zone_id: IdParam = None,
+    lanes_only: bool = False,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    bucket: Bucket = "1h",
+) -> dict[str, Any]:
+    """Zone and lane state per bucket: occupancy (share of time occupied), vehicles entered (a lane's
+    flow), mean occupancy by class, queue, mean speed. Rounded out to whole minutes."""
+    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    lo, hi = epoch_bounds(start, end)
+    rows = store.history.zones(
+        lo,
+        hi,
+        bucket_s=BUCKET_SECONDS[bucket],
+        offset_s=_offset(settings, start),
+        camera_ids=[camera_id] if camera_id else None,
+        zone_id=zone_id,
+        lanes_only=lanes_only,
+    )
+    tz = ZoneInfo(settings.server.timezone)
+    for r in rows:
+        b = r.pop("bucket")
+        r["bucket_start"] = datetime.fromtimestamp(b, tz).isoformat() if b is not None else None
+    return {"bucket": bucket, "from": start.isoformat(), "to": end.isoformat(), "rows": rows}
+
+
+# --- exports ------------------------------------------------------------------------------------
+
+CSV_HEADER = (
+    "bucket_start",
+    "camera_id",
+    "line_id",
+    "direction",
+    *[f"n_{c}" for c in CLASS_NAMES],
+    "total",
+    "pcu",
+    "mean_speed_kmh",
+    "observed_s",
+    "coverage",
+)
+
+
+@router.get("/export/flow.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def export_flow_csv(
+    store: StoreDep,
+    settings: SettingsDep,
+    _who: ReaderDep,
+    camera_id: IdParam = None,
+    line_id: IdParam = None,
+    direction: Direction | None = None,
+    class_name: ClassName | None = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    bucket: Bucket = "1h",
+) -> Response:
+    """The ``/flow`` rows as CSV (UTF-8 with BOM: Excel shows Vietnamese names correctly)."""
+    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
+    rows = _flow_rows(store, settings, start, end, bucket, flt)
+    body = export.csv_text(
+        CSV_HEADER,
+        (
+            [
+                r["bucket_start"] or start.isoformat(),
+                r["camera_id"],
+                r["line_id"],
+                r["direction"],
+                *[r["counts"][c] for c in CLASS_NAMES],
+                r["total"],
+                r["pcu"],
+                r["mean_speed_kmh"],
+                r["observed_s"],
+                r["coverage"],
+            ]
+            for r in rows
+        ),
+    )
+    name = f"citywatch-flow-{start.astimezone(timezone.utc):%Y%m%dT%H%M}-{bucket}.csv"
+    return Response(
+        body.encode("utf-8"),
+        media_type=export.CSV_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def fiware_flow_entities(
+    store: Store,
+    settings: CitywatchConfig,
+    start: datetime,
+    end: datetime,
+    bucket: str,
+    camera_id: str | None = None,
+    per_class: bool = True,
+) -> list[dict[str, Any]]:
+    """``TrafficFlowObserved`` entities: per bucket, line and direction (all vehicles, and one per
+    vehicle class when ``per_class``), and per lane (vehicles entered, occupancy, mean speed)."""
+    bucket_s = BUCKET_SECONDS[bucket]
+    flt = FlowFilter([camera_id] if camera_id else None)
+    rows = _flow_rows(store, settings, start, end, bucket, flt)
+    configured = {c.id: c for c in settings.cameras}
+    known = {r["camera_id"]: r for r in store.list_cameras()}
+
+    def where(cam: str) -> tuple[str, dict[str, Any] | None, str | None]:
+        cfg = configured.get(cam)
+        row = known.get(cam, {})
+        site = (settings.camera_site(cfg) if cfg else None) or row.get("site_id") or settings.site
+        if cfg is not None and cfg.location is not None:
+            return site, export.geo_point(cfg.location.lat, cfg.location.lon), cfg.name or None
+        return site, export.geo_point(row.get("lat"), row.get("lon")), row.get("name")
+
+    def period(b_iso: str | None) -> tuple[datetime, datetime]:
+        if b_iso is None or not bucket_s:
+            return start, end
+        b = datetime.fromisoformat(b_iso)
+        return b, b + timedelta(seconds=bucket_s)
+
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        site, loc, name = where(r["camera_id"])
+        p0, p1 = period(r["bucket_start"])
+        vehicles = {c: n for c, n in r["counts"].items() if c in export.VEHICLE_TYPE}
+        common = {"site_id": site, "camera_id": r["camera_id"], "start": p0, "end": p1, "location": loc, "name": name}
+        out.append(
+            export.traffic_flow_observed(
+                **common,
+                line_id=r["line_id"],
+                direction=r["direction"],
+                intensity=sum(vehicles.values()),
+                average_speed_kmh=r["mean_speed_kmh"],
+            )
+        )
+        if per_class:
+            for c, n in vehicles.items():
+                if n:
+                    out.append(
+                        export.traffic_flow_observed(
+                            **common, line_id=r["line_id"], direction=r["direction"], intensity=n, class_name=c
+                        )
+                    )
+    lo, hi = epoch_bounds(start, end)
+    zones = store.history.zones(
+        lo, hi, bucket_s=bucket_s, offset_s=_offset(settings, start), camera_ids=flt.camera_ids, lanes_only=True
+    )
+    for z in zones:
+        cfg = configured.get(z["camera_id"])
+        lane_ids = [ln.id for ln in cfg.lanes] if cfg else []
+        site, loc, name = where(z["camera_id"])
+        p0 = datetime.fromtimestamp(z["bucket"], timezone.utc) if z["bucket"] is not None else start
+        p1 = p0 + timedelta(seconds=bucket_s) if z["bucket"] is not None and bucket_s else end
+        out.append(
+            export.traffic_flow_observed(
+                site_id=site,
+                camera_id=z["camera_id"],
+                start=p0,
+                end=p1,
+                lane_id=z["zone_id"],
+                lane_number=lane_ids.index(z["zone_id"]) + 1 if z["zone_id"] in lane_ids else None,
+                intensity=z["vehicles_entered"],
+                occupancy=z["occupancy"],
+                average_speed_kmh=z["mean_speed_kmh"],
+                location=loc,
+                name=name,
+            )
+        )
+    return out
+
+
+@router.get("/export/fiware/traffic-flow")
+async def export_fiware_traffic_flow(
+    store: StoreDep,
+    settings: SettingsDep,
+    _who: ReaderDep,
+    camera_id: IdParam = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    bucket: Bucket = "15m",
+    per_class: bool = True,
+) -> JSONResponse:
+    """FIWARE Smart Data Models ``TrafficFlowObserved`` entities (NGSI-LD key-values, ``application/ld+json``)."""
+    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    body = await run_in_threadpool(fiware_flow_entities, store, settings, start, end, bucket, camera_id, per_class)
+    return JSONResponse(body, media_type="application/ld+json")

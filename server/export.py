@@ -1,0 +1,235 @@
+"""Exports: CSV for spreadsheets and FIWARE Smart Data Models (NGSI-LD key-values) for city platforms.
+
+One module for every export so that flows (``TrafficFlowObserved``, here) and incidents (``Alert``,
+added by the incidents work) share the id scheme, the ``@context`` handling and the CSV writer.
+Entities are the key-values form the official schemas in ``../shared/standards/fiware`` describe.
+
+Vocabulary: citywatch class names map to the schema's own ``vehicleType`` enumeration (``truck`` is
+``lorry``); ``person`` is not a vehicle and never appears in a traffic-flow entity. A line's ``in``
+direction is exported as ``laneDirection: forward``, ``out`` as ``backward``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+#: ``text/csv`` with a UTF-8 byte-order mark so that Excel shows Vietnamese text correctly.
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+BOM = "\ufeff"
+
+TRANSPORTATION_CONTEXT = (
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld"
+)
+ALERT_CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Alert/master/context.jsonld"
+
+#: citywatch class -> TrafficFlowObserved ``vehicleType`` (the schema's enumeration).
+VEHICLE_TYPE: dict[str, str] = {
+    "car": "car",
+    "truck": "lorry",
+    "bus": "bus",
+    "motorcycle": "motorcycle",
+    "bicycle": "bicycle",
+}
+LANE_DIRECTION: dict[str, str] = {"in": "forward", "out": "backward"}
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV with a BOM, CRLF line ends (RFC 4180) and cells that cannot start a spreadsheet formula."""
+    buf = io.StringIO()
+    buf.write(BOM)
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow([_cell(v) for v in r])
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
+        return "'" + v  # CSV injection: a camera name must never run as a formula in Excel
+    return v
+
+
+def entity_id(kind: str, *parts: object) -> str:
+    """``urn:ngsi-ld:<Type>:<part>-<part>...`` with only URN-safe characters."""
+    return f"urn:ngsi-ld:{kind}:" + "-".join(_UNSAFE.sub("_", str(p)) for p in parts)
+
+
+def iso_z(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def geo_point(lat: float | None, lon: float | None) -> dict[str, Any] | None:
+    if lat is None or lon is None:
+        return None
+    return {"type": "Point", "coordinates": [float(lon), float(lat)]}
+
+
+def traffic_flow_observed(
+    *,
+    site_id: str,
+    camera_id: str,
+    start: datetime,
+    end: datetime,
+    intensity: int,
+    line_id: str | None = None,
+    direction: str | None = None,
+    lane_id: str | None = None,
+    lane_number: int | None = None,
+    class_name: str | None = None,
+    occupancy: float | None = None,
+    average_speed_kmh: float | None = None,
+    location: dict[str, Any] | None = None,
+    name: str | None = None,
+    congested: bool | None = None,
+    context: bool = True,
+) -> dict[str, Any]:
+    """One ``TrafficFlowObserved`` (key-values) for a line or lane, a period and optionally one class."""
+    if class_name is not None and class_name not in VEHICLE_TYPE:
+        raise ValueError(f"{class_name!r} is not a vehicle class of TrafficFlowObserved")
+    where = line_id if line_id is not None else f"lane.{lane_id}"
+    e: dict[str, Any] = {
+        "id": entity_id(
+            "TrafficFlowObserved",
+            site_id,
+            camera_id,
+            where,
+            direction or "all",
+            class_name or "all",
+            int(start.timestamp()),
+            int(end.timestamp() - start.timestamp()),
+        ),
+        "type": "TrafficFlowObserved",
+        "dateObserved": f"{iso_z(start)}/{iso_z(end)}",
+        "dateObservedFrom": iso_z(start),
+        "dateObservedTo": iso_z(end),
+        "intensity": int(intensity),
+        "dataProvider": "citywatch",
+        "source": f"citywatch:{site_id}/{camera_id}",
+    }
+    desc = f"camera {camera_id}, " + (f"line {line_id}" if line_id is not None else f"lane {lane_id}")
+    if direction:
+        desc += f", direction {direction}"
+    e["description"] = desc
+    if name:
+        e["name"] = name
+    if lane_number is not None:
+        e["laneId"] = int(lane_number)
+    if direction in LANE_DIRECTION:
+        e["laneDirection"] = LANE_DIRECTION[direction]
+    elif lane_id is not None:
+        e["laneDirection"] = "forward"  # a lane's configured direction of travel
+    if class_name is not None:
+        e["vehicleType"] = VEHICLE_TYPE[class_name]
+    if occupancy is not None:
+        e["occupancy"] = round(min(1.0, max(0.0, float(occupancy))), 4)
+    if average_speed_kmh is not None:
+        e["averageVehicleSpeed"] = round(max(0.0, float(average_speed_kmh)), 2)
+    if congested is not None:
+        e["congested"] = bool(congested)
+    if location is not None:
+        e["location"] = location
+    if context:
+        e["@context"] = [TRANSPORTATION_CONTEXT]
+    return e
+
+
+# --- incidents: FIWARE Alert ------------------------------------------------------------------
+
+#: citywatch incident type -> Alert ``subCategory`` (the schema's enumeration); category is ``traffic``.
+ALERT_SUBCATEGORY: dict[str, str] = {
+    "stopped_vehicle": "carStopped",
+    "wrong_way": "carWrongDirection",
+    "congestion": "trafficJam",
+    "pedestrian_on_carriageway": "pedestrianOnRoad",
+    "cyclist_on_carriageway": "bikerOnRoad",
+    "crash_candidate": "carAccident",
+}
+INCIDENT_CSV_HEADER = (
+    "incident_id", "site_id", "camera_id", "incident_type", "state", "status", "severity", "confidence",
+    "lane_id", "zone_id", "started_at", "ended_at", "track_ids", "message", "acknowledged_at",
+    "acknowledged_by", "resolved_at", "resolved_by", "resolution_note", "escalation_level",
+)
+
+
+def alert(
+    incident: dict[str, Any],
+    *,
+    location: dict[str, Any] | None = None,
+    name: str | None = None,
+    context: bool = True,
+) -> dict[str, Any]:
+    """One ``Alert`` (key-values) for an incident record (``server.incidents.record``)."""
+    kind = incident["incident_type"]
+    if kind not in ALERT_SUBCATEGORY:
+        raise ValueError(f"no Alert subCategory for incident type {kind!r}")
+    site, cam = incident["site_id"], incident["camera_id"]
+    started = datetime.fromisoformat(incident["started_at"])
+    e: dict[str, Any] = {
+        "id": entity_id("Alert", site, cam, incident["incident_id"]),
+        "type": "Alert",
+        "category": "traffic",
+        "subCategory": ALERT_SUBCATEGORY[kind],
+        "severity": incident["severity"],
+        "dateIssued": iso_z(started),
+        "validFrom": iso_z(started),
+        "alertSource": entity_id("Device", "citywatch", site, cam),
+        "dataProvider": "citywatch",
+        "source": f"citywatch:{site}/{cam}",
+        "description": incident.get("message") or f"{kind.replace('_', ' ')} at camera {cam}",
+        "data": {
+            "incidentId": incident["incident_id"],
+            "incidentType": kind,
+            "state": incident["state"],
+            "status": incident.get("status"),
+            "confidence": incident["confidence"],
+            "laneId": incident.get("lane_id"),
+            "zoneId": incident.get("zone_id"),
+            "trackIds": list(incident.get("track_ids") or []),
+        },
+    }
+    if incident.get("ended_at"):
+        e["validTo"] = iso_z(datetime.fromisoformat(incident["ended_at"]))
+    if name:
+        e["name"] = name
+    if location is not None:
+        e["location"] = location
+    if context:
+        e["@context"] = [ALERT_CONTEXT]
+    return e
+
+
+def incidents_csv(incidents: Iterable[dict[str, Any]]) -> str:
+    rows = (
+        [i.get(k) if k != "track_ids" else " ".join(map(str, i.get("track_ids") or [])) for k in INCIDENT_CSV_HEADER]
+        for i in incidents
+    )
+    return csv_text(INCIDENT_CSV_HEADER, rows)
+
+
+__all__ = [
+    "ALERT_CONTEXT",
+    "ALERT_SUBCATEGORY",
+    "INCIDENT_CSV_HEADER",
+    "alert",
+    "incidents_csv",
+    "BOM",
+    "CSV_MEDIA_TYPE",
+    "LANE_DIRECTION",
+    "TRANSPORTATION_CONTEXT",
+    "VEHICLE_TYPE",
+    "csv_text",
+    "entity_id",
+    "geo_point",
+    "iso_z",
+    "traffic_flow_observed",
+]
