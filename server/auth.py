@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
@@ -52,6 +53,16 @@ def parse_api_keys(spec: str) -> list[tuple[Role, str]]:
             raise ValueError(f"{ENV_API_KEYS} entry {i + 1}: the key must be at least 8 characters")
         keys.append((cast(Role, role), key))
     return keys
+
+
+def _is_loopback(request: Request) -> bool:
+    """The client connected over loopback (or through the in-process test transport, never a network)."""
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        # Starlette's TestClient: uvicorn puts the socket's address in scope["server"], never this name.
+        return host == "testclient" and (request.scope.get("server") or ("",))[0] == "testserver"
 
 
 def _fingerprint(key: str) -> str:
@@ -161,6 +172,11 @@ class Auth:
 
     def authenticate(self, request: Request) -> Principal | None:
         if self.open:
+            # Open local mode is for a laptop: it serves this machine only, whatever address is bound.
+            if not _is_loopback(request):
+                client = request.client.host if request.client else "?"
+                log.warning("refused %s: open local mode (no API keys) serves loopback clients only", client)
+                return None
             return Principal("admin", "open")
         header = request.headers.get("authorization", "")
         key = None

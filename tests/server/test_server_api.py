@@ -170,3 +170,14 @@ def test_dashboard_is_served_without_external_resources(client: TestClient) -> N
     combined = r.text + client.get("/static/app.js").text + client.get("/static/style.css").text
     assert "http://" not in combined.replace("http://www.w3.org/2000/svg", "") and "https://" not in combined
     assert "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_open_local_mode_serves_only_this_machine(sqlite_store: Store) -> None:
+    """Without API keys every loopback request is admin; a request from the network gets nothing."""
+    config = make_config(run_id="api", database_url=sqlite_store.url)
+    app = create_app(config, ingest=False, store=sqlite_store, api_keys="")
+    with TestClient(app, client=("127.0.0.1", 40000)) as local:
+        assert local.get("/api/v1/cameras").status_code == 200
+    with TestClient(app, client=("192.0.2.7", 40000)) as remote:
+        assert remote.get("/api/v1/cameras").status_code == 401
+        assert remote.get("/api/v1/health").status_code == 200  # health needs no role
