@@ -47,6 +47,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from citywatch.config import CameraConfig, CitywatchConfig, ConfigError, validate_camera
@@ -287,10 +288,13 @@ class _Camera:
         next_checkpoint = next_tamper = time.monotonic()
         current_pass: int | None = None
         last: tuple[int, int] | None = None
+        prev: Any = None
         for frame in source.frames(w._stop_sources):
             self.n.frames += 1
             with self.pipeline_lock:
                 if frame.pass_no != current_pass or self.pipeline is None:
+                    if prev is not None:
+                        self._close_open_incidents(source, prev)  # the old pass's pipeline is replaced
                     current_pass = frame.pass_no
                     self.fps = source.fps
                     self.pipeline = w.pipeline_factory(self.camera, source.fps)
@@ -300,6 +304,7 @@ class _Camera:
             self.n.frames_processed += 1
             self.n.inference_ms_total += float(getattr(result, "inference_ms", 0.0) or 0.0)
             self._record(result, source, frame)
+            prev = frame
             last = (frame.pass_no, frame.index)
             now = time.monotonic()
             if now >= next_tamper and w.config.edge.tamper.enabled:
@@ -313,6 +318,9 @@ class _Camera:
                 next_checkpoint = now + checkpoint_s
                 if not self._suppressed(frame.pass_no, frame.index):
                     w.outbox.save_position(self.id, source.source_key, frame.pass_no, frame.index)
+        if prev is not None:
+            with self.pipeline_lock:
+                self._close_open_incidents(source, prev)  # ended or stopping: nothing stays open forever
         if isinstance(source, FileSource) and last is not None and w.config.edge.sources.resume:
             w.outbox.save_position(
                 self.id, source.source_key, last[0], last[1], ended=not w._stop_sources.is_set() and not source.loop
@@ -322,6 +330,16 @@ class _Camera:
             log.info("camera %s: source ended after %d frames", self.id, self.n.frames)
             self.heartbeat_now.set()
             self.wake.set()
+
+    def _close_open_incidents(self, source: FileSource | LiveSource, frame: Any) -> None:
+        """Close what the current pipeline still has open, as of ``frame`` (its last processed frame)."""
+        engine = getattr(self.pipeline, "incidents", None)
+        close_all = getattr(engine, "close_all", None)
+        if close_all is None:
+            return
+        closed = close_all(frame.index)
+        if closed:
+            self._record(SimpleNamespace(incidents=closed, detections=None), source, frame)
 
     def _suppressed(self, pass_no: int, frame_index: int) -> bool:
         """True for frames at or before the checkpoint a resumed file restarted from (warm-up)."""
