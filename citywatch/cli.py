@@ -297,6 +297,35 @@ def weights_pull() -> None:
     _pull("weights", pull_weights)
 
 
+@weights_app.command("export")
+def weights_export(
+    imgsz: Annotated[int, typer.Option(help="Input size in pixels (multiple of 32), e.g. 320.")] = 320,
+    format: Annotated[str, typer.Option("--format", help="openvino or onnx.")] = "openvino",  # noqa: A002
+    batch: Annotated[int, typer.Option(help="Fixed batch size of the exported model.")] = 1,
+    weights: Annotated[
+        Path | None, typer.Option(help="Ultralytics .pt checkpoint; default: $CITYWATCH_WEIGHTS.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Export again even when cached.")] = False,
+) -> None:
+    """Export the .pt at another input size into the model cache ($CITYWATCH_CACHE, ~/.cache/citywatch); print its path.
+
+    A camera then uses it with model.weights set to the printed path, or simply with the .pt, a native backend
+    (openvino/onnxruntime) and model.imgsz (or processing.imgsz): the cached export is found, or built, by itself.
+    """
+    from citywatch.paths import AssetNotFound, resolve_weights
+    from vision.export import ExportError, export_model
+
+    if format not in ("openvino", "onnx"):
+        err.print(f"[red]error:[/red] --format must be openvino or onnx, not {format!r}")
+        raise typer.Exit(2)
+    try:
+        path = export_model(resolve_weights(weights), imgsz=imgsz, fmt=format, batch=batch, force=force)  # type: ignore[arg-type]
+    except (ExportError, AssetNotFound) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    out.print(str(path))
+
+
 @samples_app.command("pull")
 def samples_pull() -> None:
     """Download the sample clips listed in sample_videos/README.md (needs internet)."""

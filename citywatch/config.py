@@ -232,6 +232,30 @@ def effective_incidents(defaults: IncidentsConfig | None, camera: CameraConfig) 
     return IncidentsConfig.model_validate(merge(base, camera.incidents.model_dump(exclude_unset=True)))
 
 
+class MotionGateConfig(_Strict):
+    """Skip the detector on frames where nothing moved since the last detection (cheap low-res differencing)."""
+
+    enabled: bool = False
+    width: int = Field(96, ge=16, le=640, description="Frames are compared at this width (grey, blurred).")
+    pixel_delta: int = Field(12, ge=1, le=255, description="A pixel changed when its grey level moved this much.")
+    min_changed: float = Field(
+        0.002, ge=0, le=1, description="Detect when at least this share of pixels changed since the last detection."
+    )
+    max_skip_s: float = Field(1.0, gt=0, le=60, description="Detect at least this often even without motion.")
+
+
+class ProcessingConfig(_Strict):
+    """Per-camera throughput levers; the defaults process every frame at the model's size."""
+
+    detect_every: int = Field(
+        1, ge=1, le=30, description="Run the pipeline on every Nth source frame (frame indices stay source indices)."
+    )
+    imgsz: int | None = Field(
+        None, ge=64, le=2048, multiple_of=32, description="Model input size for this camera; default: model.imgsz."
+    )
+    motion: MotionGateConfig = MotionGateConfig()
+
+
 class CameraConfig(_Strict):
     id: Ident
     name: str = ""
@@ -252,6 +276,9 @@ class CameraConfig(_Strict):
     )
     version: str | None = Field(None, max_length=64, description="Config version; defaults to a content hash.")
     incidents: IncidentsConfig | None = Field(None, description="Overrides keys of the top-level incidents section.")
+    processing: ProcessingConfig | None = Field(
+        None, description="Throughput levers (frame stride, input size, motion gating); default: every frame."
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CameraConfig:
@@ -265,7 +292,8 @@ class CameraConfig(_Strict):
     def config_version(self) -> str:
         if self.version:
             return self.version
-        body = self.model_dump(mode="json", exclude={"version", "name", "location"})
+        exclude = {"version", "name", "location"} | ({"processing"} if self.processing is None else set())
+        body = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -474,6 +502,13 @@ class ServerConfig(_Strict):
     retention: RetentionConfig = RetentionConfig()
     ingest: IngestConfig = IngestConfig()
     incidents: ServerIncidentsConfig = ServerIncidentsConfig()
+    map_tiles_url: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^(https?://[^\s'\"]+|/[^\s'\"]*)\{z\}[^\s'\"]*$",
+        description="Dashboard map tiles, e.g. https://tiles.example.vn/{z}/{x}/{y}.png (a local tile server; "
+        "{s} becomes a). Unset: a plain schematic of the camera positions (works with no internet).",
+    )
 
     @field_validator("timezone")
     @classmethod

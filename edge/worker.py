@@ -301,7 +301,8 @@ class _Camera:
                     if isinstance(source, LiveSource):
                         self.tamper.reset()
                 result = self.pipeline.process(frame.image, frame.index)
-            self.n.frames_processed += 1
+            if getattr(result, "processed", True):  # frames skipped by processing.detect_every are not
+                self.n.frames_processed += 1
             self.n.inference_ms_total += float(getattr(result, "inference_ms", 0.0) or 0.0)
             self._record(result, source, frame)
             prev = frame
@@ -786,6 +787,8 @@ class EdgeWorker:
     ) -> None:
         self.config = config
         self.detector = detector
+        self._detectors: dict[int, Any] = {}  # per-camera input sizes (processing.imgsz), loaded on first use
+        self._detectors_lock = threading.Lock()
         self._factory = pipeline_factory
         self.on_event = on_event
         self.outbox: Outbox = None  # type: ignore[assignment]  # opened by start()
@@ -813,10 +816,23 @@ class EdgeWorker:
             model=self.config.model,
             tracker=self.config.tracker,
             counting=self.config.counting,
-            detector=self.detector,
+            detector=self._detector_for(camera),
             fps=fps,
             incidents=self.config.incidents,
         )
+
+    def _detector_for(self, camera: CameraConfig) -> Any:
+        """The shared detector, or one per other input size a camera's ``processing.imgsz`` asks for."""
+        imgsz = camera.processing.imgsz if camera.processing else None
+        if not imgsz or imgsz == self.config.model.imgsz:
+            return self.detector
+        with self._detectors_lock:
+            det = self._detectors.get(imgsz)
+            if det is None:
+                from vision.detector import load_detector
+
+                det = self._detectors[imgsz] = load_detector(self.config.model.model_copy(update={"imgsz": imgsz}))
+            return det
 
     def _emit(self, event: Any) -> None:
         if self.on_event is None:

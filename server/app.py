@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
-from server.api import cameras, counts, dead_letters, events, health, incidents, keys, planner, session
+from server.api import cameras, counts, dead_letters, events, health, incidents, keys, planner, session, ui
 from server.auth import ENV_API_KEYS, Auth
 from server.incidents import IncidentService
 from server.ingest import Ingest
@@ -96,9 +96,11 @@ def create_app(
     app.state.store = None
     app.state.ingest = None
     registry = make_registry(app)
+    tiles = ui.tiles_origin(config)  # the dashboard map may load images from the configured tile server
+    csp = CSP.replace("img-src 'self' data:", f"img-src 'self' data: {tiles}") if tiles else CSP
     app.state.registry = registry
 
-    for module in (health, cameras, counts, planner, events, dead_letters, keys, session, incidents):
+    for module in (health, cameras, counts, planner, events, dead_letters, keys, session, incidents, ui):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.middleware("http")
@@ -109,7 +111,7 @@ def create_app(
             app.state.request_seconds.labels(
                 route_template(request, API_PREFIX), request.method, str(response.status_code)
             ).observe(time.perf_counter() - t0)
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response

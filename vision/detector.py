@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -118,8 +119,10 @@ def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[fl
     resized = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else frame
     top = (size - nh) // 2
     left = (size - nw) // 2
-    out = np.full((size, size, 3), 114, dtype=np.uint8)
-    out[top : top + nh, left : left + nw] = resized
+    # one allocation: the resized frame copied once into its grey border
+    out = cv2.copyMakeBorder(
+        resized, top, size - nh - top, left, size - nw - left, cv2.BORDER_CONSTANT, value=(114, 114, 114)
+    )
     return out, scale, (left, top)
 
 
@@ -134,14 +137,23 @@ class _RawYoloDetector:
     def _infer(self, blob: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def detect(self, frame: np.ndarray) -> Detections:
+    def _blob(self, img: np.ndarray) -> np.ndarray:
+        """Letterboxed BGR uint8 -> what the runtime takes; one pass (RGB, 0..1, NCHW float32)."""
         import cv2
 
+        return cv2.dnn.blobFromImage(img, 1.0 / 255.0, swapRB=True)
+
+    def detect(self, frame: np.ndarray) -> Detections:
         if frame is None or frame.ndim != 3:
             raise ValueError("detect() needs an HxWx3 BGR frame")
         img, scale, (left, top) = letterbox(frame, self.imgsz)
-        blob = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
-        pred = self._infer(blob)[0].T  # (N, 84)
+        return self._decode(self._infer(self._blob(img))[0], frame.shape, scale, left, top)
+
+    def _decode(self, raw: np.ndarray, shape: tuple[int, ...], scale: float, left: float, top: float) -> Detections:
+        """One image's raw (84, N) head -> boxes in source pixels after the score filter and NMS."""
+        import cv2
+
+        pred = raw.T  # (N, 84)
         scores_all = pred[:, 4:][:, self._coco_ids]
         best = scores_all.argmax(axis=1)
         scores = scores_all[np.arange(len(pred)), best]
@@ -156,7 +168,7 @@ class _RawYoloDetector:
         xyxy[:, 1] = (boxes[:, 1] - boxes[:, 3] / 2 - top) / scale
         xyxy[:, 2] = (boxes[:, 0] + boxes[:, 2] / 2 - left) / scale
         xyxy[:, 3] = (boxes[:, 1] + boxes[:, 3] / 2 - top) / scale
-        h, w = frame.shape[:2]
+        h, w = shape[:2]
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
         xywh = np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], axis=1)
@@ -221,16 +233,38 @@ class OpenVINODetector(_RawYoloDetector):
                                 xml, config.imgsz, str(exc).splitlines()[0][:200], exported)
                     model = core.read_model(str(xml))
                     self.imgsz = exported
+            model = self._embed_preprocessing(ov, model)
             self._compiled = core.compile_model(
                 model, "CPU", {"INFERENCE_NUM_THREADS": default_threads(config.threads)}
             )
         except Exception as exc:
             raise DetectorError(f"cannot load OpenVINO model {xml}: {exc}") from exc
-        self._request = self._compiled.create_infer_request()
+        self._output = self._compiled.output(0)
+        self._local = threading.local()  # an infer request is not thread-safe: one per calling thread
         self.version = model_version(weights)
 
+    @staticmethod
+    def _embed_preprocessing(ov, model):  # noqa: ANN001, ANN205
+        """Take the letterboxed BGR uint8 image as it is (NHWC): OpenVINO converts, swaps and scales in the
+        graph, so no float copy of the frame is made in Python."""
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+            ColorFormat.BGR
+        )
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+        return ppp.build()
+
+    def _blob(self, img: np.ndarray) -> np.ndarray:
+        return img[None]  # a view: (1, H, W, 3) uint8
+
     def _infer(self, blob: np.ndarray) -> np.ndarray:
-        return self._request.infer({0: blob})[self._compiled.output(0)]
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        return request.infer({0: blob}, share_inputs=True)[self._output]
 
 
 def _backend_for(path: Path, backend: str) -> str:
@@ -247,6 +281,14 @@ def load_detector(config: ModelConfig) -> Detector:
     """Build the configured backend; ``auto`` picks by file type (.pt, .onnx, OpenVINO folder)."""
     weights = resolve_weights(config.weights)
     backend = _backend_for(weights, config.backend)
+    if weights.suffix == ".pt" and backend in ("onnxruntime", "openvino"):
+        # A native runtime from the checkpoint: the cached export at this size (built once, never committed).
+        from vision.export import ExportError, export_model
+
+        try:
+            weights = export_model(weights, imgsz=config.imgsz, fmt="onnx" if backend == "onnxruntime" else "openvino")
+        except ExportError as exc:
+            raise DetectorError(str(exc)) from exc
     log.info("loading %s detector from %s (imgsz %d)", backend, weights, config.imgsz)
     if backend == "ultralytics":
         return UltralyticsDetector(weights, config)

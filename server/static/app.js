@@ -1,5 +1,8 @@
-// citywatch dashboard: plain JS, no libraries. Counts load from the API, then the SSE stream
-// increments them. Every number has a stable id or data attribute so tests can read it.
+// citywatch dashboard core: plain JS, no libraries. The session, the one live stream (SSE) and the
+// operator's camera table, live counts, per-minute chart and ticker. Counts load from the API, then the
+// stream increments them. Every number has a stable id or data attribute so tests can read it.
+// The feature modules under /static/js/ (map, alerts, camera panel, planner) build on `globalThis.cw`:
+// `cw.on(kind, fn)` for live events ("start" when signed in), `cw.api`, `cw.role`, `cw.config`.
 "use strict";
 
 const API = "/api/v1";
@@ -9,6 +12,19 @@ const counts = new Map(); // key "cam|line|dir|class" -> count
 let countsSince = 0; // ms: SSE events older than the last counts query are already included
 let chartBuckets = new Map(); // minute start (ms) -> count
 let source = null;
+
+const cw = (globalThis.cw = globalThis.cw || {});
+cw.handlers = cw.handlers || {};
+cw.role = null;
+cw.config = { timezone: "Asia/Ho_Chi_Minh", map: { tiles_url: null }, cameras: [], pcu_weights: {} };
+cw.on = (kind, fn) => { (cw.handlers[kind] = cw.handlers[kind] || []).push(fn); };
+cw.emit = (kind, data) => {
+  for (const fn of cw.handlers[kind] || []) {
+    try { fn(data); } catch (e) { console.error(kind, e); }
+  }
+};
+const LIVE_KINDS = ["line_crossing", "camera_status", "camera_state", "incident_alert", "incident_status",
+  "incident_escalated", "zone_occupancy", "movement", "count_total", "dropped"];
 
 const DIR_LABEL = { in: "vào / in", out: "ra / out" };
 const CLASS_LABEL = {
@@ -34,11 +50,13 @@ function svg(tag, attrs = {}, text = null) {
   return e;
 }
 
-function fmtTime(iso) {
+// Times are shown in the city's time zone (server.timezone), never the browser's.
+function fmtTime(iso, opts = {}) {
   if (!iso) return "—";
   const d = new Date(iso);
-  return d.toLocaleString("vi-VN", { hour12: false });
+  return d.toLocaleString("vi-VN", { hour12: false, timeZone: cw.config.timezone, ...opts });
 }
+cw.fmtTime = fmtTime;
 
 async function api(path, options = {}) {
   const r = await fetch(API + path, { credentials: "same-origin", ...options });
@@ -46,15 +64,24 @@ async function api(path, options = {}) {
     showLogin();
     throw new Error("unauthorised");
   }
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  if (!r.ok) {
+    let detail = "";
+    try { detail = JSON.stringify((await r.json()).detail); } catch (e) { /* not JSON */ }
+    const err = new Error(`${path}: HTTP ${r.status} ${detail}`);
+    err.status = r.status;
+    throw err;
+  }
   return r.json();
 }
+cw.api = api;
 
 // --- login ------------------------------------------------------------------------------------
 function showLogin() {
   document.getElementById("login").hidden = false;
   document.getElementById("dashboard").hidden = true;
   if (source) { source.close(); source = null; }
+  document.body.setAttribute("data-ready", "false");
+  cw.emit("logout", null);
 }
 
 async function login(ev) {
@@ -65,10 +92,14 @@ async function login(ev) {
     headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key }),
   });
   if (!r.ok) {
-    document.getElementById("login-error").textContent = "Khóa không hợp lệ / Invalid key";
+    const err = document.getElementById("login-error");
+    err.textContent = "Khóa không hợp lệ / Invalid key";
+    err.setAttribute("data-state", "invalid");
     return;
   }
   document.getElementById("login-key").value = "";
+  document.getElementById("login-error").textContent = "";
+  document.getElementById("login-error").setAttribute("data-state", "");
   start();
 }
 
@@ -198,10 +229,12 @@ function renderChart() {
       width: Math.max(1, bw - 2).toFixed(1), height: h.toFixed(1),
       "data-bucket-start": new Date(s).toISOString(), "data-count": n,
     });
-    rect.append(svg("title", {}, `${new Date(s).toLocaleTimeString("vi-VN", { hour12: false })}: ${n}`));
+    const at = new Date(s).toLocaleTimeString("vi-VN", { hour12: false, timeZone: cw.config.timezone });
+    rect.append(svg("title", {}, `${at}: ${n}`));
     chart.append(rect);
     if (i % 15 === 0) {
-      const label = new Date(s).toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit", hour12: false });
+      const label = new Date(s).toLocaleTimeString("vi-VN", {
+        hour: "2-digit", minute: "2-digit", hour12: false, timeZone: cw.config.timezone });
       chart.append(svg("text", { x: left + i * bw, y: H - 5 }, label));
     }
   });
@@ -256,21 +289,36 @@ function connectLive() {
   source.addEventListener("camera_status", (m) => onStatus(JSON.parse(m.data)));
   source.addEventListener("camera_state", () => loadCameras().catch(() => {}));
   source.addEventListener("dropped", () => { loadCounts().catch(() => {}); loadChart().catch(() => {}); });
+  for (const kind of LIVE_KINDS) {
+    source.addEventListener(kind, (m) => cw.emit(kind, JSON.parse(m.data)));
+  }
 }
 
 // --- start ------------------------------------------------------------------------------------
 async function start() {
+  let who;
   try {
-    await api("/session");
+    who = await api("/session");
   } catch (e) {
     return; // login shown
+  }
+  cw.role = who.role;
+  cw.mode = who.mode;
+  document.body.setAttribute("data-role", who.role);
+  try {
+    cw.config = await api("/ui-config");
+  } catch (e) {
+    console.error(e); // keep the defaults
   }
   document.getElementById("login").hidden = true;
   document.getElementById("dashboard").hidden = false;
   connectLive();
+  cw.emit("start", { role: cw.role, mode: cw.mode, config: cw.config });
   await Promise.all([loadCameras(), loadCounts(), loadChart()]).catch((e) => console.error(e));
   document.body.setAttribute("data-ready", "true");
 }
+cw.start = start;
+cw.showLogin = showLogin;
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("login-form").addEventListener("submit", login);

@@ -1,0 +1,141 @@
+// Planner's workbench, continued: two-period comparison (rates per observed hour, so a camera that was
+// down in one period does not read as less traffic), the hour-of-week heatmap, and the
+// origin-destination matrix of one camera. All use the filters of the flow panel.
+import { clear, cw, DAY_LABEL, el, fmtNum, localInputToIso, svg, toLocalInput } from "./core.js";
+import { filters, query } from "./planner.js";
+
+function $(id) { return document.getElementById(id); }
+let lastRange = ""; // B follows the flow panel's range, A is the period before it
+
+function common(f) {
+  return { camera_id: f.camera_id, line_id: f.source === "line" ? f.line_id : "", direction: f.direction,
+    class_name: f.class_name };
+}
+
+function defaultPeriods(f) {
+  const to = new Date(f.to), from = new Date(f.from);
+  const span = to.getTime() - from.getTime();
+  $("cmp-b-from").value = toLocalInput(from);
+  $("cmp-b-to").value = toLocalInput(to);
+  $("cmp-a-from").value = toLocalInput(new Date(from.getTime() - span));
+  $("cmp-a-to").value = toLocalInput(from);
+}
+
+function pct(v) {
+  if (v === null || v === undefined) return "—";
+  return `${v > 0 ? "+" : ""}${fmtNum(v, 1)} %`;
+}
+
+async function compare() {
+  const f = filters();
+  const q = { ...common(f), a_from: localInputToIso($("cmp-a-from").value), a_to: localInputToIso($("cmp-a-to").value),
+    b_from: localInputToIso($("cmp-b-from").value), b_to: localInputToIso($("cmp-b-to").value) };
+  const body = clear($("compare-table").querySelector("tbody"));
+  let d;
+  try {
+    d = await cw.api("/flow/compare?" + query(q));
+  } catch (e) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: 4, class: "error" }, e.message));
+    body.append(tr);
+    return;
+  }
+  const rows = [
+    ["total", "Tổng xe / Vehicles", d.a.total, d.b.total, pct(d.change.total_pct), 0],
+    ["pcu", "PCU", d.a.pcu, d.b.pcu, "", 1],
+    ["observed_h", "Giờ quan sát / Observed hours", d.a.observed_s / 3600, d.b.observed_s / 3600, "", 1],
+    ["per_observed_hour", "Xe mỗi giờ quan sát / Vehicles per observed hour", d.a.per_observed_hour,
+      d.b.per_observed_hour, pct(d.change.per_observed_hour_pct), 1],
+    ["pcu_per_observed_hour", "PCU mỗi giờ quan sát / PCU per observed hour", d.a.pcu_per_observed_hour,
+      d.b.pcu_per_observed_hour, pct(d.change.pcu_per_observed_hour_pct), 1],
+  ];
+  for (const [key, label, a, b, change, digits] of rows) {
+    const tr = el("tr", { "data-field": key });
+    tr.append(el("th", {}, label),
+      el("td", { class: "num", "data-period": "a", "data-value": a ?? "" }, fmtNum(a, digits)),
+      el("td", { class: "num", "data-period": "b", "data-value": b ?? "" }, fmtNum(b, digits)),
+      el("td", { class: "num change" }, change));
+    body.append(tr);
+  }
+  $("compare-table").setAttribute("data-state", "ready");
+}
+
+async function heatmap(f) {
+  const to = new Date(f.to);
+  const from = new Date(Math.min(new Date(f.from).getTime(), to.getTime() - 28 * 86400000));
+  const d = await cw.api("/flow/profile?" + query({ ...common(f), from: from.toISOString(), to: to.toISOString() }));
+  const map = clear($("heatmap"));
+  const key = f.unit === "pcu" ? "pcu_per_observed_hour" : "per_observed_hour";
+  const vals = d.hours.map((h) => h[key]).filter((v) => v !== null);
+  const max = Math.max(1e-9, ...vals);
+  const L = 64, T = 18, CW = 22, CH = 24;
+  for (let h = 0; h < 24; h += 3) map.append(svg("text", { class: "tick", x: L + h * CW + 2, y: T - 5 }, `${h}h`));
+  DAY_LABEL.forEach((day, i) => map.append(svg("text", { class: "tick", x: 2, y: T + i * CH + 16 }, day)));
+  for (const h of d.hours) {
+    const v = h[key];
+    const x = L + h.hour * CW, y = T + Math.floor(h.hour_of_week / 24) * CH;
+    const rect = svg("rect", {
+      x, y, width: CW - 2, height: CH - 2, class: v === null ? "cell gap" : "cell",
+      "data-hour-of-week": h.hour_of_week, "data-value": v === null ? "" : v, "data-observed-h": h.observed_h,
+      "fill-opacity": v === null ? 1 : (0.08 + 0.92 * (v / max)).toFixed(3),
+    });
+    rect.append(svg("title", {}, `${DAY_LABEL[Math.floor(h.hour_of_week / 24)]} ${h.hour}:00 — `
+      + (v === null ? "không quan sát / not observed" : `${fmtNum(v, 1)} / h (${fmtNum(h.observed_h, 1)} h)`)));
+    map.append(rect);
+  }
+  map.append(svg("text", { class: "tick", x: L, y: T + 7 * CH + 14 },
+    `0 → ${fmtNum(max, 1)} ${f.unit === "pcu" ? "PCU" : "xe / veh"} mỗi giờ / per hour · ô xám = không quan sát / grey = not observed`));
+  map.setAttribute("data-state", "ready");
+  map.setAttribute("data-timezone", d.timezone);
+}
+
+async function od(f) {
+  const wrap = clear($("od-wrap"));
+  if (!f.camera_id) {
+    wrap.append(el("p", { class: "muted" }, "Chọn một camera ở trên / Choose a camera above"));
+    return;
+  }
+  const d = await cw.api("/od?" + query({ camera_id: f.camera_id, class_name: f.class_name, from: f.from, to: f.to }));
+  if (!d.origins.length) {
+    wrap.append(el("p", { class: "muted", id: "od-empty" },
+      "Không có hành trình trong khoảng này (camera cần vùng vào/ra) / No movements in this range (needs entry/exit zones)"));
+    return;
+  }
+  const max = Math.max(1, ...d.matrix.flat());
+  const table = el("table", { id: "od-table", "data-total": d.total });
+  const head = el("tr");
+  head.append(el("th", {}, "Từ ↓ / Đến → · From ↓ / To →"));
+  for (const dest of d.destinations) head.append(el("th", { "data-destination": dest }, dest));
+  head.append(el("th", {}, "Tổng / Total"));
+  const thead = el("thead");
+  thead.append(head);
+  table.append(thead);
+  const body = el("tbody");
+  d.origins.forEach((o, i) => {
+    const tr = el("tr", { "data-origin": o });
+    tr.append(el("th", {}, o));
+    d.destinations.forEach((dest, j) => {
+      const n = d.matrix[i][j];
+      const td = el("td", { class: "num od-cell", "data-origin": o, "data-destination": dest, "data-value": n },
+        fmtNum(n));
+      td.style.setProperty("--heat", (n / max).toFixed(3));
+      tr.append(td);
+    });
+    tr.append(el("td", { class: "num strong" }, fmtNum(d.matrix[i].reduce((a, b) => a + b, 0))));
+    body.append(tr);
+  });
+  table.append(body);
+  wrap.append(table, el("p", { class: "muted small" }, `Tổng hành trình / Movements: ${fmtNum(d.total)}`));
+}
+
+cw.on("planner-filters", (f) => {
+  if (`${f.from}|${f.to}` !== lastRange) { defaultPeriods(f); lastRange = `${f.from}|${f.to}`; }
+  compare().catch((e) => console.error(e));
+  heatmap(f).catch((e) => { $("heatmap").setAttribute("data-state", "error"); console.error(e); });
+  od(f).catch((e) => { clear($("od-wrap")).append(el("p", { class: "error" }, e.message)); });
+});
+cw.on("start", () => { lastRange = ""; });
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("compare-form").addEventListener("submit", (e) => { e.preventDefault(); compare(); });
+});

@@ -1,0 +1,94 @@
+"""Exported models at another input size or batch: built once with Ultralytics, cached outside the repository.
+
+The shared OpenVINO IR and ONNX files have a fixed 640 px input (their graphs bake in the anchor
+count, so OpenVINO cannot reshape them). A smaller input (e.g. 320 px, a quarter of the work) needs
+a model exported at that size from the ``.pt``: ``export_model(pt, imgsz=320, fmt="openvino")`` (or
+``citywatch weights export --imgsz 320 --format openvino``) returns the cached export, building it
+the first time. The cache is ``$CITYWATCH_CACHE/models`` (default ``~/.cache/citywatch/models``);
+each entry is named by the source file's content hash, format, size and batch, so a changed ``.pt``
+gets a new export and nothing exported is ever committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+CACHE_ENV = "CITYWATCH_CACHE"
+
+Format = Literal["openvino", "onnx"]
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported; the message says why."""
+
+
+def cache_dir() -> Path:
+    """``$CITYWATCH_CACHE/models``, else ``$XDG_CACHE_HOME/citywatch/models``, else ``~/.cache/citywatch/models``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser() / "models"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "citywatch" / "models"
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def cached_path(pt: Path, imgsz: int, fmt: Format, batch: int = 1) -> Path:
+    """Where the export of ``pt`` at ``imgsz`` (and ``batch``) lives in the cache (it may not exist yet)."""
+    stem = f"{pt.stem}@{_digest(pt)}-{imgsz}-b{batch}"
+    folder = cache_dir() / f"{stem}-{fmt}"
+    return folder if fmt == "openvino" else folder / f"{pt.stem}-{imgsz}-b{batch}.onnx"
+
+
+def export_model(pt: str | os.PathLike[str], *, imgsz: int, fmt: Format = "openvino", batch: int = 1,
+                 force: bool = False) -> Path:
+    """The cached ``fmt`` export of the Ultralytics checkpoint ``pt`` with a fixed ``batch``x3x``imgsz``x``imgsz``
+    input; exported (offline, with Ultralytics) when missing. Returns the OpenVINO folder or the ``.onnx`` file."""
+    src = Path(pt).expanduser()
+    if not src.is_file() or src.suffix != ".pt":
+        raise ExportError(f"export needs an Ultralytics .pt checkpoint; {src} is not one")
+    if imgsz % 32 or not 64 <= imgsz <= 2048:
+        raise ExportError(f"imgsz must be a multiple of 32 between 64 and 2048, not {imgsz}")
+    if fmt not in ("openvino", "onnx"):
+        raise ExportError(f"unknown export format {fmt!r} (openvino or onnx)")
+    target = cached_path(src, imgsz, fmt, batch)
+    done = target / ".complete" if fmt == "openvino" else target.with_suffix(".complete")
+    if done.exists() and not force:
+        return target
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # no hub checks, no run-time pip installs
+    try:
+        from ultralytics import YOLO
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ExportError("exporting needs the 'yolo' extra: pip install 'citywatch[yolo]'") from exc
+    folder = target if fmt == "openvino" else target.parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Ultralytics writes beside the checkpoint: export a private copy in a scratch folder, then move.
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".export-") as tmp:
+        work = Path(tmp) / src.name
+        shutil.copy2(src, work)
+        try:
+            out = Path(YOLO(str(work), task="detect").export(
+                format=fmt, imgsz=imgsz, batch=batch, dynamic=False, half=False, simplify=True, verbose=False
+            ))
+        except Exception as exc:
+            raise ExportError(f"exporting {src} to {fmt} at {imgsz} px failed: {exc}") from exc
+        if folder.exists():
+            shutil.rmtree(folder)
+        if fmt == "openvino":
+            shutil.move(str(out), str(folder))
+        else:
+            folder.mkdir(parents=True)
+            shutil.move(str(out), str(target))
+    done.write_text(f"{src} {imgsz} {fmt} batch {batch}\n")
+    return target
