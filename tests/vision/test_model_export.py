@@ -1,0 +1,61 @@
+"""Smaller models for a lean edge box are exported once from the checkpoint, cached outside the repo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citywatch.config import ModelConfig
+from vision.detector import load_detector
+from vision.export import ExportError, export_model
+from vision.video import open_video
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_320px_onnx_export_is_cached_and_finds_what_the_checkpoint_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_path: Path, sample_clip: Path
+) -> None:
+    if weights_path.suffix != ".pt":
+        pytest.skip("CITYWATCH_WEIGHTS is not an Ultralytics checkpoint")
+    monkeypatch.setenv("CITYWATCH_CACHE", str(tmp_path / "cache"))
+    first = export_model(weights_path, imgsz=320, fmt="onnx")
+    assert first.is_file() and str(first).startswith(str(tmp_path / "cache"))
+    stamp = first.stat().st_mtime_ns
+    assert export_model(weights_path, imgsz=320, fmt="onnx") == first and first.stat().st_mtime_ns == stamp
+
+    _, frames = open_video(sample_clip)
+    frame = next(f for i, f in enumerate(frames) if i == 100)
+    native = load_detector(ModelConfig(weights=weights_path, backend="onnxruntime", imgsz=320)).detect(frame)
+    reference = load_detector(ModelConfig(weights=weights_path, backend="ultralytics", imgsz=320)).detect(frame)
+    confident = reference.xyxy[reference.confidence > 0.5]
+    assert len(confident) >= 2
+    for box in confident:  # every confident reference box is found again by the exported model
+        ious = _iou(box, native.xyxy)
+        assert ious.max() > 0.7, (box, native.xyxy)
+
+
+def test_export_refuses_what_it_cannot_export(tmp_path: Path) -> None:
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(ExportError, match="not one"):
+        export_model(onnx, imgsz=320)
+    pt = tmp_path / "m.pt"
+    pt.write_bytes(b"x")
+    with pytest.raises(ExportError, match="multiple of 32"):
+        export_model(pt, imgsz=300)
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    if len(boxes) == 0:
+        return np.zeros(1)
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / (area + areas - inter)
