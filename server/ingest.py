@@ -40,7 +40,7 @@ from citywatch.contract import (
     utcnow,
 )
 from server.live import LiveHub, LiveItem
-from server.store import DeadLetterIn, Store
+from server.store import CameraUpdateIn, DeadLetterIn, Store
 
 log = logging.getLogger(__name__)
 
@@ -485,11 +485,7 @@ class Ingest:
         for ev in events:
             if str(ev.event_id) in dup_set and ev.camera_id in updates:
                 updates[ev.camera_id].had_duplicates = True
-        for camera_id, u in updates.items():
-            try:
-                self._apply_camera(camera_id, u)
-            except Exception:
-                log.exception("updating camera %s failed", camera_id)
+        self._apply_cameras(updates)
         self._check_gaps()
 
         if self.hub is not None:
@@ -536,24 +532,33 @@ class Ingest:
             if m.qos > 0 and m.generation == generation:
                 client.ack(m.mid, m.qos)
 
-    def _apply_camera(self, camera_id: str, u: _CameraUpdate) -> None:
-        latest = u.latest
-        self.store.upsert_camera_status(
-            camera_id,
-            u.site_id,
-            seen_at=u.seen_at,
-            state=u.state,
-            status=u.status,
-            config_version=latest.config_version if latest else None,
-            model_version=latest.model_version if latest else None,
-        )
-        if not u.has_events:
+    def _apply_cameras(self, updates: dict[str, _CameraUpdate]) -> None:
+        """Status and watermark of every camera of the batch in one transaction, then publish."""
+        items = [
+            CameraUpdateIn(
+                camera_id=camera_id,
+                site_id=u.site_id,
+                seen_at=u.seen_at,
+                state=u.state,
+                status=u.status,
+                config_version=u.latest.config_version if u.latest else None,
+                model_version=u.latest.model_version if u.latest else None,
+                floor=u.floor,
+                has_events=u.has_events,
+            )
+            for camera_id, u in updates.items()
+        ]
+        try:
+            marks = self.store.apply_cameras(items)
+        except Exception:
+            log.exception("updating cameras %s failed", sorted(updates))
             return
-        committed = self.store.advance_watermark(camera_id, floor=u.floor, site_id=u.site_id)
-        self.counters.committed[camera_id] = committed
-        self._note_gap(u.site_id, camera_id, committed)
-        if committed != self._published.get(camera_id) or u.had_duplicates:
-            self.publish_committed(u.site_id, camera_id, committed)
+        for camera_id, (committed, above) in marks.items():
+            u = updates[camera_id]
+            self.counters.committed[camera_id] = committed
+            self._note_gap(u.site_id, camera_id, committed, above)
+            if committed != self._published.get(camera_id) or u.had_duplicates:
+                self.publish_committed(u.site_id, camera_id, committed)
 
     def publish_committed(self, site_id: str, camera_id: str, seq: int) -> None:
         """Tell the edge everything up to ``seq`` is stored (retained, QoS 1: it survives restarts)."""
@@ -568,9 +573,12 @@ class Ingest:
 
     # --- gap repair -------------------------------------------------------------------------------
 
-    def _note_gap(self, site_id: str, camera_id: str, committed: int) -> None:
-        """A stored seq above the watermark means ``committed + 1 .. next - 1`` never arrived."""
-        above = self.store.first_seq_above(camera_id, committed)
+    def _note_gap(self, site_id: str, camera_id: str, committed: int, above: int | None | bool = False) -> None:
+        """A stored seq above the watermark means ``committed + 1 .. next - 1`` never arrived.
+
+        ``above``: that next stored seq when the caller already knows it (``False``: look it up)."""
+        if above is False:
+            above = self.store.first_seq_above(camera_id, committed)
         if above is None:
             self._gaps.pop(camera_id, None)
             self.counters.missing.pop(camera_id, None)

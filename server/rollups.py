@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func
+from sqlalchemy import Float, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -281,6 +281,18 @@ def upsert(session: Session, dialect: str, deltas: Deltas) -> int:
             if "observed_s" in row:
                 row["observed_s"] = min(row["observed_s"], float(res_s))
             payload.append(row)
+        if dialect == "postgresql":
+            # one statement per table whatever the number of rows; rows stay in primary-key order
+            sql = _pg_upsert_sql(name, table, pk, value_cols, res_s)
+            columns = {}
+            for c in table.columns:
+                vals = [r[c.name] for r in payload]
+                if isinstance(c.type, Float):  # a binary array needs one element type: no int among floats
+                    vals = [float(v) for v in vals]
+                columns[c.name] = vals
+            pg_execute_columns(session, sql, columns)
+            n += len(payload)
+            continue
         stmt = ins(table)
         sets: dict[str, Any] = {}
         for c in value_cols:
@@ -296,6 +308,47 @@ def upsert(session: Session, dialect: str, deltas: Deltas) -> int:
             session.execute(stmt, chunk)
         n += len(payload)
     return n
+
+
+def pg_unnest_insert(table: Table, tail: str, alias: str | None = None) -> str:
+    """psycopg SQL: ``INSERT INTO table [AS alias] (cols) SELECT * FROM unnest(%(col)b::type[], ...) <tail>``.
+
+    PostgreSQL only (run it with :func:`pg_execute_columns`). Every column is bound as one binary
+    array, so the statement text does not depend on the number of rows: psycopg converts it once, the
+    server plans it once, a batch is one round trip, and no value needs text-array escaping.
+    """
+    d = postgresql.dialect()
+    cols = [c.name for c in table.columns]
+    arrays = ", ".join(f"%({c})b::{table.c[c].type.compile(dialect=d)}[]" for c in cols)
+    as_alias = f" AS {alias}" if alias else ""
+    return f"INSERT INTO {table.name}{as_alias} ({', '.join(cols)}) SELECT * FROM unnest({arrays}) {tail}"
+
+
+def pg_execute_columns(session: Session, sql: str, columns: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the session's own psycopg connection (same transaction); returns the rows, if any."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(sql, columns)
+        return cur.fetchall() if cur.description is not None else []
+
+
+_PG_UPSERTS: dict[str, tuple[str, list[str]]] = {}
+
+
+def _pg_upsert_sql(name: str, table: Table, pk: list[str], value_cols: list[str], res_s: int) -> str:
+    found = _PG_UPSERTS.get(name)
+    if found is None:
+        sets = []
+        for c in value_cols:
+            if c == "lane":
+                sets.append(f"{c} = EXCLUDED.{c}")
+            elif c == "observed_s":
+                sets.append(f"{c} = LEAST(t.{c} + EXCLUDED.{c}, {float(res_s)!r})")
+            else:
+                sets.append(f"{c} = t.{c} + EXCLUDED.{c}")
+        tail = f"ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {', '.join(sets)}"
+        found = _PG_UPSERTS[name] = (pg_unnest_insert(table, tail, alias="t"), [c.name for c in table.columns])
+    return found[0]
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:

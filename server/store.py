@@ -84,6 +84,21 @@ class DeadLetterIn:
 
 
 @dataclass(frozen=True)
+class CameraUpdateIn:
+    """What one ingest batch tells about a camera (``Store.apply_cameras``)."""
+
+    camera_id: str
+    site_id: str | None
+    seen_at: datetime | None = None
+    state: CameraState | None = None
+    status: CameraStatus | None = None
+    config_version: str | None = None
+    model_version: str | None = None
+    floor: int | None = None
+    has_events: bool = False
+
+
+@dataclass(frozen=True)
 class CountRow:
     bucket_start: datetime | None
     camera_id: str
@@ -127,6 +142,18 @@ def _event_row(ev: AnyEvent, received_at: datetime) -> dict[str, Any]:
     elif isinstance(ev, CountTotal):  # crossings the edge merged while its outbox was full
         row.update(line_id=ev.line_id, direction=ev.direction, class_name=ev.class_name, n=ev.count)
     return row
+
+
+_EVENT_COLUMNS = tuple(c.name for c in EventRow.__table__.columns)
+
+
+def _columns(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    return {c: [r[c] for r in rows] for c in names}
+
+
+_PG_EVENTS_INSERT = ru.pg_unnest_insert(
+    EventRow.__table__, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
 
 
 def _dead_letter_row(topic: str, payload: bytes | str, reason: str, received_at: datetime) -> dict[str, Any]:
@@ -276,11 +303,17 @@ class Store:
             # Older than the raw retention: its stored copy may be gone, so storing it could count it twice.
             horizon = utcnow().timestamp() - self.events_retention_days * 86400
             existing.update(eid for eid, ev in first.items() if ev.ts.timestamp() < horizon)
-        for chunk in _chunks(ids, _CHUNK):
-            existing.update(s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(chunk))))
+        pg = self.dialect == "postgresql"
+        if not pg:  # PostgreSQL: ON CONFLICT in the one insert below finds them as cheaply
+            for chunk in _chunks(ids, _CHUNK):
+                existing.update(s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(chunk))))
         rows = [_event_row(ev, received_at) for eid, ev in first.items() if eid not in existing]
         inserted: set[str] = set()
-        if rows:
+        if rows and pg:
+            # One statement whatever the batch size: columns as arrays (a constant, prepared query text).
+            rows.sort(key=lambda r: r["event_id"])  # concurrent writers meet shared ids in the same order
+            inserted.update(r[0] for r in ru.pg_execute_columns(s, _PG_EVENTS_INSERT, _columns(rows, _EVENT_COLUMNS)))
+        elif rows:
             # ON CONFLICT DO NOTHING covers a concurrent writer that stored the same id meanwhile.
             stmt = (
                 self._insert(EventRow.__table__)
@@ -379,44 +412,109 @@ class Store:
             if site_id is None:
                 site_id = s.scalar(select(EventRow.site_id).where(EventRow.camera_id == camera_id).limit(1))
             cam = self._ensure_camera(s, camera_id, site_id)
-            n = start = cam.committed_seq
-            if floor is not None and floor > n:
-                present = s.scalar(
-                    select(func.count(distinct(EventRow.seq))).where(
-                        EventRow.camera_id == camera_id, EventRow.seq > n, EventRow.seq <= floor
-                    )
+            return self._walk_watermark(s, cam, floor)[0]
+
+    def _walk_watermark(self, s: Session, cam: CameraRow, floor: int | None) -> tuple[int, int | None]:
+        """Advance the locked ``cam`` row's watermark; returns ``(committed, lowest stored seq above it)``."""
+        camera_id = cam.camera_id
+        n = start = cam.committed_seq
+        if floor is not None and floor > n:
+            present = s.scalar(
+                select(func.count(distinct(EventRow.seq))).where(
+                    EventRow.camera_id == camera_id, EventRow.seq > n, EventRow.seq <= floor
                 )
-                missing = (floor - n) - int(present or 0)
-                if missing > 0:
-                    log.warning(
-                        "camera %s: edge outbox starts at seq %d; %d event(s) between %d and %d were never "
-                        "received and are skipped",
-                        camera_id,
-                        floor + 1,
-                        missing,
-                        n + 1,
-                        floor,
-                    )
-                n = floor
-            while True:
-                seqs = s.scalars(
-                    select(EventRow.seq)
-                    .distinct()
-                    .where(EventRow.camera_id == camera_id, EventRow.seq > n)
-                    .order_by(EventRow.seq)
-                    .limit(_WALK_CHUNK)
-                ).all()
-                contiguous = True
-                for q in seqs:
-                    if q != n + 1:
-                        contiguous = False
-                        break
-                    n = q
-                if not contiguous or len(seqs) < _WALK_CHUNK:
+            )
+            missing = (floor - n) - int(present or 0)
+            if missing > 0:
+                log.warning(
+                    "camera %s: edge outbox starts at seq %d; %d event(s) between %d and %d were never "
+                    "received and are skipped",
+                    camera_id,
+                    floor + 1,
+                    missing,
+                    n + 1,
+                    floor,
+                )
+            n = floor
+        above: int | None = None
+        while True:
+            seqs = s.scalars(
+                select(EventRow.seq)
+                .distinct()
+                .where(EventRow.camera_id == camera_id, EventRow.seq > n)
+                .order_by(EventRow.seq)
+                .limit(_WALK_CHUNK)
+            ).all()
+            contiguous = True
+            for q in seqs:
+                if q != n + 1:
+                    contiguous = False
+                    above = int(q)
                     break
-            if n != start:
-                cam.committed_seq = n
-            return n
+                n = q
+            if not contiguous or len(seqs) < _WALK_CHUNK:
+                break
+        if n != start:
+            cam.committed_seq = n
+        return n, above
+
+    def _lock_cameras(self, s: Session, sites: dict[str, str | None]) -> dict[str, CameraRow]:
+        """The camera rows of ``sites`` (camera -> site), created if missing, locked in camera order."""
+        ids = sorted(sites)
+
+        def load() -> dict[str, CameraRow]:
+            rows = s.scalars(
+                select(CameraRow)
+                .where(CameraRow.camera_id.in_(ids))
+                .order_by(CameraRow.camera_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).all()
+            return {r.camera_id: r for r in rows}
+
+        cams = load()
+        missing = [cid for cid in ids if cid not in cams]
+        if missing:
+            s.execute(
+                self._insert(CameraRow.__table__)
+                .values(
+                    [
+                        {"camera_id": cid, "site_id": sites[cid], "state": "unknown", "committed_seq": 0}
+                        for cid in missing
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["camera_id"])
+            )
+            cams = load()
+        return cams
+
+    def apply_cameras(self, updates: Sequence[CameraUpdateIn]) -> dict[str, tuple[int, int | None]]:
+        """After a committed batch: every camera's status (``upsert_camera_status``) and, for cameras that
+        sent events, its watermark (``advance_watermark``), all in one transaction.
+
+        Returns ``{camera_id: (committed_seq, lowest stored seq above it or None)}`` for those with events.
+        """
+        out: dict[str, tuple[int, int | None]] = {}
+        if not updates:
+            return out
+        with self._session.begin() as s:
+            cams = self._lock_cameras(s, {u.camera_id: u.site_id for u in updates})
+            # the walks read events only: flush the camera rows once, at commit (one executemany)
+            s.autoflush = False
+            for u in sorted(updates, key=lambda u: u.camera_id):
+                cam = cams[u.camera_id]
+                self._set_camera_status(
+                    cam,
+                    u.site_id,
+                    seen_at=u.seen_at,
+                    state=u.state,
+                    status=u.status,
+                    config_version=u.config_version,
+                    model_version=u.model_version,
+                )
+                if u.has_events:
+                    out[u.camera_id] = self._walk_watermark(s, cam, u.floor)
+        return out
 
     def first_seq_above(self, camera_id: str, seq: int) -> int | None:
         """The lowest stored seq above ``seq`` (None: nothing above): ``seq + 1`` up to it is a gap."""
@@ -535,26 +633,49 @@ class Store:
         """Record that a camera was heard from: last seen, state, newest status heartbeat, versions."""
         with self._session.begin() as s:
             cam = self._ensure_camera(s, camera_id, site_id)
-            if site_id:
-                cam.site_id = site_id
-            if seen_at is not None:
-                cam.first_seen = cam.first_seen or seen_at
-                cam.last_seen = max(cam.last_seen, seen_at) if cam.last_seen else seen_at
-            if state:
-                cam.state = state
-            if status is not None:
-                old_seq = -1
-                if cam.last_status:
-                    try:
-                        old_seq = int(json.loads(cam.last_status).get("seq", -1))
-                    except (ValueError, TypeError, AttributeError):
-                        old_seq = -1
-                if status.seq >= old_seq:  # a redelivered old heartbeat must not hide a newer one
-                    cam.last_status = status.model_dump_json()
-            if config_version:
-                cam.config_version = config_version
-            if model_version:
-                cam.model_version = model_version
+            self._set_camera_status(
+                cam,
+                site_id,
+                seen_at=seen_at,
+                state=state,
+                status=status,
+                config_version=config_version,
+                model_version=model_version,
+            )
+
+    @staticmethod
+    def _set_camera_status(
+        cam: CameraRow,
+        site_id: str | None,
+        *,
+        seen_at: datetime | None,
+        state: CameraState | None,
+        status: CameraStatus | None,
+        config_version: str | None,
+        model_version: str | None,
+    ) -> None:
+        if site_id and cam.site_id != site_id:
+            cam.site_id = site_id
+        if seen_at is not None:
+            if cam.first_seen is None:
+                cam.first_seen = seen_at
+            if cam.last_seen is None or seen_at > cam.last_seen:
+                cam.last_seen = seen_at
+        if state and cam.state != state:
+            cam.state = state
+        if status is not None:
+            old_seq = -1
+            if cam.last_status:
+                try:
+                    old_seq = int(json.loads(cam.last_status).get("seq", -1))
+                except (ValueError, TypeError, AttributeError):
+                    old_seq = -1
+            if status.seq >= old_seq:  # a redelivered old heartbeat must not hide a newer one
+                cam.last_status = status.model_dump_json()
+        if config_version and cam.config_version != config_version:
+            cam.config_version = config_version
+        if model_version and cam.model_version != model_version:
+            cam.model_version = model_version
 
     # --- reads ------------------------------------------------------------------------------------
 
