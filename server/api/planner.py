@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
@@ -32,6 +32,19 @@ MAX_BUCKETS = 100_000
 Unit = Literal["vehicles", "pcu"]
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 IdParam = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+def flow_filter(
+    camera_id: IdParam = None,
+    line_id: IdParam = None,
+    direction: Direction | None = None,
+    class_name: ClassName | None = None,
+) -> FlowFilter:
+    """The camera/line/direction/class query parameters every flow endpoint takes."""
+    return FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
+
+
+FlowFilterDep = Annotated[FlowFilter, Depends(flow_filter)]
 
 
 def _bad(param: str, msg: str) -> HTTPException:
@@ -111,10 +124,7 @@ def flow(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
-    camera_id: IdParam = None,
-    line_id: IdParam = None,
-    direction: Direction | None = None,
-    class_name: ClassName | None = None,
+    flt: FlowFilterDep,
     from_: Annotated[
         datetime | None, Query(alias="from", description="ISO-8601 with offset; default to - 24 h")
     ] = None,
@@ -125,7 +135,6 @@ def flow(
     """Line flows per bucket, camera, line and direction: counts by class, total, PCU, mean speed, and the
     seconds the camera was observing (``coverage`` = observed share of the bucket)."""
     start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
-    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
     rows = _flow_rows(store, settings, start, end, bucket, flt)
     return {
         "bucket": bucket,
@@ -179,16 +188,12 @@ def compare(
     a_to: datetime,
     b_from: datetime,
     b_to: datetime,
-    camera_id: IdParam = None,
-    line_id: IdParam = None,
-    direction: Direction | None = None,
-    class_name: ClassName | None = None,
+    flt: FlowFilterDep,
 ) -> dict[str, Any]:
     """Two periods side by side (e.g. before/after a road change): totals, PCU, and rates per observed
     hour, so that a camera down in one period does not read as less traffic."""
     sa, ea = _range("a_from", a_from, a_to, timedelta(days=1))
     sb, eb = _range("b_from", b_from, b_to, timedelta(days=1))
-    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
     a = _period(store, settings, sa, ea, flt)
     b = _period(store, settings, sb, eb, flt)
     return {
@@ -208,10 +213,7 @@ def profile(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
-    camera_id: IdParam = None,
-    line_id: IdParam = None,
-    direction: Direction | None = None,
-    class_name: ClassName | None = None,
+    flt: FlowFilterDep,
     from_: Annotated[datetime | None, Query(alias="from", description="default: to - 28 days")] = None,
     to: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
 ) -> dict[str, Any]:
@@ -219,7 +221,6 @@ def profile(
     vehicles and PCU per observed hour (hours the camera was down do not dilute the mean)."""
     start, end = _range("from", from_, to, timedelta(days=28))
     lo, hi = epoch_bounds(start, end)
-    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
     w = _pcu(settings)
     totals = [0] * 168
     pcus = [0.0] * 168
@@ -232,7 +233,7 @@ def profile(
             pcus[h] += sum(w[c] * n for c, n in cell.counts.items())
             for c, n in cell.counts.items():
                 by_class[h][c] += n
-        cams = [camera_id] if camera_id else None
+        cams = flt.camera_ids
         for (h, _cam), o in store.history.observed(seg_lo, seg_hi, offset_s=off, how=True, camera_ids=cams).items():
             observed[h] += o
     hours = []
@@ -338,17 +339,13 @@ def export_flow_csv(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
-    camera_id: IdParam = None,
-    line_id: IdParam = None,
-    direction: Direction | None = None,
-    class_name: ClassName | None = None,
+    flt: FlowFilterDep,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
     bucket: Bucket = "1h",
 ) -> Response:
     """The ``/flow`` rows as CSV (UTF-8 with BOM: Excel shows Vietnamese names correctly)."""
     start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
-    flt = FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
     rows = _flow_rows(store, settings, start, end, bucket, flt)
     body = export.csv_text(
         CSV_HEADER,
