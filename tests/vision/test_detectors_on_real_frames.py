@@ -14,6 +14,7 @@ from citywatch.cli import app
 from citywatch.config import ModelConfig
 from vision.detections import Detections
 from vision.detector import DetectorError, load_detector
+from vision.evaluation import iou_matrix
 from vision.video import VideoError, open_video
 
 BACKENDS = {
@@ -22,15 +23,6 @@ BACKENDS = {
     "openvino": "yolov8n_int8_openvino_model",
 }
 
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 @pytest.fixture(scope="module")
