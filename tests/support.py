@@ -44,14 +44,21 @@ def samples_dir() -> Path | None:
     return Path(s) if s else None
 
 
+def require(condition: object, reason: str) -> None:
+    """Skip on a laptop without it; with CI=true a missing service, binary or asset fails, never skips."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: these tests must run, not skip)")
+    pytest.skip(reason)
+
+
 def require_asset(path: Path | None, what: str) -> Path:
     """The file, or a skip naming the variable to set (a failure in CI, where they must be there)."""
-    if path is not None and path.exists():
-        return path
-    msg = f"{what} not found ({path}); set CITYWATCH_WEIGHTS / CITYWATCH_SAMPLES to ../shared"
-    if IN_CI:
-        pytest.fail(msg)
-    pytest.skip(msg)
+    require(path is not None and path.exists(),
+            f"{what} not found ({path}); set CITYWATCH_WEIGHTS / CITYWATCH_SAMPLES to ../shared")
+    assert path is not None
+    return path
 
 
 def service_up(host: str, port: int) -> bool:
@@ -64,12 +71,7 @@ def service_up(host: str, port: int) -> bool:
 
 def require_service(name: str, host: str, port: int) -> None:
     """Skip on a laptop without the service; in CI a missing service is a failure, never a skip."""
-    if service_up(host, port):
-        return
-    msg = f"{name} is not reachable on {host}:{port}"
-    if IN_CI:
-        pytest.fail(msg + " (CI=true: service-backed tests must run)")
-    pytest.skip(msg)
+    require(service_up(host, port), f"{name} is not reachable on {host}:{port}")
 
 
 def free_port() -> int:
@@ -97,9 +99,7 @@ class PrivateBroker:
     """A Mosquitto of our own on a free port, which the test may kill -9 and restart."""
 
     def __init__(self, tmp_path: Path, extra_conf: str = "") -> None:
-        if not Path(MOSQUITTO).exists():
-            msg = "the mosquitto binary is not installed (apt-get install mosquitto)"
-            pytest.fail(msg) if IN_CI else pytest.skip(msg)
+        require(Path(MOSQUITTO).exists(), "the mosquitto binary is not installed (apt-get install mosquitto)")
         self.port = free_port()
         self.conf = tmp_path / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_conf}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_kit import LONDON_LINE, CachedDetector
-from support import IN_CI, REPO, wait_for
+from support import REPO, require, wait_for
 
 from citywatch.broker import EmbeddedBroker
 from citywatch.config import parse_config
@@ -33,9 +33,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        msg = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        pytest.fail(msg) if IN_CI else pytest.skip(msg)
+    require(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

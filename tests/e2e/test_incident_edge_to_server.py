@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import httpx
 import numpy as np
-from support import MOSQUITTO, PrivateBroker, wait_for
+from support import MOSQUITTO, PrivateBroker, require, wait_for
 
 from citywatch.config import parse_config
 from edge.worker import EdgeWorker
@@ -21,7 +21,7 @@ from vision.detections import Detections
 from vision.results import IncidentResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "edge"))
-from edge_testkit import make_clip, require  # noqa: E402
+from edge_testkit import make_clip  # noqa: E402
 
 
 class IncidentPipeline:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from e2e_kit import LONDON_LINE, CachedDetector
-from support import IN_CI, REPO, PrivateBroker, wait_for
+from support import REPO, PrivateBroker, require, wait_for
 
 from citywatch.config import CitywatchConfig, parse_config
 from edge.worker import EdgeWorker
@@ -27,9 +27,7 @@ AS_ME = f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"  # as root, mosquitto wou
 
 
 def _need(path: Path, what: str) -> None:
-    if not path.exists():
-        msg = f"{what} not found at {path}"
-        pytest.fail(msg) if IN_CI else pytest.skip(msg)
+    require(path.exists(), f"{what} not found at {path}")
 
 
 def make_certs(d: Path) -> None:

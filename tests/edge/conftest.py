@@ -3,8 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from edge_testkit import require
-from support import MOSQUITTO, PrivateBroker
+from support import MOSQUITTO, PrivateBroker, require
 from support import service_up as port_open
 
 

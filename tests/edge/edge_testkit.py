@@ -17,7 +17,6 @@ from typing import Any
 import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from citywatch.config import CameraConfig, CitywatchConfig
@@ -32,14 +31,6 @@ def parse_message(payload: bytes | str) -> list[Any]:
         return [stored_adapter.validate_python(e) for e in data["events"]]
     return [stored_adapter.validate_python(data)]
 
-
-def require(condition: bool, reason: str) -> None:
-    """Skip locally, fail in CI (CI=true must run these tests)."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: these tests must run)")
-    pytest.skip(reason)
 
 
 

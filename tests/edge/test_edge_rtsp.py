@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from edge_testkit import FakeServer, RtspServer, fake_factory, gst_rtsp_available, make_config, require
-from support import free_port, wait_for
+from edge_testkit import FakeServer, RtspServer, fake_factory, gst_rtsp_available, make_config
+from support import free_port, require, wait_for
 
 from edge.worker import EdgeWorker
 

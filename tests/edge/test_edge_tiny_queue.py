@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from edge_testkit import camera_dict, fake_factory, make_clip, make_config, require
-from support import MOSQUITTO, PrivateBroker, wait_for
+from edge_testkit import camera_dict, fake_factory, make_clip, make_config
+from support import MOSQUITTO, PrivateBroker, require, wait_for
 
 from citywatch.config import ServerConfig
 from edge.worker import EdgeWorker

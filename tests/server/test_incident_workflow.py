@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from server_testkit import make_config, wait_for
+from support import require
 
 from citywatch.contract import Incident
 from server.notify import verify_signature
@@ -216,8 +217,7 @@ def test_incidents_export_as_fiware_alerts_valid_against_the_official_schema_and
     sqlite_url: str, run_id: str, tmp_path: Path
 ) -> None:
     validator = FIWARE / "validate.py"
-    if not validator.is_file():
-        pytest.skip(f"FIWARE schemas not found at {FIWARE}")
+    require(validator.is_file(), f"FIWARE schemas not found at {FIWARE}")
     config = make_config(run_id=run_id, database_url=sqlite_url)
     kinds = ["stopped_vehicle", "wrong_way", "congestion", "pedestrian_on_carriageway", "cyclist_on_carriageway",
              "crash_candidate"]

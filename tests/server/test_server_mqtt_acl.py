@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from server_testkit import SHIPPED_ACL, close_client, crossing, shipped_broker, wait_for
+from support import require
 
 MOSQUITTO_PASSWD = Path("/usr/bin/mosquitto_passwd")
 
@@ -34,8 +34,7 @@ def _client(port: int, cid: str, user: str | None, password: str | None) -> tupl
 
 
 def test_edges_publish_only_under_their_own_topics(tmp_path: Path, run_id: str) -> None:
-    if not MOSQUITTO_PASSWD.exists():
-        pytest.skip("mosquitto_passwd is not installed")
+    require(MOSQUITTO_PASSWD.exists(), "mosquitto_passwd is not installed")
     pw = tmp_path / "passwd"
     pw.write_text("")
     for user, password in (("citywatch-server", "server-pw"), ("cam-1", "cam1-pw"), ("cam-2", "cam2-pw")):

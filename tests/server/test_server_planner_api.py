@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from server_testkit import crossing, make_config, status_event
+from support import require
 
 from citywatch.contract import Movement, ZoneOccupancy
 from server.app import create_app
@@ -180,8 +181,7 @@ def test_fiware_traffic_flow_entities_validate_against_the_official_schema(
     lane = next(e for e in ents if e.get("laneId") == 1)
     assert lane["occupancy"] == 0.4 and lane["intensity"] == 12 and lane["averageVehicleSpeed"] == 25.0
     assert len({e["id"] for e in ents}) == len(ents)
-    if not (FIWARE / "validate.py").exists():
-        pytest.skip("../shared/standards/fiware is not beside the checkout")
+    require((FIWARE / "validate.py").exists(), "../shared/standards/fiware is not beside the checkout")
     f = tmp_path / "flows.json"
     f.write_text(json.dumps(ents))
     out = subprocess.run([sys.executable, str(FIWARE / "validate.py"), str(f)], capture_output=True, text=True)

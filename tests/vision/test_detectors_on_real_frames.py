@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import weights_dir
+from support import require, weights_dir
 from typer.testing import CliRunner
 
 from citywatch.cli import app
@@ -41,8 +41,7 @@ def results(frames: list[np.ndarray]) -> dict[str, list[Detections]]:
             continue
         det = load_detector(ModelConfig(weights=path, backend=backend))
         out[backend] = [det.detect(f) for f in frames]
-    if "ultralytics" not in out:
-        pytest.skip("reference .pt weights not found beside CITYWATCH_WEIGHTS")
+    require("ultralytics" in out, "reference .pt weights not found beside CITYWATCH_WEIGHTS")
     return out
 
 
@@ -86,8 +85,7 @@ def test_missing_or_corrupt_video_gives_a_clear_error(tmp_path: Path) -> None:
 def test_count_command_prints_counts_per_line_direction_and_class(london_clip: Path) -> None:
     folder = weights_dir()
     ov = folder / BACKENDS["openvino"] if folder else None
-    if ov is None or not ov.exists():
-        pytest.skip("OpenVINO weights not found beside CITYWATCH_WEIGHTS")
+    require(ov is not None and ov.exists(), "OpenVINO weights not found beside CITYWATCH_WEIGHTS")
     result = CliRunner().invoke(app, [
         "count", str(london_clip), "--line", "a:0,200,352,200", "--line", "b:176,0,176,288",
         "--weights", str(ov), "--json",
@@ -111,8 +109,8 @@ def test_count_command_prints_counts_per_line_direction_and_class(london_clip: P
 def test_input_size_is_a_setting_and_openvino_resizes_or_says_it_cannot(frames: list[np.ndarray], caplog) -> None:
     folder = weights_dir()
     ov_path, pt_path = (folder / BACKENDS["openvino"], folder / BACKENDS["ultralytics"]) if folder else (None, None)
-    if ov_path is None or not ov_path.exists() or not pt_path.exists():
-        pytest.skip("reference .pt and OpenVINO weights not found beside CITYWATCH_WEIGHTS")
+    require(ov_path is not None and ov_path.exists() and pt_path.exists(),
+            "reference .pt and OpenVINO weights not found beside CITYWATCH_WEIGHTS")
     ov = load_detector(ModelConfig(weights=ov_path, imgsz=416))
     # A dynamic IR is reshaped to 416; this int8 export has fixed internal shapes, so it keeps 640 and says so.
     assert ov.imgsz == 416 or (ov.imgsz == 640 and "cannot be reshaped to 416" in caplog.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import require
 
 from citywatch.config import ModelConfig
 from vision.detector import load_detector
@@ -18,8 +19,7 @@ pytestmark = pytest.mark.slow
 def test_a_320px_onnx_export_is_cached_and_finds_what_the_checkpoint_finds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights_path: Path, sample_clip: Path
 ) -> None:
-    if weights_path.suffix != ".pt":
-        pytest.skip("CITYWATCH_WEIGHTS is not an Ultralytics checkpoint")
+    require(weights_path.suffix == ".pt", "CITYWATCH_WEIGHTS is not an Ultralytics checkpoint")
     monkeypatch.setenv("CITYWATCH_CACHE", str(tmp_path / "cache"))
     first = export_model(weights_path, imgsz=320, fmt="onnx")
     assert first.is_file() and str(first).startswith(str(tmp_path / "cache"))
