@@ -5,7 +5,9 @@ edges in separate processes, beside a count-only paho subscriber receiving the s
     python bench/ingest_throughput.py --db postgresql --events 100000 --batch 50 --ingest 1 2 3
 
 Prints one line per run: events/s stored by citywatch ingest (processes `python -m server`), the
-count-only baseline, and checks zero loss / zero duplicates (stored == published).
+count-only baseline measured just before it, and checks zero loss / zero duplicates (stored ==
+published); then the medians of ``--repeat`` runs, since other work on a shared machine moves single
+runs by ±30 %.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import multiprocessing as mp
 import os
 import pwd
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -179,15 +182,16 @@ def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Pa
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if schema_env:
             env["CITYWATCH_DATABASE_SCHEMA"] = schema_env
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "server", "-c", str(f), "--port", "0"],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        with open(tmp / f"ingest-{run}-{i}.log", "wb") as log:  # the child keeps its own descriptor
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "server", "-c", str(f), "--port", "0"],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
     time.sleep(4)
     expected = (args.events // args.cameras) * args.cameras
     t0, pubs = publish(port, prefix, args.publishers, args.cameras, args.events, args.batch, run)
@@ -206,6 +210,9 @@ def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Pa
     for p in procs:
         p.terminate()
         p.wait(20)
+    if n != expected:  # show why: the ingest processes' own logs
+        for f in sorted(tmp.glob(f"ingest-{run}-*.log")):
+            print(f"--- {f.name} (last lines)\n" + "\n".join(f.read_text(errors="replace").splitlines()[-20:]))
     if args.db == "postgresql":
         from sqlalchemy import text
 
@@ -223,20 +230,36 @@ def main() -> None:
     ap.add_argument("--publishers", type=int, default=2, help="simulated edge processes")
     ap.add_argument("--cameras", type=int, default=20)
     ap.add_argument("--ingest", type=int, nargs="+", default=[1], help="ingest process counts to try")
+    ap.add_argument(
+        "--repeat", type=int, default=3,
+        help="runs per ingest count, each right after its own count-only run (the machine is shared: medians)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker, port = start_broker(tmp)
         try:
-            run = uuid.uuid4().hex[:6]
-            base = baseline(port, f"bench-{run}-base", args, run)
             for k in args.ingest:
-                run = uuid.uuid4().hex[:6]
-                rate, extra = ingest_run(port, f"bench-{run}", args, k, tmp, run)
+                ratios, rates, bases = [], [], []
+                for r in range(args.repeat):
+                    run = uuid.uuid4().hex[:6]
+                    base = baseline(port, f"bench-{run}-base", args, run)
+                    run = uuid.uuid4().hex[:6]
+                    rate, extra = ingest_run(port, f"bench-{run}", args, k, tmp, run)
+                    ratios.append(rate / base)
+                    rates.append(rate)
+                    bases.append(base)
+                    print(
+                        f"  run {r + 1}: db={args.db} events={args.events} batch={args.batch} "
+                        f"publishers={args.publishers} ingest={k}: {rate:,.0f} events/s stored "
+                        f"({rate / base:.0%} of count-only {base:,.0f} events/s); stored-published={extra}",
+                        flush=True,
+                    )
                 print(
                     f"db={args.db} events={args.events} batch={args.batch} publishers={args.publishers} ingest={k}: "
-                    f"{rate:,.0f} events/s stored ({rate / base:.0%} of count-only {base:,.0f} events/s); "
-                    f"stored-published={extra}",
+                    f"median {statistics.median(rates):,.0f} events/s stored, median count-only "
+                    f"{statistics.median(bases):,.0f} events/s, median ratio {statistics.median(ratios):.0%} "
+                    f"(range {min(ratios):.0%}-{max(ratios):.0%}, {args.repeat} runs)",
                     flush=True,
                 )
         finally:

@@ -219,12 +219,18 @@ Message = Annotated[
 _message_adapter: TypeAdapter[Any] = TypeAdapter(Message)
 
 
-def parse_message(payload: bytes | str) -> list[AnyEvent]:
-    """Parse one MQTT event payload into its events; raises ``pydantic.ValidationError`` or ``ValueError``."""
+def read_message(payload: bytes | str) -> tuple[str, list[AnyEvent]]:
+    """Parse one MQTT event payload (one pass, no separate ``json.loads``): ``(message kind, events)``,
+    where the kind is ``"batch"`` for an envelope. Raises ``pydantic.ValidationError`` or ``ValueError``."""
     msg = _message_adapter.validate_json(payload)
     if isinstance(msg, EventBatch):
-        return list(msg.events)
-    return [msg]
+        return "batch", list(msg.events)
+    return msg.kind, [msg]
+
+
+def parse_message(payload: bytes | str) -> list[AnyEvent]:
+    """Parse one MQTT event payload into its events; raises ``pydantic.ValidationError`` or ``ValueError``."""
+    return read_message(payload)[1]
 
 
 # --- server -> edge ---------------------------------------------------------------------------

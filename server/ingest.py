@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
-import queue
 import socket
+import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -36,11 +36,11 @@ from citywatch.contract import (
     ControlReplay,
     StatusPayload,
     Topics,
-    parse_message,
+    read_message,
     utcnow,
 )
 from server.live import LiveHub, LiveItem
-from server.store import CameraUpdateIn, DeadLetterIn, Store
+from server.store import CameraUpdateIn, ConcurrentInsert, DeadLetterIn, Store
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts)
 
 
-@dataclass(frozen=True)
-class _Msg:
+class _Msg(NamedTuple):
+    """One received message (a tuple: made on paho's thread for every message, so it must be cheap)."""
+
     topic: str
     payload: bytes
     mid: int
@@ -86,6 +87,9 @@ class _Msg:
     retain: bool
     received_at: datetime
     generation: int
+
+
+_PUBACK = struct.Struct("!BBH")
 
 
 @dataclass
@@ -168,8 +172,14 @@ class Ingest:
         self.connected = False
         #: Set once the broker granted the subscriptions of the current connection.
         self.subscribed = threading.Event()
-        self._queue: queue.Queue[_Msg] = queue.Queue()
-        self._cond = threading.Condition()
+        #: Received, not yet taken by the writer; guarded by ``_lock`` like the counters below.
+        self._pending: deque[_Msg] = deque()
+        self._lock = threading.Lock()
+        #: Notified when a batch is done (``flush``).
+        self._cond = threading.Condition(self._lock)
+        #: Notified on arrival only while the writer waits for a first message or a full batch.
+        self._arrived = threading.Condition(self._lock)
+        self._writer_waits_for = 0
         self._enqueued = 0
         self._done = 0
         self._generation = 0
@@ -290,7 +300,7 @@ class Ingest:
     def stats(self) -> dict[str, Any]:
         snap = self.counters.snapshot()
         snap["connected"] = self.connected
-        snap["queue_depth"] = self._queue.qsize()
+        snap["queue_depth"] = len(self._pending)
         return snap
 
     # --- paho callbacks (network thread) ----------------------------------------------------------
@@ -341,30 +351,47 @@ class Ingest:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", errors="replace")
-        with self._cond:
-            generation = self._generation
+        received_at = utcnow()
+        with self._lock:
+            self._pending.append(
+                _Msg(topic, msg.payload, msg.mid, msg.qos, msg.retain, received_at, self._generation)
+            )
             self._enqueued += 1
+            if self._writer_waits_for and len(self._pending) >= self._writer_waits_for:
+                self._arrived.notify()
         self.counters.received += 1
-        self._queue.put(_Msg(topic, bytes(msg.payload), msg.mid, msg.qos, bool(msg.retain), utcnow(), generation))
 
     # --- writer thread ----------------------------------------------------------------------------
 
+    def _take(self, n: int) -> list[_Msg]:
+        pending = self._pending
+        return [pending.popleft() for _ in range(min(n, len(pending)))]
+
     def _collect(self) -> list[_Msg] | None:
-        """Up to ``batch_max`` messages, lingering up to ``linger_s`` unless the stream pauses."""
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return None if self._stopping else []
-        batch = [first]
-        deadline = time.monotonic() + self.linger_s
-        while len(batch) < self.batch_max:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=min(remaining, self.idle_gap_s)))
-            except queue.Empty:
-                break
+        """Up to ``batch_max`` messages, lingering up to ``linger_s`` unless the stream pauses for
+        ``idle_gap_s``. Arrivals wake the writer only when it waits for a first message or a full batch,
+        never once per message."""
+        with self._lock:
+            if not self._pending:
+                self._writer_waits_for = 1
+                self._arrived.wait(0.2)
+                self._writer_waits_for = 0
+                if not self._pending:
+                    return None if self._stopping else []
+            batch = self._take(self.batch_max)
+            deadline = time.monotonic() + self.linger_s
+            while len(batch) < self.batch_max:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                before = len(self._pending)
+                if not before:
+                    self._writer_waits_for = self.batch_max - len(batch)
+                    self._arrived.wait(min(remaining, self.idle_gap_s))
+                    self._writer_waits_for = 0
+                    if not self._pending:
+                        break  # the stream paused: commit what we have
+                batch.extend(self._take(self.batch_max - len(batch)))
         return batch
 
     def _run_writer(self) -> None:
@@ -408,13 +435,11 @@ class Ingest:
         if not payload:
             raise InvalidMessage("empty payload")
         try:
-            data = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidMessage(f"invalid JSON: {exc}") from None
-        top_kind = data.get("kind") if isinstance(data, dict) else None
-        try:
-            events = parse_message(payload)
+            top_kind, events = read_message(payload)
         except ValidationError as exc:
+            first = exc.errors()[0] if exc.error_count() else {}
+            if first.get("type") == "json_invalid":
+                raise InvalidMessage(f"invalid JSON: {first.get('ctx', {}).get('error') or first.get('msg')}") from None
             raise InvalidMessage(f"schema error: {describe_validation_error(exc)}") from None
         except ValueError as exc:
             raise InvalidMessage(f"invalid message: {exc}") from None
@@ -447,10 +472,13 @@ class Ingest:
             if what == "events":
                 events.extend(value)
                 for ev in value:
-                    u = updates.setdefault(ev.camera_id, _CameraUpdate(site_id=ev.site_id))
+                    u = updates.get(ev.camera_id)
+                    if u is None:
+                        u = updates[ev.camera_id] = _CameraUpdate(site_id=ev.site_id)
                     u.has_events = True
                     u.state = "online"
-                    u.seen_at = m.received_at if u.seen_at is None else max(u.seen_at, m.received_at)
+                    if u.seen_at is None or m.received_at > u.seen_at:
+                        u.seen_at = m.received_at
                     if u.latest is None or ev.seq >= u.latest.seq:
                         u.latest = ev
                     if isinstance(ev, CameraStatus):
@@ -481,28 +509,25 @@ class Ingest:
         c.dead_letters += len(dead)
         c.batches += 1
 
-        dup_set = set(duplicates)
-        for ev in events:
-            if str(ev.event_id) in dup_set and ev.camera_id in updates:
-                updates[ev.camera_id].had_duplicates = True
+        if duplicates:
+            dup_set = set(duplicates)
+            for ev in events:
+                if ev.camera_id in updates and str(ev.event_id) in dup_set:
+                    updates[ev.camera_id].had_duplicates = True
         self._apply_cameras(updates)
         self._check_gaps()
 
-        if self.hub is not None:
-            ins = set(inserted)
-            items = [LiveItem(ev.kind, ev.model_dump(mode="json")) for ev in events if str(ev.event_id) in ins]
+        if self.hub is not None and self.hub.subscriber_count:  # nobody watching: build nothing
+            # each event first stored by this batch once, even if the batch repeated it
+            pending = set(inserted)
+            items = []
+            for ev in events:
+                eid = str(ev.event_id)
+                if eid in pending:
+                    pending.discard(eid)
+                    items.append(LiveItem(ev.kind, ev.model_dump(mode="json")))
             items.extend(LiveItem("camera_state", s) for s in state_changes)
-            # events first seen in this batch only once, even if the batch repeated them
-            seen: set[str] = set()
-            unique = []
-            for it in items:
-                key = it.data.get("event_id") if isinstance(it.data, dict) else None
-                if key is not None:
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                unique.append(it)
-            self.hub.publish_many(unique)
+            self.hub.publish_many(items)
         c.last_batch_ms = (time.perf_counter() - t0) * 1000.0
 
     def _commit(self, events: list[AnyEvent], dead: list[DeadLetterIn]) -> tuple[list[str] | None, list[str]]:
@@ -512,6 +537,9 @@ class Ingest:
             attempt += 1
             try:
                 return self.store.store_batch(events, dead, received_at=utcnow())
+            except ConcurrentInsert as exc:  # rolled back; the retry's look-up finds the other writer's rows
+                log.info("another writer stored part of a batch (%s); retrying it", exc)
+                continue
             except Exception:
                 self.counters.db_errors += 1
                 log.exception("storing a batch failed (attempt %d); retrying in %.1f s", attempt, delay)
@@ -524,13 +552,20 @@ class Ingest:
         client = self._client
         if client is None:
             return
-        with self._cond:
+        with self._lock:
             generation = self._generation
-        for m in batch:
-            # A mid from an earlier connection may now name another message: the broker redelivers the
-            # old one anyway, and it de-duplicates by event_id.
-            if m.qos > 0 and m.generation == generation:
+        # A mid from an earlier connection may now name another message: the broker redelivers the
+        # old one anyway, and it de-duplicates by event_id.
+        current = [m for m in batch if m.qos > 0 and m.generation == generation]
+        queue_packet = getattr(client, "_packet_queue", None)
+        if queue_packet is None or any(m.qos != 1 for m in current):
+            for m in current:
                 client.ack(m.mid, m.qos)
+        elif current:
+            # All of the batch's PUBACKs as one write. ``client.ack`` queues each one separately: a
+            # wake-up of paho's thread and a send() per message, a cost the broker's side does not need.
+            # A v5 PUBACK without reason code or properties is 4 bytes (success), as paho writes it.
+            queue_packet(mqtt.PUBACK, b"".join(_PUBACK.pack(mqtt.PUBACK, 2, m.mid) for m in current), 0, 0)
 
     def _apply_cameras(self, updates: dict[str, _CameraUpdate]) -> None:
         """Status and watermark of every camera of the batch in one transaction, then publish."""

@@ -151,6 +151,16 @@ def _columns(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, list
     return {c: [r[c] for r in rows] for c in names}
 
 
+_SQLITE_EVENTS_INSERT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))}) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+class ConcurrentInsert(RuntimeError):
+    """Another writer stored some of a batch's events between its look-up and its insert: retry the batch."""
+
+
 _PG_EVENTS_INSERT = ru.pg_unnest_insert(
     EventRow.__table__, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
@@ -209,6 +219,8 @@ class Store:
         self.events_retention_days = events_retention_days
         self.engine: Engine = make_engine(url, schema=schema, echo=echo)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        #: A UTC column's value as SQLAlchemy writes it on this dialect (for the raw SQLite insert).
+        self._sqlite_time = EventRow.__table__.c.ts.type.bind_processor(self.engine.dialect) or (lambda v: v)
         from server.history import History
 
         self.history = History(self)
@@ -303,25 +315,17 @@ class Store:
             # Older than the raw retention: its stored copy may be gone, so storing it could count it twice.
             horizon = utcnow().timestamp() - self.events_retention_days * 86400
             existing.update(eid for eid, ev in first.items() if ev.ts.timestamp() < horizon)
-        pg = self.dialect == "postgresql"
-        if not pg:  # PostgreSQL: ON CONFLICT in the one insert below finds them as cheaply
-            for chunk in _chunks(ids, _CHUNK):
-                existing.update(s.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(chunk))))
-        rows = [_event_row(ev, received_at) for eid, ev in first.items() if eid not in existing]
         inserted: set[str] = set()
-        if rows and pg:
-            # One statement whatever the batch size: columns as arrays (a constant, prepared query text).
-            rows.sort(key=lambda r: r["event_id"])  # concurrent writers meet shared ids in the same order
-            inserted.update(r[0] for r in ru.pg_execute_columns(s, _PG_EVENTS_INSERT, _columns(rows, _EVENT_COLUMNS)))
-        elif rows:
-            # ON CONFLICT DO NOTHING covers a concurrent writer that stored the same id meanwhile.
-            stmt = (
-                self._insert(EventRow.__table__)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(EventRow.__table__.c.event_id)
-            )
-            for chunk in _chunks(rows, _CHUNK):
-                inserted.update(s.execute(stmt, list(chunk)).scalars())
+        if self.dialect == "postgresql":
+            rows = [_event_row(ev, received_at) for eid, ev in first.items() if eid not in existing]
+            if rows:
+                # One statement whatever the batch size: columns as arrays (a constant, prepared query text);
+                # ON CONFLICT finds the stored ones as cheaply as a look-up first would.
+                rows.sort(key=lambda r: r["event_id"])  # concurrent writers meet shared ids in the same order
+                cols = _columns(rows, _EVENT_COLUMNS)
+                inserted.update(r[0] for r in ru.pg_execute_columns(s, _PG_EVENTS_INSERT, cols))
+        else:
+            inserted.update(self._sqlite_insert_events(s, first, existing, received_at))
         inserted_ids = [eid for eid in ids if eid in inserted]
         duplicates.extend(eid for eid in ids if eid not in inserted)
         if inserted:
@@ -335,6 +339,40 @@ class Store:
             for hook in self.insert_hooks:
                 hook(s, new_events)
         return inserted_ids, duplicates
+
+    def _sqlite_insert_events(
+        self, s: Session, first: dict[str, AnyEvent], existing: set[str], received_at: datetime
+    ) -> list[str]:
+        """SQLite: look the ids up, then one ``executemany`` on the session's own sqlite3 connection.
+
+        Why raw: per row, SQLAlchemy's parameter processing and RETURNING cost more than SQLite's insert.
+        The look-up runs before SQLite's write lock is taken, so a concurrent writer may store one of the
+        ids in between; then fewer rows than given are inserted, and the transaction is rolled back with
+        :class:`ConcurrentInsert` for the caller to retry (the retry's look-up finds them).
+        """
+        raw = s.connection().connection.driver_connection
+        cur = raw.cursor()  # type: ignore[union-attr]
+        try:
+            ids = [eid for eid in first if eid not in existing]
+            for chunk in _chunks(ids, _CHUNK):
+                sql = f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})"
+                existing.update(r[0] for r in cur.execute(sql, chunk))
+            fresh = [eid for eid in ids if eid not in existing]
+            if not fresh:
+                return []
+            as_time = self._sqlite_time
+            received = as_time(received_at)
+            rows = []
+            for eid in fresh:
+                r = _event_row(first[eid], received_at)
+                r["ts"], r["received_at"] = as_time(r["ts"]), received
+                rows.append(tuple(r[c] for c in _EVENT_COLUMNS))
+            cur.executemany(_SQLITE_EVENTS_INSERT, rows)
+            if cur.rowcount != len(rows):
+                raise ConcurrentInsert(f"{len(rows) - cur.rowcount} of {len(rows)} events were stored meanwhile")
+            return fresh
+        finally:
+            cur.close()
 
     def _camera_state(self, s: Session, camera_id: str) -> CameraStateRow:
         st = s.get(CameraStateRow, camera_id, with_for_update=True)
@@ -512,9 +550,79 @@ class Store:
                     config_version=u.config_version,
                     model_version=u.model_version,
                 )
-                if u.has_events:
-                    out[u.camera_id] = self._walk_watermark(s, cam, u.floor)
+            out = self._walk_watermarks(s, [(cams[u.camera_id], u.floor) for u in updates if u.has_events])
         return out
+
+    def _walk_watermarks(
+        self, s: Session, cams: Sequence[tuple[CameraRow, int | None]]
+    ) -> dict[str, tuple[int, int | None]]:
+        """``_walk_watermark`` for many locked cameras, with one query for all of them in the common case.
+
+        The query returns each camera's stored seqs in ``(committed, committed + _WALK_CHUNK]`` and its
+        highest seq; only a camera whose window is full, whose gap reaches past its window, or that
+        has a floor above its watermark needs a query of its own.
+        """
+        out: dict[str, tuple[int, int | None]] = {}
+        quick: list[CameraRow] = []
+        for cam, floor in cams:
+            if floor is not None and floor > cam.committed_seq:
+                out[cam.camera_id] = self._walk_watermark(s, cam, floor)
+            else:
+                quick.append(cam)
+        if not quick:
+            return out
+        windows: dict[str, set[int]] = {c.camera_id: set() for c in quick}
+        top: dict[str, int] = {}
+        for camera_id, seq, is_top in s.execute(*self._window_query([(c.camera_id, c.committed_seq) for c in quick])):
+            if seq is None:
+                continue
+            if is_top:
+                top[camera_id] = int(seq)
+            else:
+                windows[camera_id].add(int(seq))
+        for cam in quick:
+            camera_id = cam.camera_id
+            n = start = cam.committed_seq
+            above: int | None = None
+            for q in sorted(windows[camera_id]):
+                if q != n + 1:
+                    above = q
+                    break
+                n = q
+            if n != start:
+                cam.committed_seq = n
+            if above is None and n == start + _WALK_CHUNK:  # a full window: walk on from there
+                out[camera_id] = self._walk_watermark(s, cam, None)
+                continue
+            if above is None and top.get(camera_id, n) > n:  # the gap reaches past the window
+                above = s.scalar(
+                    select(func.min(EventRow.seq)).where(EventRow.camera_id == camera_id, EventRow.seq > n)
+                )
+            out[camera_id] = (n, above)
+        return out
+
+    def _window_query(self, marks: list[tuple[str, int]]) -> tuple[Any, dict[str, Any]]:
+        """``(camera_id, seq, is_top)`` rows: seqs in each camera's window above its mark, and its top seq."""
+        if self.dialect == "postgresql":
+            marks_cte = (
+                "SELECT * FROM unnest(CAST(:cams AS varchar[]), CAST(:marks AS bigint[])) AS w(camera_id, n)"
+            )
+            params: dict[str, Any] = {"cams": [m[0] for m in marks], "marks": [m[1] for m in marks]}
+        else:
+            marks_cte = (
+                "SELECT json_extract(value, '$[0]') AS camera_id, json_extract(value, '$[1]') AS n "
+                "FROM json_each(:marks)"
+            )
+            params = {"marks": json.dumps(marks)}
+        params["window"] = _WALK_CHUNK
+        sql = text(
+            f"WITH w AS ({marks_cte}) "
+            "SELECT w.camera_id, e.seq, 0 FROM w JOIN events e "
+            "ON e.camera_id = w.camera_id AND e.seq > w.n AND e.seq <= w.n + :window "
+            "UNION ALL "
+            "SELECT w.camera_id, (SELECT max(t.seq) FROM events t WHERE t.camera_id = w.camera_id), 1 FROM w"
+        )
+        return sql, params
 
     def first_seq_above(self, camera_id: str, seq: int) -> int | None:
         """The lowest stored seq above ``seq`` (None: nothing above): ``seq + 1`` up to it is a gap."""

@@ -8,6 +8,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from server_testkit import crossing, status_event
 
 from citywatch.config import RetentionConfig
@@ -157,3 +158,40 @@ def test_one_camera_year_reads_the_day_rollup_only(store: Store) -> None:
     )
     assert sum(c.total for c in cells.values()) == 49
     assert math.isclose(len(cells), 49)
+
+
+def test_batch_deltas_summed_per_minute_equal_adding_each_event_to_each_bucket() -> None:
+    """event_deltas sums a batch per minute (per second where the zone's offset is not whole minutes)
+    before rolling up: every row of every resolution equals adding each event on its own, across a
+    daylight-saving change and in a zone offset by half an hour."""
+    from server import rollups as ru
+
+    rng = random.Random(11)
+    start = datetime(2025, 3, 29, 20, 0, tzinfo=timezone.utc)  # Paris and St John's change in this week
+    for zone in ("Asia/Ho_Chi_Minh", "Europe/Paris", "America/St_Johns", "Asia/Kolkata"):
+        clock = ru.Clock(zone)
+        evs = [
+            crossing(
+                i,
+                camera_id=rng.choice(["cam-1", "cam-2"]),
+                ts=start + timedelta(seconds=rng.uniform(0, 9 * 86400)),
+                direction=rng.choice(["in", "out"]),
+                class_name=rng.choice(["car", "motorcycle", "truck"]),
+            ).model_copy(update={"speed_kmh": rng.choice([None, 20.0, 41.5])})
+            for i in range(1, 3001)
+        ]
+        want: dict[tuple[str, tuple[object, ...]], dict[str, float]] = {}
+        for ev in evs:
+            t = ev.ts.timestamp()
+            for res, s in ru.RES_ORDER:
+                row = want.setdefault((f"flow_{res}", (ev.camera_id, clock.floor(t, s), ev.line_id, ev.direction)), {})
+                row[f"n_{ev.class_name}"] = row.get(f"n_{ev.class_name}", 0) + 1
+                if ev.speed_kmh is not None:
+                    row["speed_sum"] = row.get("speed_sum", 0.0) + ev.speed_kmh
+                    row["speed_n"] = row.get("speed_n", 0) + 1
+        got = ru.event_deltas(clock, evs)
+        flat = {(name, key): vals for name, rows in got.tables.items() for key, vals in rows.items()}
+        assert flat.keys() == want.keys(), zone
+        for k, vals in want.items():
+            assert flat[k] == pytest.approx(vals), (zone, k)
+        assert clock.minute_aligned == (zone in ("Asia/Ho_Chi_Minh", "Asia/Kolkata"))

@@ -10,7 +10,7 @@ import pytest
 from server_testkit import crossing, status_event
 from sqlalchemy import create_engine, inspect, text
 
-from server.store import MAX_DEAD_LETTER_BYTES, Store
+from server.store import MAX_DEAD_LETTER_BYTES, CameraUpdateIn, Store
 
 T0 = datetime(2025, 3, 1, 0, 0, 0, tzinfo=timezone.utc)
 
@@ -63,6 +63,34 @@ def test_watermark_jumps_to_outbox_first_seq_and_warns_about_skipped_events(
 def test_watermark_walks_long_contiguous_runs(store: Store) -> None:
     store.insert_events([crossing(i) for i in range(1, 2503)])
     assert store.advance_watermark("cam-1") == 2502
+
+
+def test_one_query_walk_of_many_cameras_matches_walking_each_alone(store: Store) -> None:
+    """apply_cameras walks every camera of a batch with one query: gaps inside and beyond the 1000-seq
+    window, runs longer than the window, floors and duplicates of a seq give what one walk each gives."""
+    layouts = {
+        "cam-a": list(range(1, 40)) + list(range(41, 60)),  # a gap inside the window
+        "cam-b": list(range(1, 11)) + list(range(2500, 2510)),  # the seq above the gap is past the window
+        "cam-c": list(range(1, 2600)),  # longer than the window
+        "cam-d": list(range(5, 9)),  # nothing from seq 1
+        "cam-e": list(range(1, 6)) + list(range(20, 30)),  # a floor of 19 lifts it over the gap
+        "cam-f": [1, 1, 2, 3, 3, 7],  # the same seq twice (an edge that renumbered)
+    }
+    floors = {"cam-e": 19}
+    twin = Store(store.url, schema=store.schema, migrate=False)  # same rows under other camera ids
+    for cam, seqs in layouts.items():
+        for ref in (cam, f"{cam}-ref"):
+            store.insert_events([crossing(q, camera_id=ref) for q in seqs])
+    marks = store.apply_cameras(
+        [CameraUpdateIn(camera_id=c, site_id="site-1", has_events=True, floor=floors.get(c)) for c in layouts]
+    )
+    for cam in layouts:
+        ref = f"{cam}-ref"
+        committed = twin.advance_watermark(ref, floor=floors.get(cam))
+        assert marks[cam] == (committed, twin.first_seq_above(ref, committed)), cam
+    assert marks["cam-b"] == (10, 2500) and marks["cam-c"] == (2599, None) and marks["cam-f"] == (3, 7)
+    assert {c["camera_id"]: c["committed_seq"] for c in store.list_cameras()}["cam-c"] == 2599
+    twin.close()
 
 
 def test_counts_by_bucket_are_aggregated_in_sql(store: Store) -> None:
@@ -158,3 +186,44 @@ def test_event_ids_are_uuid_strings(store: Store) -> None:
     eid = uuid.uuid4()
     inserted, _ = store.insert_events([crossing(1, event_id=eid)])
     assert inserted == [str(eid)]
+
+
+def test_two_writers_on_one_sqlite_file_store_and_count_each_event_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two stores (as two ingest processes) write overlapping batches at once: every event is reported
+    inserted by exactly one of them, stored once and counted once in the rollups; a writer that loses
+    the race between its look-up and its insert retries the batch (ConcurrentInsert)."""
+    import random
+    import threading
+
+    from server.store import ConcurrentInsert
+
+    url = f"sqlite:///{tmp_path}/db/shared.sqlite"
+    events = [crossing(i, ts=T0 + timedelta(seconds=i)) for i in range(1, 1201)]
+    stores = [Store(url), Store(url, migrate=False)]
+    inserted: list[list[str]] = [[], []]
+    retries = [0, 0]
+
+    def writer(k: int) -> None:
+        rng = random.Random(k)
+        for _ in range(60):
+            batch = rng.sample(events, 80)
+            while True:
+                try:
+                    got, _dups = stores[k].store_batch(batch, [])
+                    break
+                except ConcurrentInsert:
+                    retries[k] += 1
+            inserted[k].extend(got)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a, b = set(inserted[0]), set(inserted[1])
+    assert not a & b, "an event reported inserted by both writers"
+    assert len(inserted[0]) + len(inserted[1]) == len(a | b) == stores[0].count_events()
+    counted = sum(r.count for r in stores[0].counts(start=T0, end=T0 + timedelta(hours=1)))
+    assert counted == len(a | b)
+    for st in stores:
+        st.close()
