@@ -64,11 +64,11 @@ def run_demo(
         console.print("[red]the demo configuration has no camera[/red]")
         return 2
     # Check the assets first, so a missing clip or model is one clear line, not a traceback.
+    from vision.detector import DetectorError, load_detector
+
     try:
         for cam in cfg.cameras:
             resolve_source(cam.source)
-        from vision.detector import DetectorError, load_detector
-
         detector = load_detector(cfg.model)
     except (AssetNotFound, ConfigError, DetectorError) as exc:
         console.print(f"[red]error:[/red] {exc}")

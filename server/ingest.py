@@ -537,9 +537,14 @@ class Ingest:
             attempt += 1
             try:
                 return self.store.store_batch(events, dead, received_at=utcnow())
-            except ConcurrentInsert as exc:  # rolled back; the retry's look-up finds the other writer's rows
-                log.info("another writer stored part of a batch (%s); retrying it", exc)
-                continue
+            except ConcurrentInsert as exc:
+                if attempt <= 3:  # rolled back; the retry's look-up finds the other writer's rows
+                    log.info("another writer stored part of a batch (%s); retrying it", exc)
+                    continue
+                self.counters.db_errors += 1  # again and again: back off like any other error
+                log.warning("a batch raced other writers %d times (%s); retrying in %.1f s", attempt, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
             except Exception:
                 self.counters.db_errors += 1
                 log.exception("storing a batch failed (attempt %d); retrying in %.1f s", attempt, delay)

@@ -245,8 +245,8 @@ def test_operator_signs_in_sees_the_map_live_counts_and_acknowledges_an_incident
         assert expected >= 5
         assert wait_for(lambda: int(card.get_attribute("data-value")) == expected, 10), (
             card.get_attribute("data-value"), expected)
-        # The edge said goodbye: its camera turns red on the map without a reload.
-        assert api.get("/cameras/london-03601").json()["health"] == "down"
+        # The edge said goodbye: its camera turns red on the map without a reload (once ingest has it).
+        assert wait_for(lambda: api.get("/cameras/london-03601").json()["health"] == "down", 10)
         page.wait_for_selector('#camera-map .map-camera[data-camera-id="london-03601"][data-health="down"]',
                                timeout=15000)
         shot(page, "operator")
