@@ -177,6 +177,8 @@ def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Pa
             },
             "server": {"database_url": url, "client_id": f"bench-ingest-{run}-{i}", "port": 0},
         }
+        if args.batch_max_events:
+            cfg["server"]["ingest"] = {"batch_max_events": args.batch_max_events}
         f = tmp / f"ingest-{run}-{i}.yaml"
         f.write_text(yaml.safe_dump(cfg))
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -230,6 +232,7 @@ def main() -> None:
     ap.add_argument("--publishers", type=int, default=2, help="simulated edge processes")
     ap.add_argument("--cameras", type=int, default=20)
     ap.add_argument("--ingest", type=int, nargs="+", default=[1], help="ingest process counts to try")
+    ap.add_argument("--batch-max-events", type=int, help="server.ingest.batch_max_events (default: the product's)")
     ap.add_argument(
         "--repeat", type=int, default=3,
         help="runs per ingest count, each right after its own count-only run (the machine is shared: medians)",

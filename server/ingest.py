@@ -1,7 +1,8 @@
 """MQTT ingest: at-least-once delivery from the broker, made exactly-once by event_id in the database.
 
-Why this shape: paho's network thread only enqueues (it must never block or die). A writer thread
-commits whole batches in one transaction and acknowledges the MQTT messages only after the commit,
+Why this shape: paho's network thread only parses and enqueues (it must never block or die; its
+parsing overlaps the writer's waits for the database). A writer thread commits batches of bounded
+size in one transaction and acknowledges the MQTT messages only after the commit,
 so a crash before the commit makes the broker redeliver (persistent session). Then it advances each
 camera's contiguous watermark and publishes it retained on ``.../control/committed`` for the edge.
 """
@@ -78,15 +79,19 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
 
 
 class _Msg(NamedTuple):
-    """One received message (a tuple: made on paho's thread for every message, so it must be cheap)."""
+    """One received message, already classified (a tuple: made on paho's thread for every message).
+
+    ``what``/``value``: as :meth:`Ingest.parse` returns them, or ``"dead"`` with the reason."""
 
     topic: str
     payload: bytes
     mid: int
     qos: int
-    retain: bool
     received_at: datetime
     generation: int
+    what: str
+    value: Any
+    n_events: int
 
 
 _PUBACK = struct.Struct("!BBH")
@@ -161,6 +166,7 @@ class Ingest:
         self.topics = Topics(config.mqtt.topic_prefix)
         tuning = config.server.ingest
         self.batch_max = batch_max or tuning.batch_max
+        self.batch_max_events = tuning.batch_max_events
         self.linger_s = tuning.linger_s if linger_s is None else linger_s
         self.gap_grace_s = tuning.gap_grace_s
         self.replay_interval_s = tuning.replay_interval_s
@@ -352,9 +358,20 @@ class Ingest:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", errors="replace")
         received_at = utcnow()
+        payload = msg.payload
+        # Parsed here, not by the writer: this thread's parsing overlaps the writer's wait for the
+        # database, and the writer can size a transaction by events, not messages.
+        try:
+            what, value = self.parse(topic, payload)
+        except InvalidMessage as exc:
+            what, value = "dead", str(exc)
+        except Exception as exc:  # a bug, not the publisher's fault: keep the message anyway
+            log.exception("could not classify message on %s", topic)
+            what, value = "dead", f"internal error while parsing: {exc!r}"
+        n_events = len(value) if what == "events" else 0
         with self._lock:
             self._pending.append(
-                _Msg(topic, msg.payload, msg.mid, msg.qos, msg.retain, received_at, self._generation)
+                _Msg(topic, payload, msg.mid, msg.qos, received_at, self._generation, what, value, n_events)
             )
             self._enqueued += 1
             if self._writer_waits_for and len(self._pending) >= self._writer_waits_for:
@@ -363,9 +380,21 @@ class Ingest:
 
     # --- writer thread ----------------------------------------------------------------------------
 
-    def _take(self, n: int) -> list[_Msg]:
+    def _take(self, batch: list[_Msg], events: int) -> int:
+        """Move pending messages into ``batch`` while there is room; returns the batch's event count."""
         pending = self._pending
-        return [pending.popleft() for _ in range(min(n, len(pending)))]
+        while pending and not self._full(batch, events):
+            m = pending.popleft()
+            batch.append(m)
+            events += m.n_events
+        return events
+
+    def _full(self, batch: list[_Msg], events: int) -> bool:
+        """No more room: ``batch_max`` messages, or the next pending message's events would pass
+        ``batch_max_events`` (a message bigger than that still goes alone)."""
+        if len(batch) >= self.batch_max or events >= self.batch_max_events:
+            return True
+        return bool(batch) and bool(self._pending) and events + self._pending[0].n_events > self.batch_max_events
 
     def _collect(self) -> list[_Msg] | None:
         """Up to ``batch_max`` messages, lingering up to ``linger_s`` unless the stream pauses for
@@ -378,20 +407,20 @@ class Ingest:
                 self._writer_waits_for = 0
                 if not self._pending:
                     return None if self._stopping else []
-            batch = self._take(self.batch_max)
+            batch: list[_Msg] = []
+            events = self._take(batch, 0)
             deadline = time.monotonic() + self.linger_s
-            while len(batch) < self.batch_max:
+            while not self._full(batch, events):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                before = len(self._pending)
-                if not before:
+                if not self._pending:
                     self._writer_waits_for = self.batch_max - len(batch)
                     self._arrived.wait(min(remaining, self.idle_gap_s))
                     self._writer_waits_for = 0
                     if not self._pending:
                         break  # the stream paused: commit what we have
-                batch.extend(self._take(self.batch_max - len(batch)))
+                events = self._take(batch, events)
         return batch
 
     def _run_writer(self) -> None:
@@ -459,15 +488,10 @@ class Ingest:
         updates: dict[str, _CameraUpdate] = {}
         state_changes: list[dict[str, Any]] = []
         for m in batch:
-            try:
-                what, value = self.parse(m.topic, m.payload)
-            except InvalidMessage as exc:
-                dead.append(DeadLetterIn(m.topic, m.payload, str(exc)))
-                log.warning("dead letter on %s: %s", m.topic, exc)
-                continue
-            except Exception as exc:  # a bug, not the publisher's fault: keep the message anyway
-                log.exception("could not classify message on %s", m.topic)
-                dead.append(DeadLetterIn(m.topic, m.payload, f"internal error while parsing: {exc!r}"))
+            what, value = m.what, m.value
+            if what == "dead":
+                dead.append(DeadLetterIn(m.topic, m.payload, value))
+                log.warning("dead letter on %s: %s", m.topic, value)
                 continue
             if what == "events":
                 events.extend(value)

@@ -142,10 +142,14 @@ def _event_values(eid: str, ev: AnyEvent, received_at: Any) -> tuple[Any, ...]:
 #: a row, where binding 15 arrays costs several times that in Python), then inserted from it.
 _PG_STAGE_CREATE = "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events) ON COMMIT DELETE ROWS"
 _PG_STAGE_COPY = f"COPY events_stage ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+#: Returns the ids it did not insert (stored before, or by a concurrent writer): usually none, where
+#: returning the inserted ones would send every id of the batch back.
 _PG_STAGE_INSERT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) SELECT {', '.join(_EVENT_COLUMNS)} FROM events_stage "
+    f"WITH ins AS (INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events_stage "
     "ORDER BY event_id "  # concurrent writers meet shared ids in the same order: no deadlock
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
+    "SELECT s.event_id FROM events_stage s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.event_id = s.event_id)"
 )
 
 
@@ -341,7 +345,8 @@ class Store:
                         for row in rows:
                             copy.write_row(row)
                     cur.execute(_PG_STAGE_INSERT)
-                    inserted.update(r[0] for r in cur.fetchall())
+                    refused = {r[0] for r in cur.fetchall()}
+                    inserted.update(r[0] for r in rows if r[0] not in refused)
                     cur.execute("TRUNCATE events_stage")  # empty for a next batch in this transaction too
         else:
             inserted.update(self._sqlite_insert_events(s, first, existing, received_at))

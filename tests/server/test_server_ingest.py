@@ -183,6 +183,28 @@ def test_unparseable_topics_and_payloads_get_readable_reasons(sqlite_url: str) -
     assert ingest.parse(f"{prefix}/site-1/cam-1/status", b"") == ("ignore", None)
 
 
+def test_a_transaction_is_sized_by_messages_and_by_events_never_splitting_a_message(sqlite_url: str) -> None:
+    from citywatch.contract import utcnow
+    from server.ingest import _Msg
+
+    config = make_config(run_id="b", database_url=sqlite_url)
+    config.server.ingest.batch_max, config.server.ingest.batch_max_events = 4, 120
+    ingest = Ingest(config, store=None, linger_s=0)  # type: ignore[arg-type]
+
+    def msg(n_events: int) -> _Msg:
+        return _Msg("t", b"", 1, 1, utcnow(), 0, "events", [None] * n_events, n_events)
+
+    for n in (50, 50, 50, 300, 1, 1, 1, 1, 1, 0):
+        ingest._pending.append(msg(n))
+    sizes = []
+    while ingest._pending:
+        batch = ingest._collect()
+        assert batch
+        sizes.append([m.n_events for m in batch])
+    # 50+50 leaves no room for 50 more; 300 goes alone; then 4 messages at most
+    assert sizes == [[50, 50], [50], [300], [1, 1, 1, 1], [1, 0]]
+
+
 class _BrokenStore(Store):
     """A real store whose batch commits fail, as when the database is down."""
 
