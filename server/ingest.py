@@ -1,8 +1,8 @@
 """MQTT ingest: at-least-once delivery from the broker, made exactly-once by event_id in the database.
 
-Why this shape: paho's network thread only parses and enqueues (it must never block or die; its
-parsing overlaps the writer's waits for the database). A writer thread commits batches of bounded
-size in one transaction and acknowledges the MQTT messages only after the commit,
+Why this shape: paho's network thread only enqueues (it must never block or die). A writer thread
+parses, commits batches of bounded size (messages and events) in one transaction and acknowledges
+the MQTT messages only after the commit,
 so a crash before the commit makes the broker redeliver (persistent session). Then it advances each
 camera's contiguous watermark and publishes it retained on ``.../control/committed`` for the edge.
 """
@@ -79,9 +79,10 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
 
 
 class _Msg(NamedTuple):
-    """One received message, already classified (a tuple: made on paho's thread for every message).
+    """One received message (a tuple: made on paho's thread for every message, so it must be cheap).
 
-    ``what``/``value``: as :meth:`Ingest.parse` returns them, or ``"dead"`` with the reason."""
+    The writer classifies it: ``what``/``value`` as :meth:`Ingest.parse` returns them, or ``"dead"``
+    with the reason; ``"raw"`` until then."""
 
     topic: str
     payload: bytes
@@ -89,9 +90,9 @@ class _Msg(NamedTuple):
     qos: int
     received_at: datetime
     generation: int
-    what: str
-    value: Any
-    n_events: int
+    what: str = "raw"
+    value: Any = None
+    n_events: int = 0
 
 
 _PUBACK = struct.Struct("!BBH")
@@ -186,6 +187,8 @@ class Ingest:
         #: Notified on arrival only while the writer waits for a first message or a full batch.
         self._arrived = threading.Condition(self._lock)
         self._writer_waits_for = 0
+        #: Parsed by the writer but left for the next batch (it did not fit); the writer's own.
+        self._carry: deque[_Msg] = deque()
         self._enqueued = 0
         self._done = 0
         self._generation = 0
@@ -306,7 +309,7 @@ class Ingest:
     def stats(self) -> dict[str, Any]:
         snap = self.counters.snapshot()
         snap["connected"] = self.connected
-        snap["queue_depth"] = len(self._pending)
+        snap["queue_depth"] = len(self._pending) + len(self._carry)
         return snap
 
     # --- paho callbacks (network thread) ----------------------------------------------------------
@@ -358,21 +361,8 @@ class Ingest:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", errors="replace")
         received_at = utcnow()
-        payload = msg.payload
-        # Parsed here, not by the writer: this thread's parsing overlaps the writer's wait for the
-        # database, and the writer can size a transaction by events, not messages.
-        try:
-            what, value = self.parse(topic, payload)
-        except InvalidMessage as exc:
-            what, value = "dead", str(exc)
-        except Exception as exc:  # a bug, not the publisher's fault: keep the message anyway
-            log.exception("could not classify message on %s", topic)
-            what, value = "dead", f"internal error while parsing: {exc!r}"
-        n_events = len(value) if what == "events" else 0
         with self._lock:
-            self._pending.append(
-                _Msg(topic, payload, msg.mid, msg.qos, received_at, self._generation, what, value, n_events)
-            )
+            self._pending.append(_Msg(topic, msg.payload, msg.mid, msg.qos, received_at, self._generation))
             self._enqueued += 1
             if self._writer_waits_for and len(self._pending) >= self._writer_waits_for:
                 self._arrived.notify()
@@ -380,47 +370,72 @@ class Ingest:
 
     # --- writer thread ----------------------------------------------------------------------------
 
+    def _classify(self, m: _Msg) -> _Msg:
+        try:
+            what, value = self.parse(m.topic, m.payload)
+        except InvalidMessage as exc:
+            what, value = "dead", str(exc)
+        except Exception as exc:  # a bug, not the publisher's fault: keep the message anyway
+            log.exception("could not classify message on %s", m.topic)
+            what, value = "dead", f"internal error while parsing: {exc!r}"
+        return m._replace(what=what, value=value, n_events=len(value) if what == "events" else 0)
+
     def _take(self, batch: list[_Msg], events: int) -> int:
-        """Move pending messages into ``batch`` while there is room; returns the batch's event count."""
-        pending = self._pending
-        while pending and not self._full(batch, events):
-            m = pending.popleft()
+        """Parse pending messages into ``batch`` while it has room; returns the batch's event count.
+
+        Room: fewer than ``batch_max`` messages, and ``batch_max_events`` not passed by the next message
+        (a bigger message still goes alone). A parsed message that does not fit waits in ``_carry``.
+        Parsing happens here, outside the lock, so paho's thread only receives and enqueues.
+        """
+        carry = self._carry
+        while len(batch) < self.batch_max and events < self.batch_max_events:
+            if carry:
+                m = carry.popleft()
+            else:
+                with self._lock:
+                    if not self._pending:
+                        break
+                    m = self._pending.popleft()
+                m = self._classify(m)
+            if batch and events + m.n_events > self.batch_max_events:
+                carry.appendleft(m)
+                break
             batch.append(m)
             events += m.n_events
         return events
 
     def _full(self, batch: list[_Msg], events: int) -> bool:
-        """No more room: ``batch_max`` messages, or the next pending message's events would pass
-        ``batch_max_events`` (a message bigger than that still goes alone)."""
-        if len(batch) >= self.batch_max or events >= self.batch_max_events:
-            return True
-        return bool(batch) and bool(self._pending) and events + self._pending[0].n_events > self.batch_max_events
+        return (
+            len(batch) >= self.batch_max or events >= self.batch_max_events or (bool(batch) and bool(self._carry))
+        )
 
     def _collect(self) -> list[_Msg] | None:
         """Up to ``batch_max`` messages, lingering up to ``linger_s`` unless the stream pauses for
         ``idle_gap_s``. Arrivals wake the writer only when it waits for a first message or a full batch,
         never once per message."""
-        with self._lock:
-            if not self._pending:
-                self._writer_waits_for = 1
-                self._arrived.wait(0.2)
-                self._writer_waits_for = 0
+        if not self._carry:
+            with self._lock:
                 if not self._pending:
-                    return None if self._stopping else []
-            batch: list[_Msg] = []
-            events = self._take(batch, 0)
-            deadline = time.monotonic() + self.linger_s
-            while not self._full(batch, events):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+                    self._writer_waits_for = 1
+                    self._arrived.wait(0.2)
+                    self._writer_waits_for = 0
+                    if not self._pending:
+                        return None if self._stopping else []
+        batch: list[_Msg] = []
+        events = self._take(batch, 0)
+        deadline = time.monotonic() + self.linger_s
+        while not self._full(batch, events):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with self._lock:
                 if not self._pending:
                     self._writer_waits_for = self.batch_max - len(batch)
                     self._arrived.wait(min(remaining, self.idle_gap_s))
                     self._writer_waits_for = 0
                     if not self._pending:
                         break  # the stream paused: commit what we have
-                events = self._take(batch, events)
+            events = self._take(batch, events)
         return batch
 
     def _run_writer(self) -> None:

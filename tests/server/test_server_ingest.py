@@ -190,16 +190,25 @@ def test_a_transaction_is_sized_by_messages_and_by_events_never_splitting_a_mess
     config = make_config(run_id="b", database_url=sqlite_url)
     config.server.ingest.batch_max, config.server.ingest.batch_max_events = 4, 120
     ingest = Ingest(config, store=None, linger_s=0)  # type: ignore[arg-type]
+    topics, seq = ingest.topics, iter(range(1, 10_000))
 
     def msg(n_events: int) -> _Msg:
-        return _Msg("t", b"", 1, 1, utcnow(), 0, "events", [None] * n_events, n_events)
+        if n_events == 0:  # a status message: no events
+            body = StatusPayload(camera_id="cam-1", state="online", device_id="edge-1")
+            topic = topics.status("site-1", "cam-1")
+        elif n_events == 1:
+            topic, body = topics.event("site-1", "cam-1", "line_crossing"), crossing(next(seq))
+        else:
+            evs = [crossing(next(seq)) for _ in range(n_events)]
+            topic, body = topics.event("site-1", "cam-1", "batch"), EventBatch(events=evs)
+        return _Msg(topic, body.model_dump_json().encode(), 1, 1, utcnow(), 0)
 
     for n in (50, 50, 50, 300, 1, 1, 1, 1, 1, 0):
         ingest._pending.append(msg(n))
     sizes = []
-    while ingest._pending:
+    while ingest._pending or ingest._carry:
         batch = ingest._collect()
-        assert batch
+        assert batch and all(m.what in ("events", "status") for m in batch)
         sizes.append([m.n_events for m in batch])
     # 50+50 leaves no room for 50 more; 300 goes alone; then 4 messages at most
     assert sizes == [[50, 50], [50], [300], [1, 1, 1, 1], [1, 0]]
