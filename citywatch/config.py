@@ -444,8 +444,8 @@ class IngestConfig(_Strict):
     batch_max: int = Field(2000, ge=1, le=100000, description="Messages per transaction at most.")
     batch_max_events: int = Field(
         5000, ge=1, le=1000000,
-        description="Events per transaction at most (a message is never split): smaller transactions let "
-        "receiving the next messages overlap the database's work on this one.",
+        description="Events per transaction at most (a message is never split): under a backlog of "
+        "envelopes this bounds a transaction's commit delay, memory and row locks.",
     )  # fmt: skip
     linger_s: float = Field(0.1, ge=0, le=10, description="Wait this long to fill a batch.")
     gap_grace_s: float = Field(2.0, ge=0, le=3600, description="A seq gap this old is asked to be replayed.")

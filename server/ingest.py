@@ -1,10 +1,10 @@
 """MQTT ingest: at-least-once delivery from the broker, made exactly-once by event_id in the database.
 
 Why this shape: paho's network thread only enqueues (it must never block or die). A writer thread
-parses, commits batches of bounded size (messages and events) in one transaction and acknowledges
-the MQTT messages only after the commit,
-so a crash before the commit makes the broker redeliver (persistent session). Then it advances each
-camera's contiguous watermark and publishes it retained on ``.../control/committed`` for the edge.
+parses, commits batches of bounded size (messages and events) in one transaction and acknowledges the
+MQTT messages only after the commit, so a crash before the commit makes the broker redeliver
+(persistent session). Then it advances each camera's contiguous watermark and publishes it retained on
+``.../control/committed`` for the edge.
 """
 
 from __future__ import annotations
@@ -608,7 +608,7 @@ class Ingest:
         elif current:
             # All of the batch's PUBACKs as one write. ``client.ack`` queues each one separately: a
             # wake-up of paho's thread and a send() per message, a cost the broker's side does not need.
-            # A v5 PUBACK without reason code or properties is 4 bytes (success), as paho writes it.
+            # A successful PUBACK without properties is 4 bytes in MQTT 3.1.1 and 5, as paho writes it.
             queue_packet(mqtt.PUBACK, b"".join(_PUBACK.pack(mqtt.PUBACK, 2, m.mid) for m in current), 0, 0)
 
     def _apply_cameras(self, updates: dict[str, _CameraUpdate]) -> None:

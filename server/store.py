@@ -181,8 +181,6 @@ class ConcurrentInsert(RuntimeError):
     """Another writer stored some of a batch's events between its look-up and its insert: retry the batch."""
 
 
-
-
 def _dead_letter_row(topic: str, payload: bytes | str, reason: str, received_at: datetime) -> dict[str, Any]:
     """Keep as much as is safe: text for reading, base64 when the bytes are not clean UTF-8, capped."""
     raw = payload.encode("utf-8", errors="surrogateescape") if isinstance(payload, str) else bytes(payload)
@@ -581,8 +579,8 @@ class Store:
     ) -> dict[str, tuple[int, int | None]]:
         """``_walk_watermark`` for many locked cameras, with one query for all of them in the common case.
 
-        The query returns each camera's stored seqs in ``(committed, committed + _WALK_CHUNK]`` and its
-        highest seq; only a camera whose window is full, whose gap reaches past its window, or that
+        The query (:meth:`_window_query`) finds each camera's run in ``(committed, committed +
+        _WALK_CHUNK]``; only a camera whose window is full, whose gap reaches past its window, or that
         has a floor above its watermark needs a query of its own.
         """
         out: dict[str, tuple[int, int | None]] = {}
