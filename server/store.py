@@ -235,7 +235,10 @@ class Store:
         self.engine: Engine = make_engine(url, schema=schema, echo=echo)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         #: A UTC column's value as SQLAlchemy writes it on this dialect (for the raw SQLite insert).
-        self._sqlite_time = EventRow.__table__.c.ts.type.bind_processor(self.engine.dialect) or (lambda v: v)
+        dialect = self.engine.dialect
+        self._sqlite_time = EventRow.__table__.c.ts.type.dialect_impl(dialect).bind_processor(dialect) or (
+            lambda v: v
+        )
         from server.history import History
 
         self.history = History(self)

@@ -93,6 +93,19 @@ def test_one_query_walk_of_many_cameras_matches_walking_each_alone(store: Store)
     twin.close()
 
 
+def test_event_times_are_stored_as_sqlalchemy_writes_them_so_sql_comparisons_hold(store: Store) -> None:
+    """The raw batch insert writes times in the ORM's own form (on SQLite: text with microseconds even
+    when they are zero), so a query bound through SQLAlchemy finds an event exactly at its bound."""
+    from sqlalchemy import func, select
+
+    from server.db import EventRow
+
+    store.insert_events([crossing(1, ts=T0)])
+    with store._session() as s:
+        assert s.scalar(select(func.count()).select_from(EventRow).where(EventRow.ts >= T0)) == 1
+        assert s.scalar(select(EventRow.ts)) == T0
+
+
 def test_counts_by_bucket_are_aggregated_in_sql(store: Store) -> None:
     evs = [
         crossing(1, ts=T0 + timedelta(seconds=5)),
