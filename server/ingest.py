@@ -388,7 +388,7 @@ class Ingest:
         Parsing happens here, outside the lock, so paho's thread only receives and enqueues.
         """
         carry = self._carry
-        while len(batch) < self.batch_max and events < self.batch_max_events:
+        while not self._full(batch, events):
             if carry:
                 m = carry.popleft()
             else:

@@ -197,12 +197,11 @@ def event_deltas(clock: Clock, events: Iterable[AnyEvent], deltas: Deltas | None
     flow = fine.tables["flow"]
     for ev in events:
         if isinstance(ev, LineCrossing):  # the bulk of all events: summed in place, no dict per event
-            t = math.floor(ev.ts.timestamp())
-            key = (ev.camera_id, t - t % base, ev.line_id, ev.direction)
+            key = (ev.camera_id, clock.floor(ev.ts.timestamp(), base), ev.line_id, ev.direction)
             row = flow.get(key)
             if row is None:
                 row = flow[key] = {}
-            col = CLASS_COLUMN.get(ev.class_name) or f"n_{ev.class_name}"
+            col = f"n_{ev.class_name}"
             row[col] = row.get(col, 0) + 1
             if ev.speed_kmh is not None:
                 row["speed_sum"] = row.get("speed_sum", 0.0) + float(ev.speed_kmh)
@@ -371,4 +370,3 @@ def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
 
 
 CLASS_COLUMNS = tuple(f"n_{c}" for c in ROLLUP_CLASSES)
-CLASS_COLUMN: dict[str, str] = {c: f"n_{c}" for c in ROLLUP_CLASSES}

@@ -340,6 +340,7 @@ class Store:
                 # ON CONFLICT finds the stored ones as cheaply as a look-up first would.
                 raw = s.connection().connection.driver_connection
                 with raw.cursor() as cur:  # type: ignore[union-attr]
+                    # every batch, not once per connection: a rolled-back transaction takes the table along
                     cur.execute(_PG_STAGE_CREATE)
                     with cur.copy(_PG_STAGE_COPY) as copy:
                         copy.set_types(_PG_STAGE_TYPES)
@@ -610,9 +611,7 @@ class Store:
                 out[camera_id] = self._walk_watermark(s, cam, None)
                 continue
             if above is None and top is not None and top > n:  # the gap reaches past the window
-                above = s.scalar(
-                    select(func.min(EventRow.seq)).where(EventRow.camera_id == camera_id, EventRow.seq > n)
-                )
+                above = self._first_seq_above(s, camera_id, n)
             out[camera_id] = (n, None if above is None else int(above))
         return out
 
@@ -656,7 +655,11 @@ class Store:
     def first_seq_above(self, camera_id: str, seq: int) -> int | None:
         """The lowest stored seq above ``seq`` (None: nothing above): ``seq + 1`` up to it is a gap."""
         with self._session() as s:
-            v = s.scalar(select(func.min(EventRow.seq)).where(EventRow.camera_id == camera_id, EventRow.seq > seq))
+            return self._first_seq_above(s, camera_id, seq)
+
+    @staticmethod
+    def _first_seq_above(s: Session, camera_id: str, seq: int) -> int | None:
+        v = s.scalar(select(func.min(EventRow.seq)).where(EventRow.camera_id == camera_id, EventRow.seq > seq))
         return int(v) if v is not None else None
 
     def note_replay_request(self, camera_id: str, at: datetime) -> None:
