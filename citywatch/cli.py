@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Table
 
 from citywatch import __version__
-from citywatch.config import CitywatchConfig, ConfigError, LineConfig, load_config
+from citywatch.config import CameraConfig, CitywatchConfig, ConfigError, LineConfig, ModelConfig, load_config
 
 app = typer.Typer(help="citywatch: smart-camera traffic monitoring.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
@@ -60,6 +60,16 @@ def _parse_line(spec: str) -> LineConfig:
         raise typer.BadParameter(f"{spec!r}: expected NAME:x1,y1,x2,y2 ({exc})", param_hint="--line") from None
 
 
+def _offline_setup(
+    config: Path | None, video: Path, line: list[str], camera_id: str, weights: Path | None, imgsz: int | None
+) -> tuple[CitywatchConfig, ModelConfig, CameraConfig]:
+    """Config, model (with the command line's weights/imgsz) and a one-off camera for a video file."""
+    cfg = _load(config)
+    lines = [_parse_line(s) for s in line]
+    model = cfg.model.model_copy(update={k: v for k, v in {"weights": weights, "imgsz": imgsz}.items() if v})
+    return cfg, model, CameraConfig(id=camera_id, source=str(video), lines=lines, realtime=False)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -89,16 +99,12 @@ def count(
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
 ) -> None:
     """Count crossings per line, direction and class in a video file (offline, no network)."""
-    from citywatch.config import CameraConfig
     from citywatch.paths import AssetNotFound
     from vision.detector import DetectorError
     from vision.offline import count_video
     from vision.video import VideoError
 
-    cfg = _load(config)
-    lines = [_parse_line(s) for s in line]
-    model = cfg.model.model_copy(update={k: v for k, v in {"weights": weights, "imgsz": imgsz}.items() if v})
-    camera = CameraConfig(id="offline", source=str(video), lines=lines, realtime=False)
+    cfg, model, camera = _offline_setup(config, video, line, "offline", weights, imgsz)
     try:
         with _progress() as bar:
             task = bar.add_task(f"counting {video.name}", total=None)
@@ -139,17 +145,13 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score counts (true vs counted, WAPE, GEH) and tracks (IDF1, MOTA) against ground-truth tracks."""
-    from citywatch.config import CameraConfig
     from citywatch.paths import AssetNotFound
     from vision.detector import DetectorError
     from vision.evaluation import evaluate_video
     from vision.ground_truth import GroundTruthError, load_ground_truth
     from vision.video import VideoError
 
-    cfg = _load(config)
-    lines = [_parse_line(s) for s in line]
-    model = cfg.model.model_copy(update={k: v for k, v in {"weights": weights, "imgsz": imgsz}.items() if v})
-    camera = CameraConfig(id="eval", source=str(video), lines=lines, realtime=False)
+    cfg, model, camera = _offline_setup(config, video, line, "eval", weights, imgsz)
     try:
         truth = load_ground_truth(gt)
         with _progress() as bar:
@@ -197,7 +199,6 @@ def eval_stationary(
 
     Without --video the state runs over the annotated boxes (the rule alone); with --video over the
     detector's and tracker's tracks, matched to the annotations by IoU."""
-    from citywatch.config import CameraConfig
     from vision.ground_truth import GroundTruthError, load_ground_truth
     from vision.incidents import StationaryScore, evaluate_stationary
 
