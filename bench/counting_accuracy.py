@@ -60,16 +60,11 @@ def run_citywatch(video: Path, lines: list[LineConfig], weights: Path) -> tuple[
     return r.lines, tracked, r.seconds
 
 
-def run_object_counter(video: Path, lines: list[LineConfig], weights: Path) -> tuple[dict[str, int], float]:
-    """Per line: how many tracks ObjectCounter counted (IN + OUT)."""
-    import logging
-
-    import torch
+def object_counters(lines: list[LineConfig], weights: Path) -> list:
+    """One Ultralytics ObjectCounter per line; all but the first reuse the first one's tracks of each
+    frame, so the model and tracker run once per frame, as citywatch's do."""
     from ultralytics import solutions
-    from ultralytics.utils import LOGGER
 
-    LOGGER.setLevel(logging.ERROR)  # "No tracks found" on every empty frame
-    torch.set_num_threads(2)
     counters = []
     for ln in lines:
         (x1, y1), (x2, y2) = ln.points
@@ -94,6 +89,19 @@ def run_object_counter(video: Path, lines: list[LineConfig], weights: Path) -> t
     for c in counters[1:]:
         c.extract_tracks = shared_tracks(c)
         c.profilers = first.profilers  # its timing reads the profiler the model call ran under
+    return counters
+
+
+def run_object_counter(video: Path, lines: list[LineConfig], weights: Path) -> tuple[dict[str, int], float]:
+    """Per line: how many tracks ObjectCounter counted (IN + OUT)."""
+    import logging
+
+    import torch
+    from ultralytics.utils import LOGGER
+
+    LOGGER.setLevel(logging.ERROR)  # "No tracks found" on every empty frame
+    torch.set_num_threads(2)
+    counters = object_counters(lines, weights)
     _, frames = open_video(video)
     t0 = time.perf_counter()
     for frame in frames:

@@ -146,8 +146,7 @@ def child_baseline() -> dict:
     import logging
 
     import torch
-    from counting_accuracy import VEHICLE_COCO, line_totals
-    from ultralytics import solutions
+    from counting_accuracy import line_totals, object_counters
     from ultralytics.utils import LOGGER
 
     from citywatch.contract import CLASS_NAMES  # noqa: F401 - same import cost as citywatch rows
@@ -162,23 +161,7 @@ def child_baseline() -> dict:
     n, lat, true_c, counted = 0, [], 0, 0
     setups = []
     for clip, video, lines in london():
-        counters = []
-        for ln in lines:
-            (x1, y1), (x2, y2) = ln.points
-            counters.append(solutions.ObjectCounter(model=str(WEIGHTS), region=[(x1, y1), (x2, y2)],
-                                                    classes=VEHICLE_COCO, show=False, verbose=False))
-        first = counters[0]
-
-        def shared(counter, first=first):  # noqa: ANN001, ANN202
-            def extract(im0) -> None:  # noqa: ANN001
-                for name in ("tracks", "track_data", "boxes", "clss", "track_ids", "confs"):
-                    setattr(counter, name, getattr(first, name))
-
-            return extract
-
-        for c in counters[1:]:
-            c.extract_tracks = shared(c)
-            c.profilers = first.profilers
+        counters = object_counters(lines, WEIGHTS)
         setups.append((clip, video, lines, counters))
     # warm the model up outside the timing (as citywatch's rows load theirs before timing)
     meter.start()
