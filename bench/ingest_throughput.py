@@ -6,8 +6,9 @@ edges in separate processes, beside a count-only paho subscriber receiving the s
 
 Prints one line per run: events/s stored by citywatch ingest (processes `python -m server`), the
 count-only baseline measured just before it, and checks zero loss / zero duplicates (stored ==
-published); then the medians of ``--repeat`` runs, since other work on a shared machine moves single
-runs by ±30 %.
+published), with the CPU time per message of the count-only subscriber and of the ingest processes
+(the database server's apart); then the medians of ``--repeat`` runs, since other work on a shared
+machine moves single runs by ±30 %.
 """
 
 from __future__ import annotations
@@ -128,7 +129,17 @@ def publish(port: int, prefix: str, n_pub: int, n_cams: int, events: int, batch:
     return t0, procs  # type: ignore[return-value]
 
 
-def baseline(port: int, prefix: str, args: argparse.Namespace, run: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def baseline(port: int, prefix: str, args: argparse.Namespace, run: str) -> tuple[float, float]:
+    """Events/s a count-only paho subscriber receives, and its CPU µs per message."""
     n_msgs = (args.events // args.cameras) // args.batch * args.cameras
     got = [0]
     last = [0.0]
@@ -147,15 +158,21 @@ def baseline(port: int, prefix: str, args: argparse.Namespace, run: str) -> floa
     c.loop_start()
     time.sleep(0.5)
     t0, procs = publish(port, prefix, args.publishers, args.cameras, args.events, args.batch, run)
+    cpu0 = time.process_time()  # this process: the subscriber's thread; the publishers are children
     done.wait(600)
+    cpu = time.process_time() - cpu0
     for p in procs:
         p.join()
     c.disconnect()
     c.loop_stop()
-    return got[0] * args.batch / (last[0] - t0) if last[0] else float("nan")
+    rate = got[0] * args.batch / (last[0] - t0) if last[0] else float("nan")
+    return rate, cpu / max(got[0], 1) * 1e6
 
 
-def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Path, run: str) -> tuple[float, int]:
+def ingest_run(
+    port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Path, run: str
+) -> tuple[float, int, float]:
+    """Events/s stored, stored minus published, and the ingest processes' CPU µs per message."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     if args.db == "sqlite":
         url, schema_env = f"sqlite:///{tmp}/{schema}.sqlite", None
@@ -196,6 +213,7 @@ def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Pa
             )
     time.sleep(4)
     expected = (args.events // args.cameras) * args.cameras
+    cpu0 = sum(cpu_seconds(p.pid) for p in procs)
     t0, pubs = publish(port, prefix, args.publishers, args.cameras, args.events, args.batch, run)
     deadline = time.perf_counter() + 900
     n = 0
@@ -207,6 +225,7 @@ def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Pa
     t1 = time.perf_counter()
     for p in pubs:
         p.join()
+    cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
     time.sleep(1.0)
     n = store.count_events()
     for p in procs:
@@ -221,7 +240,7 @@ def ingest_run(port: int, prefix: str, args: argparse.Namespace, k: int, tmp: Pa
         with store.engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     store.close()
-    return expected / (t1 - t0), n - expected
+    return expected / (t1 - t0), n - expected, cpu / (expected // args.batch) * 1e6
 
 
 def main() -> None:
@@ -243,26 +262,30 @@ def main() -> None:
         broker, port = start_broker(tmp)
         try:
             for k in args.ingest:
-                ratios, rates, bases = [], [], []
+                ratios, rates, bases, cpus = [], [], [], []
                 for r in range(args.repeat):
                     run = uuid.uuid4().hex[:6]
-                    base = baseline(port, f"bench-{run}-base", args, run)
+                    base, base_cpu = baseline(port, f"bench-{run}-base", args, run)
                     run = uuid.uuid4().hex[:6]
-                    rate, extra = ingest_run(port, f"bench-{run}", args, k, tmp, run)
+                    rate, extra, cpu = ingest_run(port, f"bench-{run}", args, k, tmp, run)
                     ratios.append(rate / base)
                     rates.append(rate)
                     bases.append(base)
+                    cpus.append((base_cpu, cpu))
                     print(
                         f"  run {r + 1}: db={args.db} events={args.events} batch={args.batch} "
                         f"publishers={args.publishers} ingest={k}: {rate:,.0f} events/s stored "
-                        f"({rate / base:.0%} of count-only {base:,.0f} events/s); stored-published={extra}",
+                        f"({rate / base:.0%} of count-only {base:,.0f} events/s); stored-published={extra}; "
+                        f"CPU per message: count-only {base_cpu:.0f} us, ingest {cpu:.0f} us (database server apart)",
                         flush=True,
                     )
                 print(
                     f"db={args.db} events={args.events} batch={args.batch} publishers={args.publishers} ingest={k}: "
                     f"median {statistics.median(rates):,.0f} events/s stored, median count-only "
                     f"{statistics.median(bases):,.0f} events/s, median ratio {statistics.median(ratios):.0%} "
-                    f"(range {min(ratios):.0%}-{max(ratios):.0%}, {args.repeat} runs)",
+                    f"(range {min(ratios):.0%}-{max(ratios):.0%}, {args.repeat} runs); median CPU per message: "
+                    f"count-only {statistics.median(c[0] for c in cpus):.0f} us, "
+                    f"ingest {statistics.median(c[1] for c in cpus):.0f} us",
                     flush=True,
                 )
         finally:

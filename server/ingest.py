@@ -41,6 +41,7 @@ from citywatch.contract import (
     utcnow,
 )
 from server.live import LiveHub, LiveItem
+from server.mqtt_reader import IngestClient, Publish
 from server.store import CameraUpdateIn, ConcurrentInsert, DeadLetterIn, Store
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,13 @@ class _Msg(NamedTuple):
 
 
 _PUBACK = struct.Struct("!BBH")
+
+
+def _topic_text(topic: bytes) -> str:
+    try:
+        return topic.decode("utf-8")
+    except UnicodeDecodeError:  # kept, so that the dead letter shows what was sent
+        return topic.decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -204,7 +212,7 @@ class Ingest:
     def v5(self) -> bool:
         return self.config.mqtt.protocol == "5"
 
-    def _build_client(self) -> mqtt.Client:
+    def _build_client(self) -> IngestClient:
         m = self.config.mqtt
         kwargs: dict[str, Any] = {
             "callback_api_version": CallbackAPIVersion.VERSION2,
@@ -214,7 +222,7 @@ class Ingest:
         }
         if not self.v5:
             kwargs["clean_session"] = False
-        client = mqtt.Client(**kwargs)
+        client = IngestClient(**kwargs, on_publishes=_guard(self._on_publishes))
         user, password = m.credentials()
         if user:
             client.username_pw_set(user, password)
@@ -354,19 +362,22 @@ class Ingest:
             log.warning("MQTT disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """paho's own delivery: only where :class:`IngestClient` cannot take the fast path."""
+        self._on_publishes([(msg._topic, msg.payload, msg.mid, msg.qos)])
+
+    def _on_publishes(self, publishes: list[Publish]) -> None:
+        """All PUBLISH packets of one socket read: one lock round for all of them."""
         if self._stopping:
             return
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = msg._topic.decode("utf-8", errors="replace")
         received_at = utcnow()
+        generation = self._generation  # changed only by _on_connect, on this same thread
+        msgs = [_Msg(_topic_text(t), payload, mid, qos, received_at, generation) for t, payload, mid, qos in publishes]
         with self._lock:
-            self._pending.append(_Msg(topic, msg.payload, msg.mid, msg.qos, received_at, self._generation))
-            self._enqueued += 1
+            self._pending.extend(msgs)
+            self._enqueued += len(msgs)
             if self._writer_waits_for and len(self._pending) >= self._writer_waits_for:
                 self._arrived.notify()
-        self.counters.received += 1
+        self.counters.received += len(msgs)
 
     # --- writer thread ----------------------------------------------------------------------------
 
