@@ -138,8 +138,10 @@ def _event_values(eid: str, ev: AnyEvent, received_at: Any) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-#: PostgreSQL: a batch is copied into a per-connection temporary table (binary COPY: a few microseconds
-#: a row, where binding 15 arrays costs several times that in Python), then inserted from it.
+#: PostgreSQL: a batch is copied (binary COPY: a few microseconds a row, where binding 15 arrays costs
+#: several times that in Python) straight into ``events``; when some ids are stored already, into a
+#: per-connection temporary table instead, then inserted from it with ON CONFLICT.
+_PG_EVENTS_COPY = f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _PG_STAGE_CREATE = "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events) ON COMMIT DELETE ROWS"
 _PG_STAGE_COPY = f"COPY events_stage ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 #: Returns the ids it did not insert (stored before, or by a concurrent writer): usually none, where
@@ -335,21 +337,15 @@ class Store:
             existing.update(eid for eid, ev in first.items() if ev.ts.timestamp() < horizon)
         inserted: set[str] = set()
         if self.dialect == "postgresql":
-            rows = [_event_values(eid, ev, received_at) for eid, ev in first.items() if eid not in existing]
+            # sorted by id: concurrent writers meet shared ids in the same order, so they wait, never deadlock
+            rows = sorted(_event_values(eid, ev, received_at) for eid, ev in first.items() if eid not in existing)
             if rows:
-                # ON CONFLICT finds the stored ones as cheaply as a look-up first would.
                 raw = s.connection().connection.driver_connection
                 with raw.cursor() as cur:  # type: ignore[union-attr]
-                    # every batch, not once per connection: a rolled-back transaction takes the table along
-                    cur.execute(_PG_STAGE_CREATE)
-                    with cur.copy(_PG_STAGE_COPY) as copy:
-                        copy.set_types(_PG_STAGE_TYPES)
-                        for row in rows:
-                            copy.write_row(row)
-                    cur.execute(_PG_STAGE_INSERT)
-                    refused = {r[0] for r in cur.fetchall()}
-                    inserted.update(r[0] for r in rows if r[0] not in refused)
-                    cur.execute("TRUNCATE events_stage")  # empty for a next batch in this transaction too
+                    if self._copy_new_events(cur, rows):
+                        inserted.update(r[0] for r in rows)
+                    else:
+                        inserted.update(self._stage_events(cur, rows))
         else:
             inserted.update(self._sqlite_insert_events(s, first, existing, received_at))
         inserted_ids = [eid for eid in ids if eid in inserted]
@@ -365,6 +361,41 @@ class Store:
             for hook in self.insert_hooks:
                 hook(s, new_events)
         return inserted_ids, duplicates
+
+    @staticmethod
+    def _copy_new_events(cur: Any, rows: list[tuple[Any, ...]]) -> bool:
+        """PostgreSQL, when none of ``rows`` is stored yet (nearly always): binary COPY straight into
+        ``events``, in a savepoint. False when an id was already stored (a redelivery): the savepoint is
+        rolled back and nothing of the copy remains. Measured: 18–27 µs of database CPU per event, where
+        the staged insert (:meth:`_stage_events`) takes 39–41."""
+        from psycopg import errors
+
+        cur.execute("SAVEPOINT events_copy")
+        try:
+            with cur.copy(_PG_EVENTS_COPY) as copy:
+                copy.set_types(_PG_STAGE_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+        except errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT events_copy")
+            return False
+        cur.execute("RELEASE SAVEPOINT events_copy")
+        return True
+
+    @staticmethod
+    def _stage_events(cur: Any, rows: list[tuple[Any, ...]]) -> list[str]:
+        """PostgreSQL, when some of ``rows`` may be stored: copy them into a temporary table, insert what
+        is new with ON CONFLICT DO NOTHING; returns the ids inserted."""
+        # every time, not once per connection: a rolled-back transaction takes the table along
+        cur.execute(_PG_STAGE_CREATE)
+        with cur.copy(_PG_STAGE_COPY) as copy:
+            copy.set_types(_PG_STAGE_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(_PG_STAGE_INSERT)
+        refused = {r[0] for r in cur.fetchall()}
+        cur.execute("TRUNCATE events_stage")  # empty for a next batch in this transaction too
+        return [r[0] for r in rows if r[0] not in refused]
 
     def _sqlite_insert_events(
         self, s: Session, first: dict[str, AnyEvent], existing: set[str], received_at: datetime

@@ -201,42 +201,65 @@ def test_event_ids_are_uuid_strings(store: Store) -> None:
     assert inserted == [str(eid)]
 
 
-def test_two_writers_on_one_sqlite_file_store_and_count_each_event_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Two stores (as two ingest processes) write overlapping batches at once: every event is reported
-    inserted by exactly one of them, stored once and counted once in the rollups; a writer that loses
-    the race between its look-up and its insert retries the batch (ConcurrentInsert)."""
+def _race(stores: list[Store]) -> tuple[list[list[str]], list[int]]:
+    """Two stores (as two ingest processes) write overlapping random batches at once; a writer that
+    loses the race between its look-up and its insert (SQLite) retries the batch (ConcurrentInsert)."""
     import random
     import threading
 
     from server.store import ConcurrentInsert
 
-    url = f"sqlite:///{tmp_path}/db/shared.sqlite"
     events = [crossing(i, ts=T0 + timedelta(seconds=i)) for i in range(1, 1201)]
-    stores = [Store(url), Store(url, migrate=False)]
     inserted: list[list[str]] = [[], []]
     retries = [0, 0]
+    errors: list[BaseException] = []
 
     def writer(k: int) -> None:
         rng = random.Random(k)
-        for _ in range(60):
-            batch = rng.sample(events, 80)
-            while True:
-                try:
-                    got, _dups = stores[k].store_batch(batch, [])
-                    break
-                except ConcurrentInsert:
-                    retries[k] += 1
-            inserted[k].extend(got)
+        try:
+            for _ in range(60):
+                batch = rng.sample(events, 80)
+                while True:
+                    try:
+                        got, _dups = stores[k].store_batch(batch, [])
+                        break
+                    except ConcurrentInsert:
+                        retries[k] += 1
+                inserted[k].extend(got)
+        except BaseException as exc:  # a deadlock or any other error fails the test below
+            errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(k,)) for k in (0, 1)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not errors, errors
     a, b = set(inserted[0]), set(inserted[1])
     assert not a & b, "an event reported inserted by both writers"
     assert len(inserted[0]) + len(inserted[1]) == len(a | b) == stores[0].count_events()
     counted = sum(r.count for r in stores[0].counts(start=T0, end=T0 + timedelta(hours=1)))
     assert counted == len(a | b)
-    for st in stores:
-        st.close()
+    return inserted, retries
+
+
+def test_two_writers_on_one_sqlite_file_store_and_count_each_event_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/db/shared.sqlite"
+    stores = [Store(url), Store(url, migrate=False)]
+    try:
+        _race(stores)
+    finally:
+        for st in stores:
+            st.close()
+
+
+def test_two_writers_on_postgresql_store_and_count_each_event_once_without_deadlock(pg_database) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL copies a batch straight into events and falls back to the staged insert when an id is
+    stored already (or being stored by the other writer): both paths run here, and neither deadlocks."""
+    stores = [Store(pg_database.url, schema=pg_database.schema), Store(pg_database.url, schema=pg_database.schema)]
+    try:
+        inserted, _ = _race(stores)
+        assert all(inserted), "each writer stored some events first"
+    finally:
+        for st in stores:
+            st.close()
