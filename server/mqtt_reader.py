@@ -117,13 +117,11 @@ class IngestClient(mqtt.Client):
             return MQTTErrorCode.MQTT_ERR_CONN_LOST
         if not data:
             return MQTTErrorCode.MQTT_ERR_CONN_LOST
-        with self._msgtime_mutex:
-            self._last_bytes_received = mqtt.time_func()
         buf = self._rbuf
         buf += data
         try:
             return self._handle_buffer(buf)
-        finally:
+        finally:  # for paho's keep-alive, as its own reader does after each packet
             with self._msgtime_mutex:
                 self._last_bytes_received = mqtt.time_func()
 
