@@ -55,6 +55,21 @@ def _fresh_in_packet() -> dict[str, Any]:
     }
 
 
+def read_varint(buf: bytes | bytearray, p: int, end: int) -> tuple[int, int] | None:
+    """MQTT's variable byte integer at ``buf[p:end]``: ``(value, position after it)``, or None when
+    ``end`` comes first; more than 4 bytes is :class:`MalformedPublish`."""
+    value = 0
+    for shift in (0, 7, 14, 21):
+        if p >= end:
+            return None
+        b = buf[p]
+        p += 1
+        value += (b & 127) << shift
+        if not b & 128:
+            return value, p
+    raise MalformedPublish("variable byte integer longer than 4 bytes")
+
+
 def decode_publish(command: int, buf: bytes | bytearray, start: int, end: int, v5: bool) -> Publish:
     """One PUBLISH body ``buf[start:end]``. MQTT 5 properties are skipped: the ingest reads none, and
     without a Topic Alias Maximum in CONNECT the broker may not replace topics by aliases."""
@@ -71,17 +86,10 @@ def decode_publish(command: int, buf: bytes | bytearray, start: int, end: int, v
         (mid,) = _U16.unpack_from(buf, p)
         p += 2
     if v5:
-        plen = 0
-        for i in range(4):
-            if p >= end:
-                raise MalformedPublish("PUBLISH ends inside its property length")
-            b = buf[p]
-            p += 1
-            plen += (b & 127) << (7 * i)
-            if not b & 128:
-                break
-        else:
-            raise MalformedPublish("PUBLISH property length longer than 4 bytes")
+        props = read_varint(buf, p, end)
+        if props is None:
+            raise MalformedPublish("PUBLISH ends inside its property length")
+        plen, p = props
         p += plen
     if p > end:
         raise MalformedPublish("PUBLISH header longer than the packet")
@@ -135,19 +143,14 @@ class IngestClient(mqtt.Client):
         try:
             while n - pos >= 2:
                 command = buf[pos]
-                length = 0
-                i = pos + 1
-                while True:
-                    if i >= n:
-                        return rc  # the length itself is not complete yet
-                    b = buf[i]
-                    length += (b & 127) << (7 * (i - pos - 1))
-                    i += 1
-                    if not b & 128:
-                        break
-                    if i - pos > 4:
-                        self._easy_log(mqtt.MQTT_LOG_ERR, "remaining length longer than 4 bytes")
-                        return MQTTErrorCode.MQTT_ERR_PROTOCOL
+                try:
+                    remaining = read_varint(buf, pos + 1, n)
+                except MalformedPublish:
+                    self._easy_log(mqtt.MQTT_LOG_ERR, "remaining length longer than 4 bytes")
+                    return MQTTErrorCode.MQTT_ERR_PROTOCOL
+                if remaining is None:
+                    return rc  # the length itself is not complete yet
+                length, i = remaining
                 end = i + length
                 if end > n:
                     return rc  # body not complete yet

@@ -173,6 +173,14 @@ def _pg_copy_type(column: Any) -> str:
 _PG_STAGE_TYPES = [_pg_copy_type(EventRow.__table__.c[c]) for c in _EVENT_COLUMNS]
 
 
+def _pg_copy_rows(cur: Any, copy_sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Events rows (``_EVENT_COLUMNS`` order) through a binary ``COPY ... FROM STDIN``."""
+    with cur.copy(copy_sql) as copy:
+        copy.set_types(_PG_STAGE_TYPES)
+        for row in rows:
+            copy.write_row(row)
+
+
 _SQLITE_EVENTS_INSERT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))}) "
     "ON CONFLICT (event_id) DO NOTHING"
@@ -372,10 +380,7 @@ class Store:
 
         cur.execute("SAVEPOINT events_copy")
         try:
-            with cur.copy(_PG_EVENTS_COPY) as copy:
-                copy.set_types(_PG_STAGE_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+            _pg_copy_rows(cur, _PG_EVENTS_COPY, rows)
         except errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT events_copy")
             return False
@@ -388,10 +393,7 @@ class Store:
         is new with ON CONFLICT DO NOTHING; returns the ids inserted."""
         # every time, not once per connection: a rolled-back transaction takes the table along
         cur.execute(_PG_STAGE_CREATE)
-        with cur.copy(_PG_STAGE_COPY) as copy:
-            copy.set_types(_PG_STAGE_TYPES)
-            for row in rows:
-                copy.write_row(row)
+        _pg_copy_rows(cur, _PG_STAGE_COPY, rows)
         cur.execute(_PG_STAGE_INSERT)
         refused = {r[0] for r in cur.fetchall()}
         cur.execute("TRUNCATE events_stage")  # empty for a next batch in this transaction too

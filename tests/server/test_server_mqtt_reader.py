@@ -11,7 +11,7 @@ import pytest
 from paho.mqtt import _packet
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import Properties, VariableByteIntegers
 from server_testkit import close_client, crossing, make_config, publisher, wait_for
 
 import server.mqtt_reader as reader
@@ -19,15 +19,6 @@ from citywatch.contract import EventBatch
 from server.ingest import Ingest
 from server.mqtt_reader import IngestClient, Publish, decode_publish
 from server.store import Store
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 127, n >> 7
-        out.append(b | (128 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def publish_packet(topic: bytes, payload: bytes, *, qos: int, mid: int = 0, props: bytes | None = None,
@@ -41,7 +32,7 @@ def publish_packet(topic: bytes, payload: bytes, *, qos: int, mid: int = 0, prop
         body += props
     body += payload
     command = mqtt.PUBLISH | (qos << 1) | (8 if dup else 0) | (1 if retain else 0)
-    return bytes([command]) + _varint(len(body)) + body
+    return bytes([command]) + VariableByteIntegers.encode(len(body)) + body
 
 
 def v5_properties() -> bytes:
