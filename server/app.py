@@ -7,13 +7,14 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -115,6 +116,17 @@ def create_app(
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        """Anything unforeseen: logged in full with a request id, answered without internals."""
+        request_id = uuid.uuid4().hex[:16]
+        log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"detail": "internal server error (the server log has the details)", "request_id": request_id},
+            status_code=500,
+            headers={"X-Request-ID": request_id},
+        )
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
