@@ -520,7 +520,7 @@ class ServerAuthConfig(_Strict):
     )
     login_throttle: LoginThrottleConfig = LoginThrottleConfig()
     api_docs: bool = Field(
-        False, description="Serve /docs, /redoc and /openapi.json (Swagger UI's files come from a CDN)."
+        True, description="Serve /docs (Swagger UI from this server's own files; /openapi.json is always served)."
     )
 
     @field_validator("allowed_origins")

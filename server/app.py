@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
 from server.api import cameras, counts, dead_letters, events, health, incidents, keys, planner, session, ui
+from server.api_docs import mount_docs
 from server.auth import ENV_API_KEYS, Auth, OpenModeRefused, open_mode_problem
 from server.incidents import IncidentService
 from server.ingest import Ingest
@@ -33,14 +34,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
-#: Only with server.auth.api_docs: FastAPI's Swagger UI / ReDoc pages load from jsDelivr with an inline script.
-_CDN = "https://cdn.jsdelivr.net"
-DOCS_CSP = (
-    f"default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; style-src 'self' 'unsafe-inline' {_CDN}; "
-    f"script-src 'self' 'unsafe-inline' {_CDN}; worker-src blob:; frame-ancestors 'none'"
-)
-
-
 def trusted_proxies(config: CitywatchConfig) -> list[str]:
     """Proxies whose X-Forwarded-For uvicorn believes: ``server.auth.trusted_proxies``, else the
     ``FORWARDED_ALLOW_IPS`` environment variable uvicorn itself reads; empty: none."""
@@ -115,10 +108,8 @@ def create_app(
         description="Traffic counts from citywatch edge cameras",
         version="0.1.0",
         lifespan=lifespan,
-        # Swagger UI and ReDoc load their files from a CDN: off unless server.auth.api_docs (the schema,
-        # /openapi.json, has no external reference and stays on).
-        docs_url="/docs" if config.server.auth.api_docs else None,
-        redoc_url="/redoc" if config.server.auth.api_docs else None,
+        docs_url=None,  # FastAPI's pages load from a CDN: /docs is served locally (server.api_docs)
+        redoc_url=None,
     )
     app.state.config = config
     app.state.auth = auth
@@ -141,8 +132,7 @@ def create_app(
             app.state.request_seconds.labels(
                 route_template(request, API_PREFIX), request.method, str(response.status_code)
             ).observe(time.perf_counter() - t0)
-        docs = request.url.path in ("/docs", "/redoc")
-        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else csp)
+        response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the page's own
         # POSTs, and the cross-origin check needs the real one. Other sites still get no Referer.
@@ -168,5 +158,7 @@ def create_app(
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
+    if config.server.auth.api_docs:
+        mount_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
