@@ -302,3 +302,36 @@ def test_incident_retention_prunes_only_finished_incidents_with_their_audit_trai
 def test_incident_retention_is_validated() -> None:
     with pytest.raises(ValueError, match="incidents_days"):
         make_config(run_id="x", database_url="sqlite://", server={"retention": {"incidents_days": 0}})
+
+
+def test_forwarded_allow_ips_in_the_environment_also_refuses_open_mode(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    store = Store(sqlite_url)
+    try:
+        with pytest.raises(OpenModeRefused, match="FORWARDED_ALLOW_IPS"), TestClient(_app(store, "")):
+            pass
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted-proxy", "no-proxy-configured"])
+def test_x_forwarded_for_names_the_throttled_client_only_from_a_trusted_proxy(sqlite_url: str, trusted: bool) -> None:
+    """Behind a configured proxy each client has its own budget; otherwise the header is ignored (a client
+    could pick a fresh address per guess) and everyone behind the proxy shares the proxy's."""
+    import httpx
+
+    from server.runner import serve_in_thread
+
+    auth = {"login_throttle": {**THROTTLE, "max_failures": 2, "lockout_s": 30, "max_lockout_s": 30}}
+    if trusted:
+        auth["trusted_proxies"] = ["127.0.0.1"]
+    config = make_config(run_id="xff", database_url=sqlite_url, server={"database_url": sqlite_url, "auth": auth})
+    with serve_in_thread(config, ingest=False, api_keys=KEYS) as server:
+        def login(client: str, key: str) -> int:
+            r = httpx.post(f"{server.url}/api/v1/session", json={"key": key}, headers={"X-Forwarded-For": client})
+            return r.status_code
+
+        assert [login("192.0.2.1", f"guess-{i:04d}") for i in range(3)] == [401, 401, 429]
+        assert login("192.0.2.2", "admin-key-123") == (200 if trusted else 429)
