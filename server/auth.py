@@ -339,7 +339,8 @@ def check_same_origin(request: Request, allowed: list[str]) -> None:
     origin = request.headers.get("origin")
     source = origin if origin is not None else _origin_of(request.headers.get("referer", ""))
     host = request.headers.get("host", "").lower()
-    if source and source != "null" and (urlsplit(source).netloc.lower() == host or source.lower() in allowed):
+    same = bool(host) and urlsplit(source).netloc.lower() == host
+    if source and source != "null" and (same or source.lower() in allowed):
         return
     raise HTTPException(
         status.HTTP_403_FORBIDDEN,

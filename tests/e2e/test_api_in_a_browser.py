@@ -23,7 +23,8 @@ CSP_VIOLATIONS = (
 
 
 def test_the_pages_own_cookie_requests_pass_the_origin_check_and_log_out_ends_the_session(
-    tmp_path: Path, browser  # noqa: F811
+    tmp_path: Path,
+    browser,  # noqa: F811
 ) -> None:
     with serve_in_thread(_config(tmp_path), ingest=False, api_keys="admin:admin-key-123") as server:
         page = browser.new_page()

@@ -112,8 +112,10 @@ def test_log_in_is_throttled_per_address_with_retry_after_and_works_after_the_lo
     store = Store(sqlite_url)
     app = _app(store, auth={"login_throttle": THROTTLE})
     try:
-        with TestClient(app, client=("198.51.100.7", 1234)) as attacker, \
-             TestClient(app, client=("198.51.100.8", 1234)) as colleague:
+        with (
+            TestClient(app, client=("198.51.100.7", 1234)) as attacker,
+            TestClient(app, client=("198.51.100.8", 1234)) as colleague,
+        ):
             t0 = time.monotonic()
             codes = Counter()
             for i in range(300):
@@ -269,9 +271,20 @@ def _incident(seq: int, state: str) -> Incident:
     iid = uuid.uuid4()
     start = datetime.now(timezone.utc) - timedelta(hours=1)
     return Incident(
-        event_id=uuid.uuid4(), camera_id="cam-1", site_id="site-1", seq=seq, ts=start, config_version="t",
-        model_version="t", incident_id=iid, incident_type="stopped_vehicle", state=state,  # type: ignore[arg-type]
-        severity="high", confidence=0.9, track_ids=[7], started_at=start,
+        event_id=uuid.uuid4(),
+        camera_id="cam-1",
+        site_id="site-1",
+        seq=seq,
+        ts=start,
+        config_version="t",
+        model_version="t",
+        incident_id=iid,
+        incident_type="stopped_vehicle",
+        state=state,  # type: ignore[arg-type]
+        severity="high",
+        confidence=0.9,
+        track_ids=[7],
+        started_at=start,
         ended_at=start + timedelta(seconds=40) if state == "closed" else None,
     )
 
@@ -329,6 +342,7 @@ def test_x_forwarded_for_names_the_throttled_client_only_from_a_trusted_proxy(sq
         auth["trusted_proxies"] = ["127.0.0.1"]
     config = make_config(run_id="xff", database_url=sqlite_url, server={"database_url": sqlite_url, "auth": auth})
     with serve_in_thread(config, ingest=False, api_keys=KEYS) as server:
+
         def login(client: str, key: str) -> int:
             r = httpx.post(f"{server.url}/api/v1/session", json={"key": key}, headers={"X-Forwarded-For": client})
             return r.status_code
