@@ -289,6 +289,15 @@ class CameraStateRow(Base):
     last_replay_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class RevokedSessionRow(Base):
+    """A browser session ended by log-out, kept until it would have expired."""
+
+    __tablename__ = "revoked_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class ApiKeyRow(Base):
     """An API key managed at run time (rotation): only its SHA-256 is stored; revoked keys are kept."""
 

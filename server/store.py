@@ -41,6 +41,7 @@ from server.db import (
     CameraStateRow,
     DeadLetterRow,
     EventRow,
+    RevokedSessionRow,
     UTCDateTime,
     make_engine,
 )
@@ -762,6 +763,23 @@ class Store:
             return dict(
                 s.execute(select(ApiKeyRow.key_hash, ApiKeyRow.role).where(ApiKeyRow.revoked_at.is_(None))).all()
             )
+
+    def revoke_session(self, session_id: str, expires_at: datetime) -> None:
+        """Log-out: the session stays refused until ``expires_at`` (when it would have ended anyway)."""
+        with self._session.begin() as s:
+            if s.get(RevokedSessionRow, session_id) is None:
+                s.add(RevokedSessionRow(session_id=session_id, expires_at=expires_at))
+
+    def is_session_revoked(self, session_id: str) -> bool:
+        """A log-out ended this session (checked on every cookie-authenticated request: a primary-key read)."""
+        with self._session() as s:
+            return s.get(RevokedSessionRow, session_id) is not None
+
+    def prune_revoked_sessions(self, now: datetime | None = None) -> int:
+        """Forget revocations of sessions that have expired (their tokens are refused anyway)."""
+        with self._session.begin() as s:
+            table = RevokedSessionRow.__table__
+            return int(s.execute(table.delete().where(table.c.expires_at <= (now or utcnow()))).rowcount)
 
     # --- retention --------------------------------------------------------------------------------
 
