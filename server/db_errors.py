@@ -37,8 +37,8 @@ _SQLITE_PERMANENT = {"SQLITE_CONSTRAINT", "SQLITE_TOOBIG", "SQLITE_MISMATCH", "S
 
 def _unwrap(exc: BaseException) -> BaseException:
     """SQLAlchemy wraps the driver's exception; raw-cursor paths raise the driver's own."""
-    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
-        return exc.orig
+    if isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, BaseException):
+        return exc.orig  # DBAPIError and also a value SQLAlchemy could not bind
     return exc
 
 

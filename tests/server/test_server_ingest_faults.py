@@ -376,3 +376,27 @@ def test_health_reports_a_high_dead_letter_rate(store: Store) -> None:
     state, problems = ingest.health()
     assert state == "degraded" and "3 dead letters in the last minute" in problems[0]
     assert ingest.stats()["dead_letters_per_min"] == 3
+
+
+def test_a_database_that_accepts_but_never_answers_reads_as_slow_within_the_timeout() -> None:
+    """A hung server (TCP accepted, no reply): the probe answers ``slow`` itself and stacks no second ping."""
+    import socket
+
+    from server.api.health import DbProbe
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    host, port = silent.getsockname()
+    store = Store(f"postgresql+psycopg://postgres@{host}:{port}/test", migrate=False)
+    try:
+        probe = DbProbe(store, timeout_s=0.5)
+        t0 = time.monotonic()
+        state, detail = probe.check()
+        assert state == "slow" and "did not answer within 0.5 s" in (detail or "")
+        assert time.monotonic() - t0 < 3
+        first = probe._ping
+        assert probe.check()[0] == "slow" and probe._ping is first  # the hung ping is waited for, not repeated
+    finally:
+        silent.close()
+        store.engine.dispose()
