@@ -240,6 +240,8 @@ class Ingest:
         self._carry: deque[_Msg] = deque()
         self._enqueued = 0
         self._done = 0
+        #: Messages ``_commit`` took into the current batch beyond the collected ones (``_take_more``).
+        self._taken_extra = 0
         self._generation = 0
         self._stopping = False
         self._published: dict[str, int] = {}
@@ -572,7 +574,8 @@ class Ingest:
             finally:
                 self._inflight_since = None
                 with self._cond:
-                    self._done += len(batch)
+                    self._done += len(batch) + self._taken_extra
+                    self._taken_extra = 0
                     self._cond.notify_all()
 
     def parse(self, topic: str, payload: bytes) -> tuple[str, Any]:
@@ -623,6 +626,7 @@ class Ingest:
             return  # nothing committed (stopping while the database is down): leave unacknowledged
         msgs, inserted, duplicates = committed
         self._ack(msgs)
+        self._inflight_since = None  # acknowledged: what follows (camera updates) is not a stall
 
         events: list[AnyEvent] = []
         updates: dict[str, _CameraUpdate] = {}
@@ -751,6 +755,10 @@ class Ingest:
                     elif len(parts) > 1 and not all(len(p) == 1 and id(p[0]) in suspects for p in parts):
                         parts.rotate(-1)  # try the others first: their fate tells whether it is this one
                         continue
+                    elif more := self._take_more():
+                        parts.append(more)  # nothing else to compare with: messages that arrived since
+                        parts.rotate(-1)
+                        continue
                     else:
                         kind = "transient"
             if kind == "permanent":
@@ -778,6 +786,13 @@ class Ingest:
         if not done:
             return None
         return done, inserted, duplicates
+
+    def _take_more(self) -> list[_Msg]:
+        """Messages received meanwhile, taken into the batch being committed (acknowledged with it)."""
+        more: list[_Msg] = []
+        self._take(more, 0)
+        self._taken_extra += len(more)
+        return more
 
     def _isolate(self, parts: deque[list[_Msg]], err: Exception) -> None:
         """``parts[0]`` failed for good: split it in halves, or mark its one message a dead letter."""

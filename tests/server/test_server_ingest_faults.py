@@ -400,3 +400,35 @@ def test_a_database_that_accepts_but_never_answers_reads_as_slow_within_the_time
     finally:
         silent.close()
         store.engine.dispose()
+
+
+def test_an_unknown_error_of_a_message_alone_in_its_batch_is_blamed_once_later_messages_are_stored(
+    store: Store,
+) -> None:
+    """Light traffic: the bad message is the whole batch. Messages that arrive while it is retried are
+    stored beside it, which ties the error to it; then it is dead-lettered and acknowledged."""
+    def picky(_s: Any, events: list[AnyEvent]) -> None:
+        if any(ev.camera_id == "cam-p" for ev in events):
+            raise KeyError("no rollup for this event")
+
+    store.insert_hooks.append(picky)
+    ingest = fast_ingest(store, retry_initial_s=0.2)
+    writer = threading.Thread(target=ingest._run_writer)
+    writer.start()
+    try:
+
+        def arrive(ev: AnyEvent, mid: int) -> None:
+            m = message(ingest, ev, classify=False, mid=mid)
+            ingest._on_publishes([(m.topic.encode(), m.payload, mid, 1)])
+
+        arrive(crossing(1, camera_id="cam-p"), 1)
+        wait_for(lambda: ingest.counters.retries >= 1, timeout=10)
+        for i, ev in enumerate(interleaved(3)):
+            arrive(ev, 10 + i)
+        assert ingest.flush(10)
+        assert store.count_events() == 9 and store.list_dead_letters()[1] == 1
+        assert ingest.counters.db_rejected == 1 and ingest.oldest_unacked_s() == 0.0
+        assert committed(store)["cam-a"] == 3 and ingest.health()[0] in ("ok", "disconnected")
+    finally:
+        ingest._stopping = True
+        writer.join(10)
