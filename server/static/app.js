@@ -353,17 +353,23 @@ async function loadHealth() {
   banner.setAttribute("data-status", h.status || "error");
   banner.setAttribute("data-problem", problem || "");
   banner.hidden = !problem;
-  if (!problem) return;
+  if (!problem) return true;
   document.getElementById("system-banner-text").textContent = HEALTH_TEXT[problem] || HEALTH_TEXT.degraded;
   document.getElementById("system-banner-detail").textContent = (h.problems || []).join(" · ");
+  return false;
 }
 cw.loadHealth = loadHealth;
+
+// every 10 s; every 3 s while a problem shows, so the banner goes soon after the problem does
+async function pollHealth() {
+  const ok = await loadHealth().catch(() => false);
+  setTimeout(pollHealth, ok ? 10000 : 3000);
+}
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("login-form").addEventListener("submit", login);
   start();
-  loadHealth();
-  setInterval(loadHealth, 10000);
+  pollHealth();
   setInterval(() => loadCameras().catch(() => {}), 10000);
   setInterval(() => renderChart(), 15000);
   setInterval(() => { loadCounts().catch(() => {}); loadChart().catch(() => {}); }, 5 * MINUTE);
