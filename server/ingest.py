@@ -566,7 +566,7 @@ class Ingest:
             if not batch:
                 self._check_gaps()
                 continue
-            self._inflight_since = min(m.received_at for m in batch)
+            self._inflight_since = batch[0].received_at  # the oldest: carried and pending messages are FIFO
             try:
                 self._process(batch)
             except Exception:
