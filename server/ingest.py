@@ -674,8 +674,11 @@ class Ingest:
         c.duplicates += len(duplicates)
         if n_dead:
             c.dead_letters += n_dead
-            with self._lock:
-                self._dead_times.append((time.monotonic(), n_dead))
+            now_m = time.monotonic()
+            with self._lock:  # trimmed here too: nobody may be reading the rate
+                while self._dead_times and self._dead_times[0][0] < now_m - 60.0:
+                    self._dead_times.popleft()
+                self._dead_times.append((now_m, n_dead))
         c.batches += 1
 
         if duplicates:
