@@ -461,6 +461,29 @@ class IngestConfig(_Strict):
     heartbeat_s: float | None = Field(
         None, gt=0, le=3600, description="Edge heartbeat period for observed time (default: edge.heartbeat_s)."
     )
+    retry_initial_s: float = Field(
+        0.5, gt=0, le=60, description="First wait before retrying a batch after a transient database error."
+    )
+    retry_max_s: float = Field(10.0, gt=0, le=600, description="Longest wait between retries (doubling up to it).")
+    stall_after_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="Health: ingest is 'stalled' when a received message stays unacknowledged this long.",
+    )  # fmt: skip
+    dead_letters_warn_per_min: float = Field(
+        60.0, ge=0, le=1e9, description="Health: 'degraded' above this many dead letters in the last minute."
+    )
+    db_timeout_s: float = Field(
+        2.0, gt=0, le=60,
+        description="Health: the database ping (a read of events) must answer within this, else 'degraded'.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> IngestConfig:
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError(
+                f"server.ingest.retry_max_s ({self.retry_max_s}) is below retry_initial_s ({self.retry_initial_s})"
+            )
+        return self
 
 
 class WebhookConfig(_Strict):
