@@ -109,7 +109,7 @@ def server_role(prefix: str) -> dict[str, Any]:
 
 
 def camera_role_name(site: str, camera: str) -> str:
-    return f"citywatch-camera-{site}-{camera}"
+    return f"citywatch-camera/{site}/{camera}"  # "/" is in no id: no two cameras share a role name
 
 
 def camera_role(prefix: str, site: str, camera: str) -> dict[str, Any]:
@@ -194,6 +194,10 @@ def _put_client(data: dict[str, Any], client: dict[str, Any], *, replace: bool) 
             if c.get("clientid") == cid and c.get("username") != user:
                 raise DynsecError(f"client id {cid!r} is bound to user {c['username']!r} already")
     data["clients"] = [c for c in data["clients"] if c.get("username") != user] + [client]
+    used = {r.get("rolename") for holder in data["clients"] + data["groups"] for r in holder.get("roles", [])}
+    data["roles"] = [  # a replaced camera's old site role must not linger
+        r for r in data["roles"] if not r.get("rolename", "").startswith("citywatch-camera/") or r["rolename"] in used
+    ]
 
 
 def add_device(

@@ -83,6 +83,9 @@ def test_an_existing_user_is_replaced_only_when_asked(tmp_path: Path) -> None:
     broker_cli(*base, "--replace", password=PW + "-new")
     assert dynsec.check_password(_users(f)["c1"], PW + "-new")
     assert len(_users(f)) == 1
+    broker_cli(*[a if a != "s1" else "s2" for a in base], "--replace", password=PW)  # the camera moved site
+    roles = json.loads(f.read_text())["roles"]
+    assert [r["rolename"] for r in roles] == ["citywatch-camera/s2/c1"]  # s1's topics are gone with its role
 
 
 def test_add_server_lets_the_server_read_every_camera_also_through_share(tmp_path: Path) -> None:
@@ -107,3 +110,15 @@ def test_the_systemd_example_logs_in_with_a_credential_its_add_device_line_makes
     broker_cli(*args, "--file", str(f), password=PW)
     device = args[args.index("--device") + 1]
     assert _users(f)[user.group(1)]["clientid"] == dynsec.edge_client_id(device, user.group(1))
+
+
+def test_cameras_whose_site_and_id_join_to_the_same_text_keep_their_own_topics(tmp_path: Path) -> None:
+    """site "a-b" camera "c" and site "a" camera "b-c": each role names only its own camera's topics."""
+    f = tmp_path / "ds.json"
+    broker_cli("add-device", "--file", str(f), "--site", "a-b", "--device", "d1", "--camera", "c", password=PW)
+    broker_cli("add-device", "--file", str(f), "--site", "a", "--device", "d2", "--camera", "b-c", password=PW)
+    roles = {r["rolename"]: {a["topic"] for a in r["acls"]} for r in json.loads(f.read_text())["roles"]}
+    users = _users(f)
+    assert roles[users["c"]["roles"][0]["rolename"]] >= {"citywatch/a-b/c/event/+"}
+    assert roles[users["b-c"]["roles"][0]["rolename"]] >= {"citywatch/a/b-c/event/+"}
+    assert not any("citywatch/a/b-c" in t for t in roles[users["c"]["roles"][0]["rolename"]])
