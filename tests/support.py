@@ -160,6 +160,13 @@ def broker_cli(*args: str, password: str | None = None) -> str:
     return result.output
 
 
+def _dynsec_plugin(shipped: Path) -> Path:
+    """The shipped plugin path, or the same library under this machine's multiarch folder (arm64)."""
+    found = [shipped] if shipped.exists() else sorted(Path("/usr/lib").glob(f"*/{shipped.name}"))
+    require(found, f"Mosquitto's dynamic-security plugin is not installed ({shipped}; apt-get install mosquitto)")
+    return found[0]
+
+
 class ShippedBroker(PrivateBroker):
     """Mosquitto run from deploy/mosquitto/mosquitto.conf as shipped, with only ports and paths changed.
 
@@ -189,6 +196,8 @@ class ShippedBroker(PrivateBroker):
                 line = f"{key} {certs / Path(words[1]).name}"
             elif key in ("plugin", "plugin_opt_config_file") and not secure:
                 line = ""
+            elif key == "plugin":
+                line = f"plugin {_dynsec_plugin(Path(words[1]))}"
             elif key == "plugin_opt_config_file":
                 line = f"plugin_opt_config_file {dynsec}"
             elif key == "allow_anonymous" and not secure:
