@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 sys.path.insert(0, str(REPO / "tests"))
 
-from support import ShippedBroker  # noqa: E402  (the tests' broker from deploy/mosquitto)
+from support import ShippedBroker, wait_ingest_subscribed  # noqa: E402  (the tests' broker from deploy/mosquitto)
 
 from citywatch.contract import EventBatch, LineCrossing  # noqa: E402
 from server.store import Store  # noqa: E402
@@ -189,7 +189,7 @@ def ingest_run(
                     stderr=subprocess.STDOUT,
                 )
             )
-    time.sleep(4)
+    wait_ingest_subscribed(*(tmp / f"ingest-{run}-{i}.log" for i in range(k)))
     expected = (args.events // args.cameras) * args.cameras
     cpu0 = sum(cpu_seconds(p.pid) for p in procs)
     t0, pubs = publish(port, prefix, args.publishers, args.cameras, args.events, args.batch, run)

@@ -93,6 +93,14 @@ def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.05) ->
         time.sleep(interval)
 
 
+def wait_ingest_subscribed(*logs: Path, timeout: float = 60) -> None:
+    """Until every ``python -m server`` whose log is given has subscribed: a message published before has no
+    subscriber and is dropped (a fixed 4 s sleep was too short: a server took 10 s to start under load)."""
+    if not wait_for(lambda: all(log.exists() and "subscribed to [" in log.read_text() for log in logs), timeout):
+        tails = {str(log): log.read_text()[-1000:] if log.exists() else "(no log)" for log in logs}
+        raise RuntimeError(f"an ingest process did not subscribe within {timeout} s: {tails}")
+
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
