@@ -45,13 +45,22 @@ class MQTTConfig(_Strict):
     session_expiry_s: int = Field(7 * 24 * 3600, ge=60, description="MQTT v5 persistent session lifetime.")
     username_env: str | None = Field("CITYWATCH_MQTT_USERNAME", description="Environment variable with the user.")
     password_env: str | None = Field("CITYWATCH_MQTT_PASSWORD", description="Environment variable with the password.")
+    camera_id_as_username: bool = Field(
+        False,
+        description="Edge only: each camera's link logs in as its camera id (the broker's per-camera credential "
+        "from `citywatch broker add-device`; one password for the box from password_env); username_env is unused.",
+    )
     tls: TLSConfig = TLSConfig()
     shared_group: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_-]+$", description="Server only: subscribe via $share/<group>/ to scale out."
     )
 
-    def credentials(self) -> tuple[str | None, str | None]:
-        user = os.environ.get(self.username_env) if self.username_env else None
+    def credentials(self, camera_id: str | None = None) -> tuple[str | None, str | None]:
+        """(user, password) from the environment; with ``camera_id_as_username`` an edge camera's user is its id."""
+        if self.camera_id_as_username and camera_id:
+            user: str | None = camera_id
+        else:
+            user = os.environ.get(self.username_env) if self.username_env else None
         password = os.environ.get(self.password_env) if self.password_env else None
         return user or None, password or None
 

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from server_testkit import REPO, close_client, crossing, make_config, publisher, shipped_broker, wait_for
+from support import wait_ingest_subscribed
 
 from citywatch.contract import EventBatch, Topics, parse_control
 from server.ingest import Ingest
@@ -194,14 +195,6 @@ def _start_server(cfg: Path, schema: str, log: Path) -> subprocess.Popen:
         )
 
 
-def _wait_subscribed(*logs: Path, timeout: float = 60) -> None:
-    """Publish only once every server has subscribed: messages before that have no subscriber to go to
-    (a fixed sleep was too short when the machine was busy)."""
-    assert wait_for(
-        lambda: all(p.exists() and "subscribed to" in p.read_text(errors="replace") for p in logs), timeout, 0.2
-    ), [p.read_text(errors="replace")[-2000:] for p in logs if p.exists()]
-
-
 def _batches(camera: str, n: int, per: int, start_seq: int = 1) -> list[bytes]:
     out = []
     for a in range(start_seq, start_seq + n, per):
@@ -225,7 +218,7 @@ def test_two_ingest_processes_share_the_load_without_loss_or_duplicates(
     topics = Topics(f"cwtest-{run_id}")
     pub = publisher("127.0.0.1", broker.port, f"cw-pub-{run_id}")
     try:
-        _wait_subscribed(*(tmp_path / f"{name}.log" for name in ("a", "b")))
+        wait_ingest_subscribed(tmp_path / "a.log", tmp_path / "b.log")
         items = []
         for cam in (f"cam-{i}" for i in range(8)):
             items += [(topics.event(SITE, cam, "batch"), p) for p in _batches(cam, 500, 20)]
@@ -268,7 +261,7 @@ def test_kill_9_mid_ingest_loses_nothing(broker: Any, pg_database: Any, run_id: 
     pub = publisher("127.0.0.1", broker.port, f"cw-pub-{run_id}")
     total = 6000
     try:
-        _wait_subscribed(tmp_path / "k.log")
+        wait_ingest_subscribed(tmp_path / "k.log")
         items = [(topics.event(SITE, "cam-1", "batch"), p) for p in _batches("cam-1", total, 2)]
         t = threading.Thread(target=_publish_all, args=(pub, items))
         t.start()
