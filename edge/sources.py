@@ -97,6 +97,23 @@ def open_source(
     return FileSource(path, realtime=realtime, loop=loop, start_pass=start_pass, start_index=start_index)
 
 
+def probe_size(source: str) -> tuple[int, int] | None:
+    """(height, width) of a file source's frames, or None for a live source or a file that cannot be read
+    (the camera then reports the error itself when it starts)."""
+    try:
+        path = resolve_source(source)
+    except FileNotFoundError:
+        return None
+    if is_live(path) or not Path(path).is_file():
+        return None
+    cap = cv2.VideoCapture(path)
+    try:
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+    return (h, w) if h > 0 and w > 0 else None
+
+
 class FileSource:
     """A video file: ``frames(stop_event)`` yields every frame, paced to its fps when ``realtime``.
 

@@ -89,6 +89,12 @@ class LineCounter:
         rel = points - self.a
         return (self._ab[0] * rel[:, 1] - self._ab[1] * rel[:, 0]) / self._length
 
+    def distance_to(self, x: float, y: float) -> float:
+        """Pixels from the point to the drawn segment (not the infinite line)."""
+        p = np.array((x, y), dtype=np.float64) - self.a
+        t = min(1.0, max(0.0, float(p @ self._ab) / (self._length**2)))
+        return float(np.hypot(*(p - t * self._ab)))
+
     @property
     def tracked(self) -> int:
         """Tracks holding state now (stays bounded over days)."""
