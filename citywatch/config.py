@@ -263,6 +263,11 @@ class ProcessingConfig(_Strict):
         description="Adaptive stride: detect every frame while a track nears a line, else every Nth (1: off). "
         "The tracker bridges the skipped frames.",
     )
+    shed_max_stride: int = Field(
+        5, ge=1, le=30,
+        description="Real-time sources: while the camera is behind the clock, detect at least every Nth frame "
+        "and skip the others (bridged by the tracker) until it has caught up (1: never skip to catch up).",
+    )
     roi: Literal["auto", "full"] | Box = Field(
         "auto",
         description="Detect inside this box only: auto = the lines, lanes and zones plus roi_margin on every side; "

@@ -141,6 +141,7 @@ class FileSource:
         self.frames_read = 0
         self.frames_dropped = 0
         self.reconnects = 0
+        self.lag_s = 0.0  # realtime: how late the frame last yielded is (its consumer is behind)
         self._cap = self._open()
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
@@ -196,6 +197,7 @@ class FileSource:
                         delay = t0 + index / self.fps - time.monotonic()
                         if delay > 0 and stop.wait(delay):
                             return
+                        self.lag_s = max(0.0, -delay)
                     yield Frame(index, pass_no, image, f"p{pass_no}")
                     index += 1
                 if not self.loop or stop.is_set():

@@ -302,6 +302,8 @@ class _Camera:
                     self.pipeline = w.pipeline_factory(self.camera, source.fps, frame_hw=frame.image.shape[:2])
                     if isinstance(source, LiveSource):
                         self.tamper.reset()
+                if hasattr(self.pipeline, "lag_s"):  # a real-time file this camera is behind: shed detections
+                    self.pipeline.lag_s = getattr(source, "lag_s", 0.0)
                 result = self.pipeline.process(frame.image, frame.index)
             if getattr(result, "processed", True):  # frames skipped by a stride are not
                 self.n.frames_processed += 1

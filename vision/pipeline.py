@@ -48,6 +48,10 @@ from vision.tracker import Tracker
 from vision.zones import MovementTracker, StationaryState, ZoneMonitor
 
 
+#: A real-time camera this many seconds behind its source's clock sheds detections (``shed_max_stride``).
+SHED_AFTER_S = 0.2
+
+
 @dataclass
 class FrameResult:
     frame_index: int
@@ -126,6 +130,11 @@ class VisionPipeline:
         self.fps = fps if fps and fps > 0 else 25.0
         self.stride = processing.detect_every
         self.max_stride = processing.max_stride
+        self.shed_max_stride = processing.shed_max_stride
+        #: set by a real-time source before each frame: seconds behind its clock; past SHED_AFTER_S the
+        #: pipeline detects only every ``shed_max_stride``-th frame until it has caught up
+        self.lag_s = 0.0
+        self._last_detected = -(10**9)
         self._next_detect = 0
         self._last_index: int | None = None
         self._anchors: dict[int, tuple[int, float, float]] = {}  # track -> (frame, x, y) when last detected
@@ -175,8 +184,10 @@ class VisionPipeline:
         return frame_index % self.stride == 0
 
     def process(self, frame: np.ndarray, frame_index: int) -> FrameResult:
-        if frame_index % self.stride or frame_index < self._next_detect:
+        shedding = self.lag_s > SHED_AFTER_S and frame_index - self._last_detected < self.shed_max_stride
+        if frame_index % self.stride or frame_index < self._next_detect or shedding:
             return FrameResult(frame_index, self._last_tracked, processed=False, detected=False, skipped=True)
+        self._last_detected = frame_index
         if self.motion is not None and not self.motion.should_detect(frame, frame_index):
             result = self.process_detections(self._last_dets, frame_index, 0.0)
             result.detected = False
