@@ -47,7 +47,6 @@ from vision.speed import SpeedEstimator
 from vision.tracker import Tracker
 from vision.zones import MovementTracker, StationaryState, ZoneMonitor
 
-
 #: A real-time camera this many seconds behind its source's clock sheds detections (``shed_max_stride``).
 SHED_AFTER_S = 0.2
 
