@@ -853,12 +853,14 @@ class EdgeWorker:
             if self.detector is None and self._factory is None:
                 with self._detectors_lock:
                     if self.detector is None:
-                        self.detector = load_detector(model)
+                        self.detector = load_detector(model, streams=len(self.config.cameras))
             return self.detector
         with self._detectors_lock:
             det = self._detectors.get(imgsz)
             if det is None:
-                det = self._detectors[imgsz] = load_detector(model, None if isinstance(imgsz, int) else imgsz)
+                # auto: the (multiple of 32) size as the picture it follows; a fixed size ignores it
+                hw = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+                det = self._detectors[imgsz] = load_detector(model, hw, streams=len(self.config.cameras))
             return det
 
     def prepare(self) -> None:
