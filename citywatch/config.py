@@ -274,7 +274,7 @@ class ProcessingConfig(_Strict):
         "full = the whole frame; or [x1, y1, x2, y2] in pixels.",
     )
     roi_margin: float = Field(
-        0.25, ge=0, le=2,
+        0.5, ge=0, le=2,
         description="auto ROI: approach kept on every side, as a share of the frame's size (about a second of "
         "traffic on a CCTV view).",
     )
