@@ -137,7 +137,7 @@ def test_the_default_adaptive_stride_skips_frames_without_costing_london_counts(
 def test_a_track_near_a_line_is_detected_every_frame_and_an_empty_scene_every_max_stride() -> None:
     line = {"id": "l", "points": [[0, 100], [200, 100]]}
     camera = CameraConfig(id="c", source="x", lines=[line])
-    near = Detections(np.array([[90, 84, 110, 99]], np.float32), np.array([0.9]), np.array([2]))
+    near = Detections(np.array([[90, 80, 110, 95]], np.float32), np.array([0.9]), np.array([2]))
     far = Detections(np.array([[90, 280, 110, 295]], np.float32), np.array([0.9]), np.array([2]))
     for dets, expected in ((near, [True] * 6), (far, [True, False] * 3), (Detections.empty(), [True, False] * 3)):
         detector = ByIndex([dets] * 6)
@@ -151,7 +151,7 @@ def test_a_track_near_a_line_is_detected_every_frame_and_an_empty_scene_every_ma
 def test_a_camera_behind_its_clock_sheds_detections_but_detects_every_shed_max_stride_frames() -> None:
     line = {"id": "l", "points": [[0, 100], [200, 100]]}
     camera = CameraConfig(id="c", source="x", lines=[line], processing={"shed_max_stride": 3})
-    near = Detections(np.array([[90, 84, 110, 99]], np.float32), np.array([0.9]), np.array([2]))
+    near = Detections(np.array([[90, 80, 110, 95]], np.float32), np.array([0.9]), np.array([2]))
     pipeline = VisionPipeline(camera, detector=ByIndex([near] * 9), fps=25.0)
     pipeline.lag_s = 1.0
     frame = np.zeros((300, 200, 3), np.uint8)
