@@ -30,7 +30,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from citywatch.config import CameraConfig, LineConfig, ModelConfig  # noqa: E402
+from citywatch.config import CameraConfig, LineConfig, ModelConfig, ProcessingConfig  # noqa: E402
 from vision.evaluation import TrackingReport, evaluate_tracks, true_counts  # noqa: E402
 from vision.ground_truth import load_ground_truth  # noqa: E402
 from vision.offline import count_video  # noqa: E402
@@ -48,8 +48,10 @@ def load_lines(path: Path) -> dict[str, list[LineConfig]]:
     }
 
 
-def run_citywatch(video: Path, lines: list[LineConfig], weights: Path) -> tuple[dict, list, float]:
-    camera = CameraConfig(id="bench", source=str(video), lines=lines, realtime=False)
+def run_citywatch(
+    video: Path, lines: list[LineConfig], weights: Path, processing: ProcessingConfig | None = None
+) -> tuple[dict, list, float]:
+    camera = CameraConfig(id="bench", source=str(video), lines=lines, realtime=False, processing=processing)
     tracked: list = []
     r = count_video(
         video,
@@ -123,7 +125,12 @@ def main() -> int:
     ap.add_argument("--clips", type=Path, default=samples / "tfl_london_jamcam")
     ap.add_argument("--skip-baseline", action="store_true", help="Only citywatch.")
     ap.add_argument("--json", type=Path, help="Also write every number here.")
+    ap.add_argument("--roi", default="auto", choices=["auto", "full"], help="citywatch's processing.roi.")
+    ap.add_argument("--max-stride", type=int, default=None, help="citywatch's processing.max_stride (1: off).")
     args = ap.parse_args()
+    processing = ProcessingConfig(
+        roi=args.roi, **({} if args.max_stride is None else {"max_stride": args.max_stride})
+    )
 
     pooled = {"true": 0, "cw": 0, "cw_abs": 0, "cw_line_abs": 0, "true_c": 0, "oc": 0, "oc_abs": 0, "oc_abs_bc": 0}
     tracking: list[TrackingReport] = []
@@ -131,7 +138,7 @@ def main() -> int:
     for clip, lines in load_lines(args.lines).items():
         video = args.clips / f"{clip}.mp4"
         gt = load_ground_truth(args.clips / f"{clip}.tracks.csv")
-        counted, tracked, cw_s = run_citywatch(video, lines, args.weights)
+        counted, tracked, cw_s = run_citywatch(video, lines, args.weights, processing)
         report, tr = evaluate_tracks(gt, lines, counted, tracked)
         assert tr is not None
         tracking.append(tr)

@@ -114,6 +114,11 @@ class CameraStatus(EventBase):
     )
     uptime_s: float = Field(ge=0)
     frames_total: int = Field(default=0, ge=0)
+    frames_offered: int | None = Field(default=None, ge=0, description="Frames the source delivered.")
+    frames_detected: int | None = Field(default=None, ge=0, description="...the detector ran on.")
+    frames_skipped: int | None = Field(
+        default=None, ge=0, description="...skipped by design (adaptive stride), bridged by the tracker."
+    )
     message: str | None = Field(default=None, max_length=500)
     tamper: list[TamperSign] = Field(default_factory=list, description="Signs the camera was tampered with (1.1).")
 

@@ -97,6 +97,23 @@ def open_source(
     return FileSource(path, realtime=realtime, loop=loop, start_pass=start_pass, start_index=start_index)
 
 
+def probe_size(source: str) -> tuple[int, int] | None:
+    """(height, width) of a file source's frames, or None for a live source or a file that cannot be read
+    (the camera then reports the error itself when it starts)."""
+    try:
+        path = resolve_source(source)
+    except FileNotFoundError:
+        return None
+    if is_live(path) or not Path(path).is_file():
+        return None
+    cap = cv2.VideoCapture(path)
+    try:
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+    return (h, w) if h > 0 and w > 0 else None
+
+
 class FileSource:
     """A video file: ``frames(stop_event)`` yields every frame, paced to its fps when ``realtime``.
 
@@ -124,6 +141,7 @@ class FileSource:
         self.frames_read = 0
         self.frames_dropped = 0
         self.reconnects = 0
+        self.lag_s = 0.0  # realtime: how late the frame last yielded is (its consumer is behind)
         self._cap = self._open()
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
@@ -179,6 +197,7 @@ class FileSource:
                         delay = t0 + index / self.fps - time.monotonic()
                         if delay > 0 and stop.wait(delay):
                             return
+                        self.lag_s = max(0.0, -delay)
                     yield Frame(index, pass_no, image, f"p{pass_no}")
                     index += 1
                 if not self.loop or stop.is_set():

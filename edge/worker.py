@@ -99,8 +99,10 @@ class _AlreadyDone(Exception):
 class _Counters:
     """Written by one thread each, read by others: plain ints are fine under the GIL."""
 
-    frames: int = 0
+    frames: int = 0  # offered by the source
     frames_processed: int = 0
+    frames_detected: int = 0  # the detector ran
+    frames_skipped: int = 0  # skipped by design (adaptive stride, detect_every), bridged by the tracker
     inference_ms_total: float = 0.0
     crossings: Counter[str] = field(default_factory=Counter)
     movements: int = 0
@@ -297,12 +299,18 @@ class _Camera:
                         self._close_open_incidents(source, prev)  # the old pass's pipeline is replaced
                     current_pass = frame.pass_no
                     self.fps = source.fps
-                    self.pipeline = w.pipeline_factory(self.camera, source.fps)
+                    self.pipeline = w.pipeline_factory(self.camera, source.fps, frame_hw=frame.image.shape[:2])
                     if isinstance(source, LiveSource):
                         self.tamper.reset()
+                if hasattr(self.pipeline, "lag_s"):  # a real-time file this camera is behind: shed detections
+                    self.pipeline.lag_s = getattr(source, "lag_s", 0.0)
                 result = self.pipeline.process(frame.image, frame.index)
-            if getattr(result, "processed", True):  # frames skipped by processing.detect_every are not
+            if getattr(result, "processed", True):  # frames skipped by a stride are not
                 self.n.frames_processed += 1
+                if getattr(result, "detected", True):
+                    self.n.frames_detected += 1
+            elif getattr(result, "skipped", False):
+                self.n.frames_skipped += 1
             self.n.inference_ms_total += float(getattr(result, "inference_ms", 0.0) or 0.0)
             self._record(result, source, frame)
             prev = frame
@@ -541,6 +549,9 @@ class _Camera:
                 outbox_first_seq=first,
                 uptime_s=now - w._started_at,
                 frames_total=frames,
+                frames_offered=frames,
+                frames_detected=self.n.frames_detected,
+                frames_skipped=self.n.frames_skipped,
                 message=self.message,
                 tamper=list(self.tamper_signs),
             )
@@ -787,7 +798,8 @@ class EdgeWorker:
     ) -> None:
         self.config = config
         self.detector = detector
-        self._detectors: dict[int, Any] = {}  # per-camera input sizes (processing.imgsz), loaded on first use
+        self._given_detector = detector is not None  # used for every camera as it is
+        self._detectors: dict[Any, Any] = {}  # per input size (imgsz: auto, processing.imgsz); see prepare()
         self._detectors_lock = threading.Lock()
         self._factory = pipeline_factory
         self.on_event = on_event
@@ -806,7 +818,9 @@ class EdgeWorker:
     def uptime_s(self) -> float:
         return time.monotonic() - self._started_at
 
-    def pipeline_factory(self, camera: CameraConfig, fps: float) -> PipelineLike:
+    def pipeline_factory(
+        self, camera: CameraConfig, fps: float, frame_hw: tuple[int, int] | None = None
+    ) -> PipelineLike:
         if self._factory is not None:
             return self._factory(camera, fps)
         from vision.pipeline import VisionPipeline
@@ -816,23 +830,48 @@ class EdgeWorker:
             model=self.config.model,
             tracker=self.config.tracker,
             counting=self.config.counting,
-            detector=self._detector_for(camera),
+            detector=self._detector_for(camera, frame_hw),
             fps=fps,
             incidents=self.config.incidents,
+            frame_hw=frame_hw,
         )
 
-    def _detector_for(self, camera: CameraConfig) -> Any:
-        """The shared detector, or one per other input size a camera's ``processing.imgsz`` asks for."""
-        imgsz = camera.processing.imgsz if camera.processing else None
-        if not imgsz or imgsz == self.config.model.imgsz:
+    def _detector_for(self, camera: CameraConfig, frame_hw: tuple[int, int] | None = None) -> Any:
+        """The detector for this camera's input size: ``processing.imgsz``, else (``imgsz: auto``) the shape of
+        its region of interest in ``frame_hw`` frames, else the shared one. One per size, shared by cameras."""
+        from vision.detector import input_size, load_detector
+        from vision.pipeline import detector_input_hw
+
+        model = self.config.model
+        imgsz: Any = camera.processing.imgsz if camera.processing else None
+        if imgsz:
+            model = model.model_copy(update={"imgsz": imgsz})
+        elif model.imgsz == "auto" and frame_hw is not None:
+            imgsz = input_size(model, detector_input_hw(camera, frame_hw))
+        shared = getattr(self.detector, "imgsz", None)
+        if imgsz is None or self._given_detector or self._factory is not None or imgsz == shared:
+            if self.detector is None and self._factory is None:
+                with self._detectors_lock:
+                    if self.detector is None:
+                        self.detector = load_detector(model, streams=len(self.config.cameras))
             return self.detector
         with self._detectors_lock:
             det = self._detectors.get(imgsz)
             if det is None:
-                from vision.detector import load_detector
-
-                det = self._detectors[imgsz] = load_detector(self.config.model.model_copy(update={"imgsz": imgsz}))
+                # auto: the (multiple of 32) size as the picture it follows; a fixed size ignores it
+                hw = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+                det = self._detectors[imgsz] = load_detector(model, hw, streams=len(self.config.cameras))
             return det
+
+    def prepare(self) -> None:
+        """Export and load every file camera's detector now, before any source's clock starts (a first export
+        takes seconds; a real-time camera must not fall behind for it). Live cameras get theirs on connecting."""
+        from edge.sources import probe_size
+
+        for camera in self.config.cameras:
+            hw = probe_size(camera.source)
+            if hw is not None:
+                self._detector_for(camera, hw)
 
     def _emit(self, event: Any) -> None:
         if self.on_event is None:
@@ -846,10 +885,8 @@ class EdgeWorker:
         """Open the outbox, load the detector, connect and start every camera; returns at once."""
         if self._running:
             raise RuntimeError("EdgeWorker already started")
-        if self.detector is None and self._factory is None and self.config.cameras:
-            from vision.detector import load_detector
-
-            self.detector = load_detector(self.config.model)
+        if self._factory is None and self.config.cameras:
+            self.prepare()
         edge = self.config.edge
         self.outbox = Outbox(
             edge.outbox_path, max_events=edge.outbox_max_events, merge_interval_s=edge.merge_interval_s
@@ -922,6 +959,9 @@ class EdgeWorker:
             out[cid] = {
                 "frames": n.frames,
                 "frames_processed": n.frames_processed,
+                "frames_detected": n.frames_detected,
+                "frames_skipped": n.frames_skipped,
+                "frames_handled": n.frames_processed + n.frames_skipped,
                 "frames_dropped": src.frames_dropped if src is not None else 0,
                 "source_reconnects": src.reconnects if src is not None else 0,
                 "source_stalls": getattr(src, "stalls", 0),

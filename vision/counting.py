@@ -11,7 +11,9 @@ Known ways other counters go wrong, and what this one does instead:
   appears within ``relink_window_frames`` of a lost track, and within ``relink_distance`` box sizes of
   where that track was last seen, inherits its side and what it has already been counted for. The
   same re-link recovers the crossing of a vehicle whose track was lost just before the line and found
-  again, under a new id, just after it;
+  again, under a new id, just after it. When the lost track was moving, the new one takes over only
+  once its own first step goes the same way: on a two-way road an oncoming vehicle appearing where
+  a lost one was is not that vehicle, and inheriting its side would count it in the wrong direction;
 - per-track state grows on a camera that runs for months: state unseen for ``track_ttl_frames`` is dropped.
 
 Direction convention: for a line from A to B in pixel coordinates (x right, y down), ``in`` is a move
@@ -30,6 +32,10 @@ from citywatch.contract import CLASS_NAMES
 from vision.detections import Anchor, Detections
 
 Direction = Literal["in", "out"]
+
+#: A lost track moving at least this fast (anchor px per frame) is re-linked only to a new track that
+#: moves the same way.
+MOVING_PX_PER_FRAME = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class _TrackState:
     last_point: tuple[float, float]  # anchor when last seen, wherever it was
     size: float  # larger side of the box when last seen (px)
     counted: set[str] = field(default_factory=set)
+    heading: tuple[float, float] = (0.0, 0.0)  # smoothed anchor motion, px per frame
+    pending: int | None = None  # a lost track this new one may be (decided by its first step)
 
 
 def _segments_intersect_param(p: np.ndarray, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> float | None:
@@ -89,6 +97,12 @@ class LineCounter:
         rel = points - self.a
         return (self._ab[0] * rel[:, 1] - self._ab[1] * rel[:, 0]) / self._length
 
+    def distance_to(self, x: float, y: float) -> float:
+        """Pixels from the point to the drawn segment (not the infinite line)."""
+        p = np.array((x, y), dtype=np.float64) - self.a
+        t = min(1.0, max(0.0, float(p @ self._ab) / (self._length**2)))
+        return float(np.hypot(*(p - t * self._ab)))
+
     @property
     def tracked(self) -> int:
         """Tracks holding state now (stays bounded over days)."""
@@ -115,9 +129,16 @@ class LineCounter:
                 state = self._tracks.get(tid)
                 if state is None:
                     state = self._relink(point, float(sizes[i]), frame_index, seen_now)
-                    if state is None:
-                        state = _TrackState(0, point, d, frame_index, point, float(sizes[i]))
+                    if state is None or state.pending is not None:
+                        pending = state.pending if state is not None else None
+                        state = _TrackState(0, point, d, frame_index, point, float(sizes[i]), pending=pending)
                     self._tracks[tid] = state
+                elif state.pending is not None:
+                    state = self._tracks[tid] = self._take_over(state, point)
+                gap = max(1, frame_index - state.last_frame)
+                step = ((point[0] - state.last_point[0]) / gap, (point[1] - state.last_point[1]) / gap)
+                if state.last_frame < frame_index:
+                    state.heading = (0.5 * state.heading[0] + 0.5 * step[0], 0.5 * state.heading[1] + 0.5 * step[1])
                 state.last_frame, state.last_point, state.size = frame_index, point, float(sizes[i])
                 if side == 0:
                     continue
@@ -147,7 +168,21 @@ class LineCounter:
                 best, best_d = tid, gap
         if best is None:
             return None
+        if np.hypot(*self._tracks[best].heading) >= MOVING_PX_PER_FRAME:
+            return _TrackState(0, point, 0.0, frame_index, point, size, pending=best)  # decided on its next step
         return self._tracks.pop(best)
+
+    def _take_over(self, state: _TrackState, point: tuple[float, float]) -> _TrackState:
+        """A new track's second sighting: it takes over the lost track it may be if it moved the same way."""
+        key, state.pending = state.pending, None
+        lost = self._tracks.get(key) if key is not None else None
+        if key is None or lost is None or lost.last_frame >= state.last_frame:  # gone, or seen again meanwhile
+            return state
+        step = (point[0] - state.last_point[0], point[1] - state.last_point[1])
+        if step[0] * lost.heading[0] + step[1] * lost.heading[1] <= 0:
+            return state  # going the other way: another vehicle
+        del self._tracks[key]
+        return lost
 
     @property
     def mean_speed_kmh(self) -> dict[Direction, float | None]:

@@ -22,6 +22,9 @@ CACHE_ENV = "CITYWATCH_CACHE"
 
 Format = Literal["openvino", "onnx"]
 
+#: An input size: a square side, or (height, width) for a frame-shaped input (fewer pixels than a square).
+Size = int | tuple[int, int]
+
 
 class ExportError(RuntimeError):
     """The model cannot be exported; the message says why."""
@@ -36,35 +39,54 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "citywatch" / "models"
 
 
-def _digest(path: Path) -> str:
+def _digest(path: Path, full: bool = False) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:12]
+    return h.hexdigest() if full else h.hexdigest()[:12]
 
 
-def cached_path(pt: Path, imgsz: int, fmt: Format, batch: int = 1) -> Path:
-    """Where the export of ``pt`` at ``imgsz`` (and ``batch``) lives in the cache (it may not exist yet)."""
-    stem = f"{pt.stem}@{_digest(pt)}-{imgsz}-b{batch}"
+def size_hw(imgsz: Size) -> tuple[int, int]:
+    """``imgsz`` as (height, width)."""
+    return (imgsz, imgsz) if isinstance(imgsz, int) else (int(imgsz[0]), int(imgsz[1]))
+
+
+def size_tag(imgsz: Size) -> str:
+    """``640`` for a square input, ``256x320`` (height x width) for a frame-shaped one."""
+    h, w = size_hw(imgsz)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def cached_path(pt: Path, imgsz: Size, fmt: Format, batch: int = 1, digest: str | None = None) -> Path:
+    """Where the export of ``pt`` at ``imgsz`` (and ``batch``) lives in the cache (it may not exist yet).
+
+    The name carries the checkpoint's content hash, so a changed ``.pt`` never re-uses an old export."""
+    tag = size_tag(imgsz)
+    stem = f"{pt.stem}@{digest or _digest(pt)}-{tag}-b{batch}"
     folder = cache_dir() / f"{stem}-{fmt}"
-    return folder if fmt == "openvino" else folder / f"{pt.stem}-{imgsz}-b{batch}.onnx"
+    return folder if fmt == "openvino" else folder / f"{pt.stem}-{tag}-b{batch}.onnx"
 
 
-def export_model(pt: str | os.PathLike[str], *, imgsz: int, fmt: Format = "openvino", batch: int = 1,
+def export_model(pt: str | os.PathLike[str], *, imgsz: Size, fmt: Format = "openvino", batch: int = 1,
                  force: bool = False) -> Path:
-    """The cached ``fmt`` export of the Ultralytics checkpoint ``pt`` with a fixed ``batch``x3x``imgsz``x``imgsz``
-    input; exported (offline, with Ultralytics) when missing. Returns the OpenVINO folder or the ``.onnx`` file."""
+    """The cached ``fmt`` export of the Ultralytics checkpoint ``pt`` with a fixed ``batch``x3xHxW input
+    (``imgsz``: a side, or (height, width)); exported (offline, with Ultralytics) when missing or when the
+    cached entry was not made from this very file (its ``.complete`` stamp holds the full content hash).
+    Returns the OpenVINO folder or the ``.onnx`` file."""
     src = Path(pt).expanduser()
     if not src.is_file() or src.suffix != ".pt":
         raise ExportError(f"export needs an Ultralytics .pt checkpoint; {src} is not one")
-    if imgsz % 32 or not 64 <= imgsz <= 2048:
-        raise ExportError(f"imgsz must be a multiple of 32 between 64 and 2048, not {imgsz}")
+    h, w = size_hw(imgsz)
+    for side in (h, w):
+        if side % 32 or not 64 <= side <= 2048:
+            raise ExportError(f"imgsz must be a multiple of 32 between 64 and 2048, not {side}")
     if fmt not in ("openvino", "onnx"):
         raise ExportError(f"unknown export format {fmt!r} (openvino or onnx)")
-    target = cached_path(src, imgsz, fmt, batch)
+    full = _digest(src, full=True)
+    target = cached_path(src, imgsz, fmt, batch, digest=full[:12])
     done = target / ".complete" if fmt == "openvino" else target.with_suffix(".complete")
-    if done.exists() and not force:
+    if done.exists() and not force and done.read_text().split()[:1] == [full]:
         return target
     os.environ.setdefault("YOLO_OFFLINE", "1")  # no hub checks, no run-time pip installs
     try:
@@ -79,7 +101,8 @@ def export_model(pt: str | os.PathLike[str], *, imgsz: int, fmt: Format = "openv
         shutil.copy2(src, work)
         try:
             out = Path(YOLO(str(work), task="detect").export(
-                format=fmt, imgsz=imgsz, batch=batch, dynamic=False, half=False, simplify=True, verbose=False
+                format=fmt, imgsz=[h, w] if h != w else h, batch=batch, dynamic=False, half=False, simplify=True,
+                verbose=False,
             ))
         except Exception as exc:
             raise ExportError(f"exporting {src} to {fmt} at {imgsz} px failed: {exc}") from exc
@@ -90,5 +113,5 @@ def export_model(pt: str | os.PathLike[str], *, imgsz: int, fmt: Format = "openv
         else:
             folder.mkdir(parents=True)
             shutil.move(str(out), str(target))
-    done.write_text(f"{src} {imgsz} {fmt} batch {batch}\n")
+    done.write_text(f"{full} {src} {size_tag(imgsz)} {fmt} batch {batch}\n")
     return target

@@ -19,9 +19,13 @@ Rules (thresholds in ``IncidentsConfig``, ``citywatch/config.py``):
   box sizes over the last ``open_after_s``, and consistently so (both halves of that window).
 - ``congestion``: a lane with at least ``min_vehicles`` vehicles whose mean speed is at most
   ``max_speed_kmh`` (calibrated) or of which ``min_stationary_share`` stand still, for ``open_after_s``.
-- ``pedestrian_on_carriageway`` / ``cyclist_on_carriageway``: a person (not riding a two-wheeler: a
-  person box mostly over a motorcycle or bicycle box is its rider) or a bicycle inside a carriageway
-  zone (or a lane, with ``in_lanes``); one incident per area, listing every track seen.
+- ``pedestrian_on_carriageway`` / ``cyclist_on_carriageway``: people by what they do. A person track
+  that has been over a bicycle box (``CYCLIST_MIN_FRAMES``) and is over one now or moves at cycling
+  speed (``CYCLING_BOXES_S``) is a cyclist, also in the frames where the bicycle is too small or
+  occluded to be boxed; one over a motorcycle box (more often than over a bicycle) is a motorcyclist,
+  neither pedestrian nor cyclist; any other person is a pedestrian. A bicycle box without a cyclist over
+  it is a cyclist too. Inside a carriageway zone (or a lane, with ``in_lanes``); one incident per area,
+  listing every track seen.
 - ``crash_candidate``: two or more vehicles that each stopped suddenly (moving at least
   ``min_speed_boxes_s`` box sizes per second within ``stop_within_s`` before their stationary window
   began), within ``pair_window_s`` of each other and ``max_gap_boxes`` box sizes apart. Reported with
@@ -53,6 +57,11 @@ from vision.results import IncidentResult
 VEHICLES = ("car", "truck", "bus", "motorcycle", "bicycle")
 MOTOR_VEHICLES = ("car", "truck", "bus", "motorcycle")
 TWO_WHEELERS = ("motorcycle", "bicycle")
+#: A person track seen over a bicycle box in at least this many frames may be a cyclist...
+CYCLIST_MIN_FRAMES = 2
+#: ...and is one, when no bicycle is boxed under it, while it moves at least this many of its box sizes per
+#: second (a walker: under 1, a person on a bicycle: 3 or more).
+CYCLING_BOXES_S = 1.5
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 #: Namespace of incident ids made by the vision layer (the edge scopes them by source and pass).
 INCIDENT_NAMESPACE = uuid.UUID("0c1d3e5f-7a9b-4c2d-8e6f-a1b2c3d4e5f6")
@@ -106,6 +115,7 @@ class _Track:
     last_seen: int
     still_since: int | None = None
     speeds: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=256))  # frame, boxes/s
+    over: dict[str, int] = field(default_factory=dict)  # person tracks: frames over a bicycle / motorcycle box
 
 
 class IncidentEngine:
@@ -199,11 +209,11 @@ class IncidentEngine:
             self._wrong_way(f, tids, names, in_lane, active)
         if c.congestion.enabled:
             self._congestion(tids, names, stationary, speeds or {}, in_lane, active)
-        rider = self._riders(names, xyxy)
+        roles = self._roles(tids, names, xyxy)
         if c.pedestrian.enabled:
-            self._people(tids, names, in_lane, in_cw, active, "person", rider)
+            self._people(tids, roles, in_lane, in_cw, active, "pedestrian")
         if c.cyclist.enabled:
-            self._people(tids, names, in_lane, in_cw, active, "bicycle", rider)
+            self._people(tids, roles, in_lane, in_cw, active, "cyclist")
         if c.crash_candidate.enabled:
             self._crash(f, tids, stationary, active)
         out = self._debounce(f, active)
@@ -408,11 +418,11 @@ class IncidentEngine:
             ), rule.open_after_s)
 
     @staticmethod
-    def _riders(names: list[str], xyxy: np.ndarray) -> set[int]:
-        """Indices of person boxes that are mostly over a two-wheeler box: its rider, not a pedestrian."""
+    def _under(names: list[str], xyxy: np.ndarray) -> dict[int, int]:
+        """Person index -> index of the two-wheeler box it is mostly over (its rider), this frame."""
         people = [i for i, n in enumerate(names) if n == "person"]
         wheels = [i for i, n in enumerate(names) if n in TWO_WHEELERS]
-        out: set[int] = set()
+        out: dict[int, int] = {}
         for p in people:
             px1, py1, px2, py2 = xyxy[p]
             area = max((px2 - px1) * (py2 - py1), 1e-6)
@@ -420,24 +430,56 @@ class IncidentEngine:
                 wx1, wy1, wx2, wy2 = xyxy[w]
                 inter = max(0.0, min(px2, wx2) - max(px1, wx1)) * max(0.0, min(py2, wy2) - max(py1, wy1))
                 if inter / area >= 0.3:
-                    out.add(p)
+                    out[p] = w
                     break
         return out
 
+    def _roles(self, tids: list[int], names: list[str], xyxy: np.ndarray) -> list[str | None]:
+        """Per row: ``pedestrian``, ``cyclist``, ``motorcyclist``, ``rider`` (on something not yet known) or None
+        (a vehicle; a ridden bicycle's box, whose rider stands for it). Remembers per person track what it was
+        seen riding."""
+        under = self._under(names, xyxy)
+        roles: list[str | None] = [None] * len(tids)
+        ridden: set[int] = set()
+        for i, name in enumerate(names):
+            if name != "person":
+                continue
+            t = self._tracks[tids[i]]
+            w = under.get(i)
+            if w is not None:
+                t.over[names[w]] = t.over.get(names[w], 0) + 1
+            bike, moto = t.over.get("bicycle", 0), t.over.get("motorcycle", 0)
+            recent = [v for fr, v in t.speeds if fr >= t.last_seen - self.frames(1.0)]
+            cycling = bool(recent) and float(np.median(recent)) >= CYCLING_BOXES_S
+            if moto and moto >= bike:
+                roles[i] = "motorcyclist"
+            elif bike >= CYCLIST_MIN_FRAMES and (cycling or (w is not None and names[w] == "bicycle")):
+                roles[i] = "cyclist"
+            elif w is not None:
+                roles[i] = "rider"  # on something this frame, not yet known what: not a pedestrian
+            else:
+                roles[i] = "pedestrian"
+            if w is not None:
+                ridden.add(w)
+        riders = {w: p for p, w in under.items()}
+        for i, name in enumerate(names):
+            if name == "bicycle":  # alone, or under a person not yet known to be its cyclist: a cyclist
+                roles[i] = "cyclist" if i not in ridden or roles[riders[i]] == "rider" else None
+        return roles
+
     def _people(
-        self, tids: list[int], names: list[str], in_lane: dict[str, np.ndarray], in_cw: dict[str, np.ndarray],
-        active: dict[tuple[Any, ...], tuple[Observation, float]], cls: str, riders: set[int],
+        self, tids: list[int], roles: list[str | None], in_lane: dict[str, np.ndarray],
+        in_cw: dict[str, np.ndarray], active: dict[tuple[Any, ...], tuple[Observation, float]], who: str,
     ) -> None:
-        rule = self.config.pedestrian if cls == "person" else self.config.cyclist
-        kind = "pedestrian_on_carriageway" if cls == "person" else "cyclist_on_carriageway"
+        rule = self.config.pedestrian if who == "pedestrian" else self.config.cyclist
+        kind = f"{who}_on_carriageway"
         areas: list[tuple[str, bool, np.ndarray]] = [(z.id, False, in_cw[z.id]) for z in self.carriageway]
         if rule.in_lanes:
             areas += [(lane.id, True, in_lane[lane.id]) for lane in self.lanes]
         for area_id, is_lane, mask in areas:
-            idx = [i for i in range(len(tids)) if mask[i] and names[i] == cls and i not in riders]
+            idx = [i for i in range(len(tids)) if mask[i] and roles[i] == who]
             if not idx:
                 continue
-            who = "person" if cls == "person" else "cyclist"
             active[(kind, area_id)] = (Observation(
                 kind, tuple(tids[i] for i in idx), area_id if is_lane else None, None if is_lane else area_id,
                 rule.severity, message=f"{len(idx)} {who}(s) on the carriageway ({area_id})",

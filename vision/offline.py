@@ -43,7 +43,8 @@ def count_video(
     """Run detect -> track -> count over every frame; ``seconds`` is the wall time it took."""
     info, frames = open_video(path)
     pipeline = VisionPipeline(
-        camera, model=model, tracker=tracker, counting=counting, detector=detector, fps=info.fps
+        camera, model=model, tracker=tracker, counting=counting, detector=detector, fps=info.fps,
+        frame_hw=(info.height, info.width),  # the model is sized (and exported) before the clock starts
     )
     lines: dict[str, dict[str, dict[str, int]]] = {ln.id: {"in": {}, "out": {}} for ln in camera.lines}
     crossings: list[Crossing] = []

@@ -10,12 +10,20 @@ false); the tracker then runs at fps/N, so its time-based settings (lost-track b
 meaning, while everything counted in frames (TTLs, relink window, stationary and report intervals)
 keeps using source frame indices. ``motion.enabled`` reuses the last detections on a frame where
 nothing moved since the detector last ran (``vision.motion``); ``imgsz`` picks this camera's input size.
+
+On by default: the adaptive stride (``max_stride``) detects on every frame while a track's anchor may
+reach a counting line before the next detection, and on every ``max_stride``-th frame otherwise (an
+empty or slow scene); the frames between are "skipped by design" (``FrameResult.skipped``) and the
+tracker bridges them. The region of interest (``roi``, ``detection_area``) is the part of the frame
+the detector sees: the lines, lanes and zones with a margin of approach, so a camera whose counting
+area is a quarter of the frame is detected at that quarter's resolution.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +47,9 @@ from vision.speed import SpeedEstimator
 from vision.tracker import Tracker
 from vision.zones import MovementTracker, StationaryState, ZoneMonitor
 
+#: A real-time camera this many seconds behind its source's clock sheds detections (``shed_max_stride``).
+SHED_AFTER_S = 0.2
+
 
 @dataclass
 class FrameResult:
@@ -49,8 +60,43 @@ class FrameResult:
     movements: list[MovementResult] = field(default_factory=list)
     zone_reports: list[ZoneReport] = field(default_factory=list)
     incidents: list[IncidentResult] = field(default_factory=list)
-    processed: bool = True  # False: a frame skipped by ``detect_every`` (nothing ran, nothing changed)
-    detected: bool = True  # False: the detector was skipped (no motion) and the last detections reused
+    processed: bool = True  # False: a frame skipped by ``detect_every`` or the adaptive stride (nothing ran)
+    detected: bool = True  # False: the detector was skipped (no motion, a stride) and the last detections reused
+    skipped: bool = False  # True: skipped by design (adaptive stride, ``detect_every``); the tracker bridges it
+
+
+def detection_area(camera: CameraConfig, frame_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The box (x1, y1, x2, y2) the detector sees in a ``frame_hw`` (height, width) frame; None: all of it.
+
+    ``roi: auto`` is the bounding box of the camera's lines, lanes and zones, widened by ``roi_margin`` of
+    the frame's size on every side (room for a vehicle to be found and confirmed before it reaches a line);
+    a box covering nearly the whole frame (90 % of its area) is the whole frame."""
+    h, w = frame_hw
+    processing = camera.processing or ProcessingConfig()
+    roi: Any = processing.roi
+    if roi == "full":
+        return None
+    if roi == "auto":
+        pts = [p for ln in camera.lines for p in ln.points]
+        pts += [p for lane in camera.lanes for p in lane.polygon] + [p for z in camera.zones for p in z.polygon]
+        if not pts:
+            return None
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        mx, my = processing.roi_margin * w, processing.roi_margin * h
+        roi = (min(xs) - mx, min(ys) - my, max(xs) + mx, max(ys) + my)
+    x1, y1 = max(0, int(roi[0])), max(0, int(roi[1]))
+    x2, y2 = min(w, int(-(-roi[2] // 1))), min(h, int(-(-roi[3] // 1)))
+    if x2 - x1 < 16 or y2 - y1 < 16:
+        raise ValueError(f"camera {camera.id}: roi {roi} lies outside its {w}x{h} frame")
+    if (x2 - x1) * (y2 - y1) >= 0.9 * w * h:
+        return None
+    return x1, y1, x2, y2
+
+
+def detector_input_hw(camera: CameraConfig, frame_hw: tuple[int, int]) -> tuple[int, int]:
+    """Height and width of what the detector sees of this camera's frames (its region of interest)."""
+    area = detection_area(camera, frame_hw)
+    return frame_hw if area is None else (area[3] - area[1], area[2] - area[0])
 
 
 class VisionPipeline:
@@ -66,6 +112,7 @@ class VisionPipeline:
         detector: Detector | None = None,
         fps: float = 25.0,
         incidents: IncidentsConfig | None = None,
+        frame_hw: tuple[int, int] | None = None,
     ) -> None:
         self.camera = camera
         self.incident_defaults = incidents  # top-level section; the camera's own keys override it
@@ -74,9 +121,22 @@ class VisionPipeline:
         processing = camera.processing or ProcessingConfig()
         if processing.imgsz and processing.imgsz != self.model_config.imgsz:
             self.model_config = self.model_config.model_copy(update={"imgsz": processing.imgsz})
-        self.detector = detector if detector is not None else load_detector(self.model_config)
+        self.frame_hw = frame_hw
+        self.area = detection_area(camera, frame_hw) if frame_hw else None
+        if detector is None:  # sized for this camera's region of interest (``imgsz: auto``)
+            detector = load_detector(self.model_config, detector_input_hw(camera, frame_hw) if frame_hw else None)
+        self.detector = detector
         self.fps = fps if fps and fps > 0 else 25.0
         self.stride = processing.detect_every
+        self.max_stride = processing.max_stride
+        self.shed_max_stride = processing.shed_max_stride
+        #: set by a real-time source before each frame: seconds behind its clock; past SHED_AFTER_S the
+        #: pipeline detects only every ``shed_max_stride``-th frame until it has caught up
+        self.lag_s = 0.0
+        self._last_detected = -(10**9)
+        self._next_detect = 0
+        self._last_index: int | None = None
+        self._anchors: dict[int, tuple[int, float, float]] = {}  # track -> (frame, x, y) when last detected
         self.tracker = Tracker(tracker or TrackerConfig(), fps=self.fps / self.stride)
         self.motion = MotionGate(processing.motion, self.fps) if processing.motion.enabled else None
         self._last_dets = Detections.empty()
@@ -91,7 +151,9 @@ class VisionPipeline:
         plane: GroundPlane | None = self.speed.plane if self.speed else None
         self.stationary = StationaryState(counting, self.fps, camera.anchor)
         self.zones = [
-            ZoneMonitor(area, self.fps, anchor=camera.anchor, plane=plane, grace_frames=5 * self.stride)
+            ZoneMonitor(
+                area, self.fps, anchor=camera.anchor, plane=plane, grace_frames=5 * self.stride * self.max_stride
+            )
             for area in [*camera.lanes, *camera.zones]
         ]
         self.movements = MovementTracker(camera, self.fps, ttl_frames=counting.track_ttl_frames)
@@ -121,22 +183,61 @@ class VisionPipeline:
         return frame_index % self.stride == 0
 
     def process(self, frame: np.ndarray, frame_index: int) -> FrameResult:
-        if frame_index % self.stride:
-            return FrameResult(frame_index, self._last_tracked, processed=False, detected=False)
+        shedding = self.lag_s > SHED_AFTER_S and frame_index - self._last_detected < self.shed_max_stride
+        if frame_index % self.stride or frame_index < self._next_detect or shedding:
+            return FrameResult(frame_index, self._last_tracked, processed=False, detected=False, skipped=True)
+        self._last_detected = frame_index
         if self.motion is not None and not self.motion.should_detect(frame, frame_index):
             result = self.process_detections(self._last_dets, frame_index, 0.0)
             result.detected = False
             return result
         t0 = time.perf_counter()
-        dets = self._last_dets = self.detector.detect(frame)
+        dets = self._last_dets = self._detect(frame)
         inference_ms = (time.perf_counter() - t0) * 1000.0
         if self.motion is not None:
             self.motion.detected(frame_index)
         return self.process_detections(dets, frame_index, inference_ms)
 
+    def _detect(self, frame: np.ndarray) -> Detections:
+        """The detector on the region of interest (when the detector can take one), boxes in frame pixels."""
+        region = getattr(self.detector, "detect_region", None)
+        if region is None:
+            return self.detector.detect(frame)
+        if self.frame_hw != frame.shape[:2]:  # first frame, or the stream changed resolution
+            self.frame_hw = frame.shape[:2]
+            self.area = detection_area(self.camera, self.frame_hw)
+        return region(frame, self.area) if self.area else self.detector.detect(frame)
+
+    def _stride_after(self, tracked: Detections, frame_index: int) -> int:
+        """Frames until the next detection: 1 while any track's anchor could reach a counting line
+        before then (its speed over ``max_stride`` + 1 frames, plus half its box), else ``max_stride``."""
+        if self.max_stride <= 1:
+            return 1
+        anchors = tracked.anchors(self.camera.anchor) if len(tracked) else np.empty((0, 2))
+        seen: dict[int, tuple[int, float, float]] = {}
+        near = False
+        for i, tid in enumerate(tracked.tracker_id):
+            x, y = float(anchors[i, 0]), float(anchors[i, 1])
+            x1, y1, x2, y2 = tracked.xyxy[i]
+            speed = 0.0
+            prev = self._anchors.get(int(tid)) if tid >= 0 else None
+            if prev is not None and frame_index > prev[0]:
+                speed = float(np.hypot(x - prev[1], y - prev[2])) / (frame_index - prev[0])
+            elif tid < 0:  # a new, unconfirmed track: assume it moves a box per second
+                speed = max(x2 - x1, y2 - y1) / self.fps
+            if tid >= 0:
+                seen[int(tid)] = (frame_index, x, y)
+            # half a box: a track at the dead band's edge (a narrower reach cost 1 of 41 London crossings)
+            reach = speed * (self.max_stride + 1) + 0.5 * max(x2 - x1, y2 - y1)
+            if not near and any(counter.distance_to(x, y) <= reach for counter in self.counters):
+                near = True
+        self._anchors = seen
+        return 1 if near else self.max_stride
+
     def process_detections(self, dets: Detections, frame_index: int, inference_ms: float = 0.0) -> FrameResult:
         """The stages after detection: lets tests and cached detections skip the model."""
         tracked = self._last_tracked = self.tracker.update(dets)
+        self._next_detect = frame_index + self._stride_after(tracked, frame_index)
         speeds = self.speed.update(tracked, frame_index) if self.speed else {}
         stationary = self.stationary.update(tracked, frame_index)
         crossings: list[Crossing] = []
@@ -146,7 +247,9 @@ class VisionPipeline:
             zone.update(tracked, frame_index, speeds, stationary)
         movements: list[MovementResult] = self.movements.update(tracked, frame_index, speeds)
         reports: list[ZoneReport] = []
-        self._frames_in_interval += self.stride  # source frames, whatever the stride
+        # source frames since the last processed one, whatever the stride
+        self._frames_in_interval += self.stride if self._last_index is None else frame_index - self._last_index
+        self._last_index = frame_index
         if self._frames_in_interval >= self.report_every:
             self._frames_in_interval = 0
             reports = [zone.report(frame_index) for zone in self.zones]

@@ -60,11 +60,13 @@ def london_clips(weights_path: Path) -> list[LondonClip]:
 
     root = samples_dir()
     folder = require_asset(root / "tfl_london_jamcam" if root else None, "London clips")
-    detector = load_detector(ModelConfig(weights=weights_path))
+    detector = None
     clips = []
     for name, lines in london_lines().items():
         video = require_asset(folder / f"{name}.mp4", f"London clip {name}")
         info, frames = open_video(video)
+        if detector is None:  # sized as the default sizes it for these (352x288) clips: imgsz auto
+            detector = load_detector(ModelConfig(weights=weights_path), (info.height, info.width))
         dets, by_frame = [], {}
         for f in frames:
             d = detector.detect(f)

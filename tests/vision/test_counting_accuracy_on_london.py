@@ -86,7 +86,7 @@ def test_eval_command_reports_counts_and_tracking_quality_as_json(
 ) -> None:
     from citywatch.cli import app
 
-    monkeypatch.setattr("vision.pipeline.load_detector", lambda config: london_detector)
+    monkeypatch.setattr("vision.pipeline.load_detector", lambda config, frame_hw=None: london_detector)
     clip = london_clips[0]
     args = ["eval", str(clip.video), "--gt", str(clip.cvat_xml), "--json"]
     for ln in clip.lines:

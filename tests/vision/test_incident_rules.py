@@ -209,3 +209,43 @@ def test_camera_incident_keys_override_the_top_level_section() -> None:
     eff = effective_incidents(cfg.incidents, cfg.cameras[0])
     assert (eff.congestion.min_vehicles, eff.congestion.open_after_s, eff.wrong_way.enabled) == (3, 10, False)
     assert eff.congestion.close_after_s == 30  # untouched keys keep their defaults
+
+
+def _every(n: int, path: Callable[[int], Position]) -> Callable[[int], Position]:
+    """The same path, boxed by the detector on every ``n``-th frame only (a small or occluded object)."""
+    return lambda f: path(f) if f % n == 0 else None
+
+
+def test_a_person_riding_a_bicycle_is_a_cyclist_also_where_the_bicycle_is_not_boxed() -> None:
+    cw = {"id": "road", "kind": "carriageway", "polygon": [[0, 400], [1000, 400], [1000, 600], [0, 600]]}
+    cam = camera(lanes=[], zones=[cw])
+    # 15 px a frame at 10 fps: about 2.8 of the rider's box heights a second, cycling speed
+    rider = (2, "person", moving(100, 480, 0, 0, vx=15), 30.0)
+    cyclist: list[Object] = [(1, "bicycle", _every(3, moving(100, 500, 0, 0, vx=15)), 50.0), rider]
+    res = run(cam, cyclist, 60)
+    assert kinds(res)[0] == ("cyclist_on_carriageway", "open")
+    assert "pedestrian_on_carriageway" not in {r.incident_type for r in res}
+    assert res[0].track_ids and 2 in res[0].track_ids
+    # the same person at the same speed never seen on a bicycle is on foot
+    assert kinds(run(cam, [rider], 60))[0] == ("pedestrian_on_carriageway", "open")
+
+
+def test_a_motorcycle_rider_is_neither_pedestrian_nor_cyclist_when_the_motorcycle_box_comes_and_goes() -> None:
+    cw = {"id": "road", "kind": "carriageway", "polygon": [[0, 400], [1000, 400], [1000, 600], [0, 600]]}
+    cam = camera(lanes=[], zones=[cw])
+    rider: list[Object] = [
+        (1, "motorcycle", _every(3, moving(100, 500, 0, 0, vx=15)), 50.0),
+        (2, "person", moving(100, 480, 0, 0, vx=15), 30.0),
+    ]
+    assert run(cam, rider, 60) == []
+
+
+def test_a_slow_person_once_seen_over_a_bicycle_box_is_a_pedestrian_while_no_bicycle_is_under_them() -> None:
+    cw = {"id": "road", "kind": "carriageway", "polygon": [[0, 400], [1000, 400], [1000, 600], [0, 600]]}
+    cam = camera(lanes=[], zones=[cw])
+    # overlapping a parked bicycle for the first frames, then walking on at 2 px a frame (under 1 box a second)
+    bike: list[Object] = [
+        (1, "bicycle", still_at(100, 500, end=5), 50.0), (2, "person", moving(100, 480, 0, 0, vx=2), 30.0),
+    ]
+    res = run(cam, bike, 80)
+    assert ("pedestrian_on_carriageway", "open") in kinds(res)

@@ -113,3 +113,23 @@ def test_diagonal_line_follows_the_cross_product_convention() -> None:
     counter = LineCounter(LineConfig(id="d", points=((0, 0), (100, 100))))
     path = [frame((1, x, 100 - x)) for x in range(80, 19, -10)]  # from (80,20) to (20,80)
     assert [c.direction for c in run(counter, path)] == ["in"]
+
+
+def test_an_oncoming_vehicle_where_a_lost_one_was_is_not_counted_in_the_lost_ones_direction(
+    horizontal: LineCounter,
+) -> None:
+    # car 1 drives down towards the line and is lost at y = 94; two frames later oncoming car 2 (driving up)
+    # is first seen just past the line, where car 1 would be: it must not inherit car 1's side
+    down = [frame((1, 100, y)) for y in range(70, 95, 4)]
+    up = [frame((2, 104, y)) for y in range(104, 60, -4)]
+    crossings = run(horizontal, [*down, frame(), frame(), *up])
+    assert [(c.direction, c.track_id) for c in crossings] == [("out", 2)]
+
+
+def test_a_vehicle_lost_before_the_line_and_found_after_it_under_a_new_id_is_still_counted(
+    horizontal: LineCounter,
+) -> None:
+    down = [frame((1, 100, y)) for y in range(70, 95, 4)]
+    on = [frame((2, 100, y)) for y in range(106, 140, 4)]
+    crossings = run(horizontal, [*down, frame(), frame(), *on])
+    assert [(c.direction, c.track_id) for c in crossings] == [("in", 2)]

@@ -47,3 +47,24 @@ def test_export_refuses_what_it_cannot_export(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="multiple of 32"):
         export_model(pt, imgsz=300)
 
+
+
+def test_a_cached_export_is_used_only_when_its_stamp_holds_the_checkpoints_full_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from vision.export import cached_path
+
+    monkeypatch.setenv("CITYWATCH_CACHE", str(tmp_path / "cache"))
+    pt = tmp_path / "m.pt"
+    pt.write_bytes(b"not really a checkpoint")
+    full = hashlib.sha256(pt.read_bytes()).hexdigest()
+    target = cached_path(pt, (256, 320), "openvino")
+    assert target.name.endswith("-256x320-b1-openvino") and full[:12] in target.name
+    target.mkdir(parents=True)
+    (target / ".complete").write_text(f"{full} {pt} 256x320 openvino batch 1\n")
+    assert export_model(pt, imgsz=(256, 320)) == target  # found: nothing exported
+    (target / ".complete").write_text(f"{'0' * 64} {pt} 256x320 openvino batch 1\n")  # made from another file
+    with pytest.raises(ExportError, match="failed"):  # so it is exported again (and this fake .pt cannot be)
+        export_model(pt, imgsz=(256, 320))
