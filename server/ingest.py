@@ -35,8 +35,8 @@ from citywatch.contract import (
     ControlCommitted,
     ControlConfig,
     ControlReplay,
-    StatusPayload,
     Topics,
+    parse_status,
     read_message,
     utcnow,
 )
@@ -477,7 +477,7 @@ class Ingest:
             if not payload:
                 return "ignore", None  # a cleared retained status
             try:
-                status = StatusPayload.model_validate_json(payload)
+                status = parse_status(payload)
             except ValidationError as exc:
                 raise InvalidMessage(f"invalid status message: {describe_validation_error(exc)}") from None
             if status.camera_id != camera:
