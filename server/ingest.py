@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import socket
 import struct
@@ -30,6 +31,8 @@ from pydantic import ValidationError
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import (
+    MAX_SEQ,
+    SCHEMA_MAJOR,
     AnyEvent,
     CameraStatus,
     ControlCommitted,
@@ -77,6 +80,33 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     if more > 0:
         parts.append(f"(+{more} more)")
     return "; ".join(parts)
+
+
+def resolvable_seqs(camera_id: str, payload: bytes) -> tuple[int, ...]:
+    """Seqs of ``camera_id`` (the topic's camera) that a dead-lettered event payload carries, as far as
+    they can be read: the watermark may move past them, as a replay would bring the same bytes again.
+
+    Only events that name the topic's camera (a camera resolves none of another's seqs) and speak this
+    server's major schema version (a newer edge's events wait for the server's upgrade instead)."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        return ()
+    items = doc.get("events") if isinstance(doc, dict) and doc.get("kind") == "batch" else [doc]
+    if not isinstance(items, list) or not _major_ok(doc):
+        return ()
+    seqs = set()
+    for item in items[:1000]:
+        if isinstance(item, dict) and item.get("camera_id") == camera_id and _major_ok(item):
+            seq = item.get("seq")
+            if type(seq) is int and 1 <= seq <= MAX_SEQ:
+                seqs.add(seq)
+    return tuple(sorted(seqs))
+
+
+def _major_ok(doc: Any) -> bool:
+    version = doc.get("schema_version", f"{SCHEMA_MAJOR}.0") if isinstance(doc, dict) else None
+    return isinstance(version, str) and version.split(".", 1)[0] == str(SCHEMA_MAJOR)
 
 
 class _Msg(NamedTuple):
@@ -173,6 +203,8 @@ class Ingest:
         self.store = store
         self.hub = hub
         self.topics = Topics(config.mqtt.topic_prefix)
+        if store is not None:  # for the dead letters the store writes itself
+            store.topic_prefix = self.topics.prefix
         tuning = config.server.ingest
         self.batch_max = batch_max or tuning.batch_max
         self.batch_max_events = tuning.batch_max_events
@@ -507,6 +539,20 @@ class Ingest:
                 )
         return "events", events
 
+    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> tuple[DeadLetterIn, str | None]:
+        """The dead letter of a message ``parse`` refused, with the seqs it resolves (see
+        :func:`resolvable_seqs`) when it came on an event topic; and the topic's site."""
+        try:
+            site, camera, channel, _kind = self.topics.parse(topic)
+        except ValueError:
+            return DeadLetterIn(topic, payload, reason), None
+        if channel != "event" or reason.startswith("internal error"):  # a bug of ours may be fixed: wait
+            return DeadLetterIn(topic, payload, reason), None
+        seqs = resolvable_seqs(camera, payload)
+        if not seqs:
+            return DeadLetterIn(topic, payload, reason), None
+        return DeadLetterIn(topic, payload, reason, camera, seqs), site
+
     def _process(self, batch: list[_Msg]) -> None:
         t0 = time.perf_counter()
         events: list[AnyEvent] = []
@@ -516,8 +562,11 @@ class Ingest:
         for m in batch:
             what, value = m.what, m.value
             if what == "dead":
-                dead.append(DeadLetterIn(m.topic, m.payload, value))
+                letter, site = self._dead_letter(m.topic, m.payload, value)
+                dead.append(letter)
                 log.warning("dead letter on %s: %s", m.topic, value)
+                if letter.camera_id and site:  # walk its watermark: the letter resolved some of its seqs
+                    updates.setdefault(letter.camera_id, _CameraUpdate(site_id=site)).has_events = True
                 continue
             if what == "events":
                 events.extend(value)
@@ -543,7 +592,8 @@ class Ingest:
                 u.state = status.state
                 state_changes.append({"camera_id": camera, "site_id": site, "state": status.state})
 
-        inserted, duplicates = self._commit(events, dead)
+        stored = self._commit(events, dead)
+        inserted, duplicates = stored
         if inserted is None:
             return  # not committed (stopping while the database is down): leave unacknowledged
         self._ack(batch)
@@ -556,7 +606,7 @@ class Ingest:
             c.event_lag_s = max((now - ev.ts).total_seconds() for ev in events)
         c.stored += len(inserted)
         c.duplicates += len(duplicates)
-        c.dead_letters += len(dead)
+        c.dead_letters += len(dead) + getattr(stored, "dead_letters", 0)  # the store's own: time, conflict
         c.batches += 1
 
         if duplicates:
