@@ -225,3 +225,32 @@ def test_the_store_dead_letters_of_a_batch_count_in_the_ingest_counters(store: S
     assert store.committed_seqs()[CAM_A] == 2
     items, _ = store.list_dead_letters()
     assert items[0]["topic"] == ingest.topics.event(SITE, CAM_A, "line_crossing")
+
+
+def test_migration_0005_keeps_stored_events_and_scopes_their_identity(store: Store) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from server.db import EventRow
+    from server.store import _EVENT_COLUMNS, _event_values, alembic_config
+
+    def migrate(step: object, revision: str) -> None:
+        cfg = alembic_config()
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            cfg.attributes["schema"] = store.schema
+            step(cfg, revision)  # type: ignore[operator]
+
+    migrate(command.downgrade, "0004_incidents")
+    a = crossing(1, camera_id=CAM_A)
+    with store.engine.begin() as conn:  # a row of the 0004 schema, keyed by event_id alone
+        conn.execute(
+            EventRow.__table__.insert(),
+            dict(zip(_EVENT_COLUMNS, _event_values(str(a.event_id), a, utcnow()), strict=True)),
+        )
+    migrate(command.upgrade, "head")
+    assert store.count_events(CAM_A) == 1
+    inserted, _ = store.insert_events([crossing(1, camera_id=CAM_B, event_id=a.event_id)])
+    assert inserted == [str(a.event_id)] and store.count_events() == 2
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM resolved_seqs")).scalar() == 0
