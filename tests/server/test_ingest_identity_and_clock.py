@@ -254,3 +254,25 @@ def test_migration_0005_keeps_stored_events_and_scopes_their_identity(store: Sto
     assert inserted == [str(a.event_id)] and store.count_events() == 2
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM resolved_seqs")).scalar() == 0
+
+
+def test_a_camera_cannot_close_or_edit_another_cameras_incident(store: Store) -> None:
+    from citywatch.contract import Incident
+    from server.incidents import IncidentStore
+
+    incidents = IncidentStore.for_store(store)
+    iid = uuid.uuid4()
+
+    def incident(seq: int, camera_id: str, state: str, severity: str = "medium") -> Incident:
+        now = utcnow()
+        return Incident(
+            event_id=uuid.uuid4(), camera_id=camera_id, site_id=SITE, seq=seq, ts=now, config_version="t",
+            model_version="t", incident_id=iid, incident_type="stopped_vehicle", state=state,  # type: ignore[arg-type]
+            severity=severity, track_ids=[seq], started_at=now,  # type: ignore[arg-type]
+            ended_at=now if state == "closed" else None,
+        )  # fmt: skip
+
+    store.insert_events([incident(1, CAM_B, "open")])
+    store.insert_events([incident(1, CAM_A, "closed", "high")])  # A names B's incident id
+    row = incidents.get(str(iid))
+    assert row is not None and row["camera_id"] == CAM_B and row["state"] == "open" and row["severity"] == "medium"
