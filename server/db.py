@@ -125,7 +125,8 @@ class DeadLetterRow(Base):
 
     __tablename__ = "dead_letters"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: bigint on PostgreSQL (0005), the 64-bit rowid on SQLite
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
@@ -145,7 +146,7 @@ class ResolvedSeqRow(Base):
 
     camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    dead_letter_id: Mapped[int | None] = mapped_column(Integer)
+    dead_letter_id: Mapped[int | None] = mapped_column(BigInteger)
     resolved_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -276,3 +276,16 @@ def test_a_camera_cannot_close_or_edit_another_cameras_incident(store: Store) ->
     store.insert_events([incident(1, CAM_A, "closed", "high")])  # A names B's incident id
     row = incidents.get(str(iid))
     assert row is not None and row["camera_id"] == CAM_B and row["state"] == "open" and row["severity"] == "medium"
+
+
+def test_dead_letter_ids_are_64_bit(store: Store) -> None:
+    """A device flooding malformed messages must not run the id out (2^31 on a PostgreSQL serial)."""
+    from sqlalchemy import text
+
+    if store.dialect == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(text("SELECT setval('dead_letters_id_seq', 3000000000)"))
+    first = store.add_dead_letter("t", b"x", "r")
+    assert store.add_dead_letter("t", b"y", "r") == first + 1
+    if store.dialect == "postgresql":
+        assert first > 2**31

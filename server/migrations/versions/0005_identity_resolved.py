@@ -10,6 +10,9 @@ Create Date: 2026-12-02
 - ``resolved_seqs``: a camera's seq the server settled without storing an event (dead-lettered for a
   reason that will not go away: timestamp out of range, conflicting duplicate, schema error). The
   watermark counts it as filled, so the edge is told it may let the seq go and nothing waits for it.
+- PostgreSQL: ``dead_letters.id`` becomes bigint (with its sequence): a device flooding malformed
+  messages must not run a 32-bit id out, after which every batch with a dead letter would fail. On
+  SQLite it is the 64-bit rowid already.
 
 Self-contained (does not import the models): the schema at this revision must never change.
 """
@@ -33,11 +36,14 @@ def upgrade() -> None:
     with op.batch_alter_table("events", recreate="auto") as batch:
         batch.drop_constraint("pk_events", type_="primary")
         batch.create_primary_key("pk_events", ["event_id", "camera_id"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("dead_letters", "id", type_=sa.BigInteger(), existing_nullable=False)
+        op.execute("ALTER SEQUENCE dead_letters_id_seq AS bigint")
     op.create_table(
         "resolved_seqs",
         sa.Column("camera_id", sa.String(64), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("dead_letter_id", sa.Integer(), nullable=True),
+        sa.Column("dead_letter_id", sa.BigInteger(), nullable=True),
         sa.Column("resolved_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("camera_id", "seq", name="pk_resolved_seqs"),
     )
@@ -45,6 +51,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("resolved_seqs")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER SEQUENCE dead_letters_id_seq AS integer")
+        op.alter_column("dead_letters", "id", type_=sa.Integer(), existing_nullable=False)
     with op.batch_alter_table("events", recreate="auto") as batch:
         batch.drop_constraint("pk_events", type_="primary")
         batch.create_primary_key("pk_events", ["event_id"])
