@@ -289,3 +289,14 @@ def test_dead_letter_ids_are_64_bit(store: Store) -> None:
     assert store.add_dead_letter("t", b"y", "r") == first + 1
     if store.dialect == "postgresql":
         assert first > 2**31
+
+
+def test_through_ingest_camera_a_pre_publishing_camera_bs_next_id_leaves_b_whole(store: Store) -> None:
+    ingest = _ingest(store)
+    t = ingest.topics
+    b_events = [crossing(seq, camera_id=CAM_B) for seq in (1, 2, 3)]
+    squat = crossing(7, camera_id=CAM_A, event_id=b_events[1].event_id)  # on A's own topic: A's to send
+    _run(ingest, [(t.event(SITE, CAM_A, "line_crossing"), squat.model_dump_json().encode())])
+    _run(ingest, [(t.event(SITE, CAM_B, "line_crossing"), ev.model_dump_json().encode()) for ev in b_events])
+    assert store.count_events(CAM_B) == 3 and ingest.counters.duplicates == 0
+    assert store.committed_seqs()[CAM_B] == 3 == ingest.counters.committed[CAM_B]
