@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import (
+    ID_PATTERN,
     MAX_SEQ,
     SCHEMA_MAJOR,
     AnyEvent,
@@ -80,6 +82,9 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     if more > 0:
         parts.append(f"(+{more} more)")
     return "; ".join(parts)
+
+
+_ID = re.compile(ID_PATTERN)
 
 
 def resolvable_seqs(camera_id: str, payload: bytes) -> tuple[int, ...]:
@@ -547,6 +552,8 @@ class Ingest:
         except ValueError:
             return DeadLetterIn(topic, payload, reason), None
         if channel != "event" or reason.startswith("internal error"):  # a bug of ours may be fixed: wait
+            return DeadLetterIn(topic, payload, reason), None
+        if not (_ID.fullmatch(site) and _ID.fullmatch(camera)):  # a topic no camera row can hold
             return DeadLetterIn(topic, payload, reason), None
         seqs = resolvable_seqs(camera, payload)
         if not seqs:

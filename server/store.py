@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,7 +29,17 @@ from sqlalchemy import BigInteger, Engine, Float, String, Text, func, select, te
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from citywatch.contract import MAX_SEQ, AnyEvent, CameraStatus, CountTotal, Event, LineCrossing, Topics, utcnow
+from citywatch.contract import (
+    ID_PATTERN,
+    MAX_SEQ,
+    AnyEvent,
+    CameraStatus,
+    CountTotal,
+    Event,
+    LineCrossing,
+    Topics,
+    utcnow,
+)
 from server import rollups as ru
 from server.db import (
     DEFAULT_DATABASE_URL,
@@ -61,6 +72,7 @@ _WALK_CHUNK = 1000
 _MIGRATION_LOCK_KEY = 0x63_77_6D_67  # "cwmg": serialises concurrent migrations on PostgreSQL
 
 T = TypeVar("T")
+_ID = re.compile(ID_PATTERN)
 
 
 def _chunks(items: Sequence[T], n: int) -> Iterator[Sequence[T]]:
@@ -103,6 +115,11 @@ class DeadLetterIn:
         if len(cams) != 1:
             return cls(topic, payload, reason)
         return cls(topic, payload, reason, cams.pop(), tuple(sorted({ev.seq for ev in events})))
+
+
+def _resolves(d: DeadLetterIn) -> bool:
+    """Whether ``d`` resolves seqs: a camera id as the contract allows it (it comes from a topic)."""
+    return bool(d.seqs and d.camera_id and _ID.fullmatch(d.camera_id))
 
 
 class StoredBatch(tuple[list[str], list[str]]):
@@ -422,12 +439,12 @@ class Store:
         if not letters:
             return
         table = DeadLetterRow.__table__
-        plain = [d for d in letters if not (d.camera_id and d.seqs)]
+        plain = [d for d in letters if not _resolves(d)]
         if plain:
             s.execute(table.insert(), [_dead_letter_row(d.topic, d.payload, d.reason, received_at) for d in plain])
         resolved: list[dict[str, Any]] = []
         for d in letters:
-            if d.camera_id and d.seqs:  # rare (a poison message): one insert each, for its id
+            if _resolves(d):  # rare (a poison message): one insert each, for its id
                 row = _dead_letter_row(d.topic, d.payload, d.reason, received_at)
                 dl_id = s.execute(table.insert().returning(table.c.id), row).scalar_one()
                 resolved.extend(

@@ -300,3 +300,19 @@ def test_through_ingest_camera_a_pre_publishing_camera_bs_next_id_leaves_b_whole
     _run(ingest, [(t.event(SITE, CAM_B, "line_crossing"), ev.model_dump_json().encode()) for ev in b_events])
     assert store.count_events(CAM_B) == 3 and ingest.counters.duplicates == 0
     assert store.committed_seqs()[CAM_B] == 3 == ingest.counters.committed[CAM_B]
+
+
+def test_a_dead_letter_on_a_topic_no_camera_row_can_hold_resolves_nothing_and_stalls_nothing(store: Store) -> None:
+    ingest = _ingest(store)
+    long_cam = "c" * 100  # a camera id of the topic that no 64-character column holds
+    bad = crossing(1, camera_id=CAM_A).model_dump(mode="json") | {"camera_id": long_cam}
+    good = crossing(1, camera_id=CAM_A).model_dump_json().encode()
+    _run(
+        ingest,
+        [
+            (ingest.topics.event(SITE, long_cam, "line_crossing"), json.dumps(bad).encode()),
+            (ingest.topics.event(SITE, CAM_A, "line_crossing"), good),
+        ],
+    )
+    assert ingest.counters.dead_letters == 1 and store.count_events(CAM_A) == 1
+    assert store.committed_seqs() == {CAM_A: 1}
