@@ -65,8 +65,9 @@ _NO_NUL = r"^[^\x00]*$"
 
 
 def _utc_in_range(v: datetime) -> datetime:
-    if not MIN_TIME <= v < MAX_TIME:  # compared aware, before any conversion can overflow
-        raise ValueError(f"time must be in [{MIN_TIME.year}, {MAX_TIME.year})")
+    # the local year, before any conversion can overflow (a year check: cheaper than comparing aware times)
+    if not MIN_TIME.year <= v.year < MAX_TIME.year:
+        raise ValueError(f"time must be in the years [{MIN_TIME.year}, {MAX_TIME.year})")
     return v.astimezone(timezone.utc)
 
 
