@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import pwd
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,41 +33,21 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "tests"))
+
+from support import ShippedBroker, wait_ingest_subscribed  # noqa: E402  (the tests' broker from deploy/mosquitto)
+
 from citywatch.contract import EventBatch, LineCrossing  # noqa: E402
 from server.store import Store  # noqa: E402
 
 PG_URL = os.environ.get("CITYWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_broker(tmp: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    (tmp / "mosq").mkdir()
-    lines = []
-    for line in (REPO / "deploy/mosquitto/mosquitto.conf").read_text().splitlines():
-        key = line.split(" ", 1)[0]
-        if line.strip() == "listener 1883":
-            line = f"listener {port} 127.0.0.1"
-        elif key == "allow_anonymous":
-            line = "allow_anonymous true"
-        elif key in ("password_file", "acl_file"):
-            line = ""
-        elif key == "persistence_location":
-            line = f"persistence_location {tmp / 'mosq'}/"
-        lines.append(line)
-    lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
-    (tmp / "m.conf").write_text("\n".join(lines) + "\n")
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    p = subprocess.Popen([exe, "-c", str(tmp / "m.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return p, port
+def start_broker(tmp: Path) -> tuple[ShippedBroker, int]:
+    """deploy/mosquitto/mosquitto.conf with its delivery settings, anonymous on a free loopback port."""
+    broker = ShippedBroker(tmp)
+    broker.start()
+    return broker, broker.port
 
 
 def publisher_proc(port: int, prefix: str, cams: list[str], per_cam: int, batch: int, go: mp.Event, run: str) -> None:
@@ -211,7 +189,7 @@ def ingest_run(
                     stderr=subprocess.STDOUT,
                 )
             )
-    time.sleep(4)
+    wait_ingest_subscribed(*(tmp / f"ingest-{run}-{i}.log" for i in range(k)))
     expected = (args.events // args.cameras) * args.cameras
     cpu0 = sum(cpu_seconds(p.pid) for p in procs)
     t0, pubs = publish(port, prefix, args.publishers, args.cameras, args.events, args.batch, run)
@@ -289,8 +267,7 @@ def main() -> None:
                     flush=True,
                 )
         finally:
-            broker.terminate()
-            broker.wait(10)
+            broker.stop()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,13 +45,22 @@ class MQTTConfig(_Strict):
     session_expiry_s: int = Field(7 * 24 * 3600, ge=60, description="MQTT v5 persistent session lifetime.")
     username_env: str | None = Field("CITYWATCH_MQTT_USERNAME", description="Environment variable with the user.")
     password_env: str | None = Field("CITYWATCH_MQTT_PASSWORD", description="Environment variable with the password.")
+    camera_id_as_username: bool = Field(
+        False,
+        description="Edge only: each camera's link logs in as its camera id (the broker's per-camera credential "
+        "from `citywatch broker add-device`; one password for the box from password_env); username_env is unused.",
+    )
     tls: TLSConfig = TLSConfig()
     shared_group: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_-]+$", description="Server only: subscribe via $share/<group>/ to scale out."
     )
 
-    def credentials(self) -> tuple[str | None, str | None]:
-        user = os.environ.get(self.username_env) if self.username_env else None
+    def credentials(self, camera_id: str | None = None) -> tuple[str | None, str | None]:
+        """(user, password) from the environment; with ``camera_id_as_username`` an edge camera's user is its id."""
+        if self.camera_id_as_username and camera_id:
+            user: str | None = camera_id
+        else:
+            user = os.environ.get(self.username_env) if self.username_env else None
         password = os.environ.get(self.password_env) if self.password_env else None
         return user or None, password or None
 
@@ -435,6 +445,11 @@ class RetentionConfig(_Strict):
     rollup_15m_days: float | None = Field(400, gt=0)
     rollup_1h_days: float | None = Field(5 * 366, gt=0)
     rollup_1d_days: float | None = Field(None, gt=0)
+    incidents_days: float | None = Field(
+        365, gt=0, le=36600,
+        description="Closed or resolved incidents and their audit trail (operator names: personal data), "
+        "counted from their last change; open, unresolved incidents are always kept.",
+    )  # fmt: skip
     interval_s: float = Field(3600, ge=10, description="How often the server prunes.")
 
 
@@ -461,6 +476,29 @@ class IngestConfig(_Strict):
         "(timestamp_out_of_range): it cannot be real and would never be pruned. A day tolerates an edge that "
         "labels local time as UTC (at most 14 h off); None: no limit.",
     )  # fmt: skip
+    retry_initial_s: float = Field(
+        0.5, gt=0, le=60, description="First wait before retrying a batch after a transient database error."
+    )
+    retry_max_s: float = Field(10.0, gt=0, le=600, description="Longest wait between retries (doubling up to it).")
+    stall_after_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="Health: ingest is 'stalled' when a received message stays unacknowledged this long.",
+    )  # fmt: skip
+    dead_letters_warn_per_min: float = Field(
+        60.0, ge=0, le=1e9, description="Health: 'degraded' above this many dead letters in the last minute."
+    )
+    db_timeout_s: float = Field(
+        2.0, gt=0, le=60,
+        description="Health: the database ping (a read of events) must answer within this, else 'degraded'.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> IngestConfig:
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError(
+                f"server.ingest.retry_max_s ({self.retry_max_s}) is below retry_initial_s ({self.retry_initial_s})"
+            )
+        return self
 
 
 class WebhookConfig(_Strict):
@@ -484,6 +522,64 @@ class EmailConfig(_Strict):
     username_env: str | None = None
     password_env: str | None = None
     timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+#: A web origin: scheme://host[:port], no path (what browsers send in the Origin header).
+ORIGIN_PATTERN = r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:\d{1,5})?"
+
+
+class LoginThrottleConfig(_Strict):
+    """Failed authentications (log-ins and wrong API keys), counted in memory per server process."""
+
+    max_failures: int = Field(5, ge=1, le=1000, description="Failures per client address before it must wait.")
+    total_max_failures: int = Field(
+        100, ge=1, le=100000,
+        description="Failures from all addresses together before every log-in must wait (the API has no user "
+        "names: a key is the account, so this is the per-account budget).",
+    )  # fmt: skip
+    window_s: float = Field(600, gt=0, le=86400, description="A failure counts for this long after the last one.")
+    lockout_s: float = Field(1, gt=0, le=86400, description="The first wait; it doubles with every further failure.")
+    max_lockout_s: float = Field(900, gt=0, le=86400, description="The longest wait.")
+
+
+class ServerAuthConfig(_Strict):
+    """Browser sessions, cross-origin checks, log-in throttling and the proxy in front of the server."""
+
+    session_ttl_s: float = Field(12 * 3600, ge=60, le=30 * 86400, description="A browser session ends after this.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) besides the server's own that may send cookie-authenticated "
+        "POST/PUT/PATCH/DELETE requests, e.g. the public name behind a reverse proxy.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's "
+        "forwarded_allow_ips). Set: open local mode is refused at startup.",
+    )
+    login_throttle: LoginThrottleConfig = LoginThrottleConfig()
+    api_docs: bool = Field(
+        True, description="Serve /docs (Swagger UI from this server's own files; /openapi.json is always served)."
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        bad = [o for o in v if not re.fullmatch(ORIGIN_PATTERN, o)]
+        if bad:
+            raise ValueError(f"allowed_origins must be scheme://host[:port] without a path: {', '.join(bad)}")
+        return [o.lower() for o in v]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {p!r} is not an IP address or network") from None
+        return v
 
 
 class ServerIncidentsConfig(_Strict):
@@ -512,6 +608,7 @@ class ServerConfig(_Strict):
     pcu: PCUWeights = PCUWeights()
     retention: RetentionConfig = RetentionConfig()
     ingest: IngestConfig = IngestConfig()
+    auth: ServerAuthConfig = ServerAuthConfig()
     incidents: ServerIncidentsConfig = ServerIncidentsConfig()
     map_tiles_url: str | None = Field(
         None,

@@ -101,7 +101,7 @@ class MqttLink:
                 protocol=mqtt.MQTTv311,
                 clean_session=False,
             )
-        user, password = mqtt_config.credentials()
+        user, password = mqtt_config.credentials(camera_id)
         if user:
             self.client.username_pw_set(user, password)
         if mqtt_config.tls.enabled:
@@ -209,11 +209,14 @@ class MqttLink:
         if reason.is_failure:
             self.last_error = f"connect refused: {reason}"
             log.error(
-                "camera %s: MQTT connect to %s:%s refused: %s",
+                "camera %s: MQTT connect to %s:%s refused: %s (user %r, client id %r: the broker's credential "
+                "binds both; see `citywatch broker add-device`)",
                 self.camera_id,
                 self.config.host,
                 self.config.port,
                 reason,
+                self.client.username,
+                self.client_id,
             )
             return
         self.connects += 1

@@ -7,19 +7,21 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
 from server.api import cameras, counts, dead_letters, events, health, incidents, keys, planner, session, ui
-from server.auth import ENV_API_KEYS, Auth
+from server.api_docs import mount_docs
+from server.auth import ENV_API_KEYS, Auth, OpenModeRefused, open_mode_problem
 from server.incidents import IncidentService
 from server.ingest import Ingest
 from server.live import LiveHub
@@ -32,6 +34,11 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+def trusted_proxies(config: CitywatchConfig) -> list[str]:
+    """Proxies whose X-Forwarded-For uvicorn believes: ``server.auth.trusted_proxies``, else the
+    ``FORWARDED_ALLOW_IPS`` environment variable uvicorn itself reads; empty: none."""
+    env = [p.strip() for p in os.environ.get("FORWARDED_ALLOW_IPS", "").split(",") if p.strip()]
+    return list(config.server.auth.trusted_proxies) or env
 
 
 def create_app(
@@ -41,6 +48,7 @@ def create_app(
     store: Store | None = None,
     api_keys: str | None = None,
     retention: bool | None = None,
+    bind_host: str | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -48,8 +56,12 @@ def create_app(
     ``store``: use this store (the caller closes it) instead of ``Store.from_config(config)``.
     ``api_keys``: ``"role:key,..."``; default: the ``CITYWATCH_API_KEYS`` environment variable.
     ``retention``: prune old rows every ``server.retention.interval_s`` (default: only with its own store).
+    ``bind_host``: the address uvicorn binds (default ``server.host``): open local mode refuses any other
+    than loopback, and any proxy setting.
     """
-    auth = Auth.from_spec(api_keys if api_keys is not None else os.environ.get(ENV_API_KEYS))
+    auth = Auth.from_spec(api_keys if api_keys is not None else os.environ.get(ENV_API_KEYS), config.server.auth)
+    open_problem = open_mode_problem(config.server.auth, bind_host or config.server.host, trusted_proxies(config))
+    auth.open_allowed = open_problem is None
     if retention is None:
         retention = store is None  # a caller's store (tests, demo) is the caller's to prune
     hub = LiveHub()
@@ -59,6 +71,13 @@ def create_app(
         own_store = store is None
         st = store if store is not None else await run_in_threadpool(Store.from_config, config)
         auth.attach_key_source(st.active_key_hashes)
+        auth.attach_session_store(st.is_session_revoked, st.revoke_session)
+        if auth.locked:
+            if own_store:
+                st.close()
+            raise OpenModeRefused(str(open_problem))
+        if auth.open:
+            auth.announce_open_mode()
         hub.attach_loop(asyncio.get_running_loop())
         incident_service = IncidentService(config, st, hub)  # before ingest: its store hook stores incidents
         incident_service.start()
@@ -89,6 +108,8 @@ def create_app(
         description="Traffic counts from citywatch edge cameras",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: /docs is served locally (server.api_docs)
+        redoc_url=None,
     )
     app.state.config = config
     app.state.auth = auth
@@ -113,8 +134,21 @@ def create_app(
             ).observe(time.perf_counter() - t0)
         response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the page's own
+        # POSTs, and the cross-origin check needs the real one. Other sites still get no Referer.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        """Anything unforeseen: logged in full with a request id, answered without internals."""
+        request_id = uuid.uuid4().hex[:16]
+        log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"detail": "internal server error (the server log has the details)", "request_id": request_id},
+            status_code=500,
+            headers={"X-Request-ID": request_id},
+        )
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -124,5 +158,7 @@ def create_app(
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
+    if config.server.auth.api_docs:
+        mount_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

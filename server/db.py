@@ -73,7 +73,7 @@ class Base(DeclarativeBase):
 class EventRow(Base):
     """One stored event; ``payload`` is the event exactly as received (model JSON).
 
-    Identity is ``(event_id, camera_id)`` (migration 0005): ids are uuid5 under a public namespace, so
+    Identity is ``(event_id, camera_id)`` (migration 0006): ids are uuid5 under a public namespace, so
     a camera could otherwise claim the id another camera will use next."""
 
     __tablename__ = "events"
@@ -125,7 +125,7 @@ class DeadLetterRow(Base):
 
     __tablename__ = "dead_letters"
 
-    #: bigint on PostgreSQL (0005), the 64-bit rowid on SQLite
+    #: bigint on PostgreSQL (0006), the 64-bit rowid on SQLite
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     topic: Mapped[str] = mapped_column(Text)
@@ -139,7 +139,7 @@ class DeadLetterRow(Base):
 
 
 class ResolvedSeqRow(Base):
-    """A camera's seq settled without an event (migration 0005): its message was dead-lettered for a
+    """A camera's seq settled without an event (migration 0006): its message was dead-lettered for a
     reason that will not go away, so the watermark counts it as filled instead of waiting forever."""
 
     __tablename__ = "resolved_seqs"
@@ -303,6 +303,15 @@ class CameraStateRow(Base):
     pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     replay_requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_replay_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RevokedSessionRow(Base):
+    """A browser session ended by log-out, kept until it would have expired."""
+
+    __tablename__ = "revoked_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class ApiKeyRow(Base):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, event, func, select, update
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, delete, event, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from citywatch.config import CitywatchConfig
@@ -248,6 +248,21 @@ class IncidentStore:
                 .order_by(IncidentRow.started_at.desc(), IncidentRow.incident_id).limit(limit).offset(offset)
             ).all()
         return [record(r) for r in rows], total
+
+    def prune(self, days: float, now: datetime | None = None) -> dict[str, int]:
+        """Retention: closed (ended) or resolved incidents unchanged for ``days``, with their audit trail
+        (operator names are personal data). Open, unresolved incidents are kept however old."""
+        cutoff = (now or utcnow()) - timedelta(days=days)
+        finished = (IncidentRow.state == "closed") | (IncidentRow.status == "resolved")
+        done = finished & (IncidentRow.updated_at < cutoff)
+        quick = {"synchronize_session": False}
+        with self._session.begin() as s:
+            ids = select(IncidentRow.incident_id).where(done)
+            actions = s.execute(
+                delete(IncidentActionRow).where(IncidentActionRow.incident_id.in_(ids)).execution_options(**quick)
+            ).rowcount
+            incidents = s.execute(delete(IncidentRow).where(done).execution_options(**quick)).rowcount
+        return {"incidents": int(incidents), "incident_actions": int(actions)}
 
     def get(self, incident_id: str) -> dict[str, Any] | None:
         with self._session() as s:

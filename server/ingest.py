@@ -10,6 +10,7 @@ MQTT messages only after the commit, so a crash before the commit makes the brok
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -45,6 +46,8 @@ from citywatch.contract import (
     read_message,
     utcnow,
 )
+from server import db_errors
+from server.db_errors import FailureKind
 from server.live import LiveHub, LiveItem
 from server.mqtt_reader import IngestClient, Publish
 from server.store import CameraUpdateIn, ConcurrentInsert, DeadLetterIn, Store
@@ -67,6 +70,11 @@ def _guard(fn: F) -> F:
             return None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Ingest health states, worst first (``Ingest.health``).
+IngestState = Literal["stalled", "retrying", "disconnected", "degraded", "ok"]
+INGEST_STATES: tuple[IngestState, ...] = ("stalled", "retrying", "disconnected", "degraded", "ok")
 
 
 class InvalidMessage(Exception):
@@ -131,6 +139,23 @@ class _Msg(NamedTuple):
     n_events: int = 0
 
 
+#: ``_Msg.what`` of messages kept as dead letters: invalid (``dead``), refused by the database
+#: (``rejected``: value ``(reason, events)``), refused even as a dead letter (``dead_safe``: kept
+#: escaped to ASCII) and, when even that failed, ``dropped`` (logged, counted as an error, acknowledged).
+_DEAD = frozenset({"dead", "rejected", "dead_safe", "dropped"})
+
+
+def _dead_reason(m: _Msg) -> str:
+    return str(m.value[0] if m.what == "rejected" else m.value)
+
+
+def _dead_letter_of(m: _Msg) -> DeadLetterIn:
+    if m.what == "dead_safe":  # the plain copy was refused: topic and reason in ASCII, payload as bytes
+        ascii_ = functools.partial(str.encode, encoding="ascii", errors="backslashreplace")
+        return DeadLetterIn(ascii_(m.topic).decode(), bytes(m.payload), ascii_(_dead_reason(m)).decode())
+    return DeadLetterIn(m.topic, m.payload, _dead_reason(m))
+
+
 _PUBACK = struct.Struct("!BBH")
 
 
@@ -152,6 +177,14 @@ class IngestCounters:
     events_received: int = 0
     gaps_detected: int = 0
     replay_requests: int = 0
+    #: Transient database failures retried (each wait counts once); ``retrying``: how many in a row now.
+    retries: int = 0
+    retrying: int = 0
+    #: Messages the database refused for good (kept as dead letters with its error), batch splits it took.
+    db_rejected: int = 0
+    splits: int = 0
+    #: Cameras whose status/watermark update failed (other cameras of the batch still moved on).
+    camera_errors: int = 0
     last_batch_ms: float = 0.0
     #: Event time to commit (edge clock vs server clock: includes clock drift), newest batch, max.
     event_lag_s: float = 0.0
@@ -172,6 +205,11 @@ class IngestCounters:
             "events_received": self.events_received,
             "gaps_detected": self.gaps_detected,
             "replay_requests": self.replay_requests,
+            "retries": self.retries,
+            "retrying": self.retrying,
+            "db_rejected": self.db_rejected,
+            "splits": self.splits,
+            "camera_errors": self.camera_errors,
             "last_batch_ms": round(self.last_batch_ms, 3),
             "event_lag_s": round(self.event_lag_s, 3),
             "commit_lag_s": round(self.commit_lag_s, 3),
@@ -216,6 +254,10 @@ class Ingest:
         self.linger_s = tuning.linger_s if linger_s is None else linger_s
         self.gap_grace_s = tuning.gap_grace_s
         self.replay_interval_s = tuning.replay_interval_s
+        self.retry_initial_s = tuning.retry_initial_s
+        self.retry_max_s = tuning.retry_max_s
+        self.stall_after_s = tuning.stall_after_s
+        self.dead_letters_warn_per_min = tuning.dead_letters_warn_per_min
         #: camera -> (site, from_seq, to_seq, monotonic time first seen)
         self._gaps: dict[str, tuple[str, int, int, float]] = {}
         self._last_replay: dict[str, float] = {}
@@ -236,12 +278,20 @@ class Ingest:
         self._carry: deque[_Msg] = deque()
         self._enqueued = 0
         self._done = 0
+        #: Messages ``_commit`` took into the current batch beyond the collected ones (``_take_more``).
+        self._taken_extra = 0
         self._generation = 0
         self._stopping = False
         self._published: dict[str, int] = {}
         self._client: mqtt.Client | None = None
         self._writer: threading.Thread | None = None
         self._last_publish: mqtt.MQTTMessageInfo | None = None
+        #: Receive time of the oldest message of the batch the writer holds (None between batches).
+        self._inflight_since: datetime | None = None
+        #: Monotonic time of the first transient failure of the current retry run (None: not retrying).
+        self._retry_since: float | None = None
+        #: (monotonic time, n) of dead letters stored in the last minute: the rate health reports.
+        self._dead_times: deque[tuple[float, int]] = deque()
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -351,10 +401,70 @@ class Ingest:
                     return True
         return False
 
+    def queue_depth(self) -> int:
+        """Messages received and not yet taken into a batch."""
+        return len(self._pending) + len(self._carry)
+
+    def oldest_unacked_s(self) -> float:
+        """Age of the oldest message received and not yet committed and acknowledged (0: none)."""
+        oldest = self._inflight_since
+        for queue in (self._carry, self._pending):
+            try:
+                m = queue[0]
+            except IndexError:  # emptied meanwhile by the writer
+                continue
+            if oldest is None or m.received_at < oldest:
+                oldest = m.received_at
+        return 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+
+    def dead_letters_per_min(self) -> int:
+        """Dead letters stored in the last 60 s."""
+        cutoff = time.monotonic() - 60.0
+        with self._lock:
+            while self._dead_times and self._dead_times[0][0] < cutoff:
+                self._dead_times.popleft()
+            return sum(n for _t, n in self._dead_times)
+
+    def health(self) -> tuple[IngestState, list[str]]:
+        """``(state, problems)``: the worst of ``stalled`` (a message unacknowledged longer than
+        ``stall_after_s``), ``retrying`` (transient database errors now), ``disconnected`` (from the
+        broker), ``degraded`` (dead letters above ``dead_letters_warn_per_min``), else ``ok``."""
+        problems: list[str] = []
+        states: list[IngestState] = []
+        age = self.oldest_unacked_s()
+        if age > self.stall_after_s:
+            states.append("stalled")
+            problems.append(
+                f"the oldest unacknowledged message is {age:.0f} s old "
+                f"(server.ingest.stall_after_s {self.stall_after_s:g})"
+            )
+        since = self._retry_since
+        if since is not None:
+            states.append("retrying")
+            problems.append(
+                f"database errors: batch retried {self.counters.retrying} times in {time.monotonic() - since:.0f} s"
+            )
+        if not self.connected:
+            states.append("disconnected")
+            problems.append("not connected to the MQTT broker")
+        rate = self.dead_letters_per_min()
+        if rate > self.dead_letters_warn_per_min:
+            states.append("degraded")
+            problems.append(
+                f"{rate} dead letters in the last minute (server.ingest.dead_letters_warn_per_min "
+                f"{self.dead_letters_warn_per_min:g})"
+            )
+        return (states[0] if states else "ok"), problems
+
     def stats(self) -> dict[str, Any]:
         snap = self.counters.snapshot()
+        state, problems = self.health()
+        snap["state"] = state
+        snap["problems"] = problems
         snap["connected"] = self.connected
-        snap["queue_depth"] = len(self._pending) + len(self._carry)
+        snap["queue_depth"] = self.queue_depth()
+        snap["oldest_unacked_s"] = round(self.oldest_unacked_s(), 3)
+        snap["dead_letters_per_min"] = self.dead_letters_per_min()
         return snap
 
     # --- paho callbacks (network thread) ----------------------------------------------------------
@@ -494,13 +604,16 @@ class Ingest:
             if not batch:
                 self._check_gaps()
                 continue
+            self._inflight_since = batch[0].received_at  # the oldest: carried and pending messages are FIFO
             try:
                 self._process(batch)
             except Exception:
                 log.exception("ingest batch of %d messages failed", len(batch))
             finally:
+                self._inflight_since = None
                 with self._cond:
-                    self._done += len(batch)
+                    self._done += len(batch) + self._taken_extra
+                    self._taken_extra = 0
                     self._cond.notify_all()
 
     def parse(self, topic: str, payload: bytes) -> tuple[str, Any]:
@@ -544,36 +657,50 @@ class Ingest:
                 )
         return "events", events
 
-    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> tuple[DeadLetterIn, str | None]:
-        """The dead letter of a message ``parse`` refused, with the seqs it resolves (see
-        :func:`resolvable_seqs`) when it came on an event topic; and the topic's site."""
+    def _resolving_dead_letter(self, m: _Msg) -> tuple[DeadLetterIn, str | None]:
+        """``_dead_letter_of(m)`` with the seqs of the topic's camera it resolves, and the topic's site:
+        for a message ``parse`` refused, those its payload still reads as (:func:`resolvable_seqs`); for
+        parsed events the database refused for good (``rejected``), theirs. None of another camera's."""
+        letter = _dead_letter_of(m)
+        if m.what not in ("dead", "rejected") or (m.what == "dead" and str(m.value).startswith("internal error")):
+            return letter, None  # a bug of ours may be fixed: its seqs wait
         try:
-            site, camera, channel, _kind = self.topics.parse(topic)
+            site, camera, channel, _kind = self.topics.parse(m.topic)
         except ValueError:
-            return DeadLetterIn(topic, payload, reason), None
-        if channel != "event" or reason.startswith("internal error"):  # a bug of ours may be fixed: wait
-            return DeadLetterIn(topic, payload, reason), None
-        if not (_ID.fullmatch(site) and _ID.fullmatch(camera)):  # a topic no camera row can hold
-            return DeadLetterIn(topic, payload, reason), None
-        seqs = resolvable_seqs(camera, payload)
+            return letter, None
+        if channel != "event" or not (_ID.fullmatch(site) and _ID.fullmatch(camera)):  # no camera row holds it
+            return letter, None
+        if m.what == "rejected":
+            seqs = tuple(sorted({ev.seq for ev in m.value[1] if ev.camera_id == camera}))
+        else:
+            seqs = resolvable_seqs(camera, m.payload)
         if not seqs:
-            return DeadLetterIn(topic, payload, reason), None
-        return DeadLetterIn(topic, payload, reason, camera, seqs), site
+            return letter, None
+        return dataclasses.replace(letter, camera_id=camera, seqs=seqs), site
 
     def _process(self, batch: list[_Msg]) -> None:
         t0 = time.perf_counter()
+        committed = self._commit(batch)
+        if committed is None:
+            return  # nothing committed (stopping while the database is down): leave unacknowledged
+        msgs, inserted, duplicates, store_dead = committed
+        self._ack(msgs)
+        self._inflight_since = None  # acknowledged: what follows (camera updates) is not a stall
+
         events: list[AnyEvent] = []
-        dead: list[DeadLetterIn] = []
         updates: dict[str, _CameraUpdate] = {}
         state_changes: list[dict[str, Any]] = []
-        for m in batch:
+        n_dead = 0
+        for m in msgs:
             what, value = m.what, m.value
-            if what == "dead":
-                letter, site = self._dead_letter(m.topic, m.payload, value)
-                dead.append(letter)
-                log.warning("dead letter on %s: %s", m.topic, value)
-                if letter.camera_id and site:  # walk its watermark: the letter resolved some of its seqs
-                    updates.setdefault(letter.camera_id, _CameraUpdate(site_id=site)).has_events = True
+            if what in _DEAD:
+                n_dead += what != "dropped"
+                if what == "dead":
+                    log.warning("dead letter on %s: %s", m.topic, value)
+                if what in ("dead", "rejected"):
+                    letter, site = self._resolving_dead_letter(m)
+                    if letter.camera_id and site:  # walk its watermark: the letter resolved some of its seqs
+                        updates.setdefault(letter.camera_id, _CameraUpdate(site_id=site)).has_events = True
                 continue
             if what == "events":
                 events.extend(value)
@@ -591,7 +718,8 @@ class Ingest:
                         if u.status is None or ev.seq >= u.status.seq:
                             u.status = ev
                         if ev.outbox_first_seq is not None:
-                            f = ev.outbox_first_seq - 1
+                            # the outbox cannot start above the heartbeat's own seq: never lift past it
+                            f = min(ev.outbox_first_seq - 1, ev.seq)
                             u.floor = f if u.floor is None else max(u.floor, f)
             elif what == "status":
                 site, camera, status = value
@@ -599,21 +727,22 @@ class Ingest:
                 u.state = status.state
                 state_changes.append({"camera_id": camera, "site_id": site, "state": status.state})
 
-        stored = self._commit(events, dead)
-        inserted, duplicates = stored
-        if inserted is None:
-            return  # not committed (stopping while the database is down): leave unacknowledged
-        self._ack(batch)
-
         c = self.counters
         now = utcnow()
         c.events_received += len(events)
-        c.commit_lag_s = max((now - m.received_at).total_seconds() for m in batch)
+        c.commit_lag_s = max((now - m.received_at).total_seconds() for m in msgs)
         if events:
             c.event_lag_s = max((now - ev.ts).total_seconds() for ev in events)
         c.stored += len(inserted)
         c.duplicates += len(duplicates)
-        c.dead_letters += len(dead) + getattr(stored, "dead_letters", 0)  # the store's own: time, conflict
+        n_dead += store_dead  # the store's own: timestamp out of range, conflicting duplicate
+        if n_dead:
+            c.dead_letters += n_dead
+            now_m = time.monotonic()
+            with self._lock:  # trimmed here too: nobody may be reading the rate
+                while self._dead_times and self._dead_times[0][0] < now_m - 60.0:
+                    self._dead_times.popleft()
+                self._dead_times.append((now_m, n_dead))
         c.batches += 1
 
         if duplicates:
@@ -637,28 +766,124 @@ class Ingest:
             self.hub.publish_many(items)
         c.last_batch_ms = (time.perf_counter() - t0) * 1000.0
 
-    def _commit(self, events: list[AnyEvent], dead: list[DeadLetterIn]) -> tuple[list[str] | None, list[str]]:
-        delay = 0.5
-        attempt = 0
-        while True:
-            attempt += 1
+    def _commit(self, batch: list[_Msg]) -> tuple[list[_Msg], list[str], list[str], int] | None:
+        """Store the batch; returns ``(messages committed, inserted ids, duplicate ids, events the store
+        dead-lettered itself)``, None if none was.
+
+        A transient failure (:mod:`server.db_errors`) retries the same part after a backoff of
+        ``retry_initial_s`` doubling to ``retry_max_s``. A permanent one splits the part in halves,
+        by message, until the message the database refuses is alone; it is then kept as a dead letter
+        naming the error, and the rest is stored. An unknown failure splits too, but blames a single
+        message only once another part of the batch was stored after that message first failed (the
+        database works, this message does not); until then it is retried like a transient one.
+        """
+        parts: deque[list[_Msg]] = deque([batch])
+        done: list[_Msg] = []
+        inserted: list[str] = []
+        duplicates: list[str] = []
+        stored_parts = store_dead = 0
+        suspects: dict[int, int] = {}  # id(message) -> stored_parts when it first failed alone
+        delay = self.retry_initial_s
+        failures = races = 0
+        while parts:
+            part = parts[0]
+            events = [ev for m in part if m.what == "events" for ev in m.value]
+            dead = [self._resolving_dead_letter(m)[0] for m in part if m.what in _DEAD and m.what != "dropped"]
             try:
-                return self.store.store_batch(events, dead, received_at=utcnow())
+                stored = self.store.store_batch(events, dead, received_at=utcnow())
+                ins, dup = stored
             except ConcurrentInsert as exc:
-                if attempt <= 3:  # rolled back; the retry's look-up finds the other writer's rows
+                races += 1
+                if races <= 3:  # rolled back; the retry's look-up finds the other writer's rows
                     log.info("another writer stored part of a batch (%s); retrying it", exc)
                     continue
-                self.counters.db_errors += 1  # again and again: back off like any other error
-                log.warning("a batch raced other writers %d times (%s); retrying in %.1f s", attempt, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            except Exception:
-                self.counters.db_errors += 1
-                log.exception("storing a batch failed (attempt %d); retrying in %.1f s", attempt, delay)
-                if self._stopping and attempt >= 3:
-                    return None, []
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                kind: FailureKind = "transient"  # again and again: back off like any other transient error
+                err: Exception = exc
+            except Exception as exc:
+                kind, err = db_errors.classify(exc), exc
+            else:
+                parts.popleft()
+                done.extend(part)
+                inserted.extend(ins)
+                duplicates.extend(dup)
+                store_dead += getattr(stored, "dead_letters", 0)
+                stored_parts += 1
+                if failures:
+                    log.info("a batch was stored after %d failed attempts", failures)
+                failures = races = 0
+                delay = self.retry_initial_s
+                self.counters.retrying = 0
+                self._retry_since = None
+                continue
+            if kind == "unknown":
+                if len(part) > 1:
+                    kind = "permanent"  # split, to see whether one message is the cause
+                else:
+                    first_failed = suspects.setdefault(id(part[0]), stored_parts)
+                    if stored_parts > first_failed:
+                        kind = "permanent"  # others were stored since: it is this message
+                    elif len(parts) > 1 and not all(len(p) == 1 and id(p[0]) in suspects for p in parts):
+                        parts.rotate(-1)  # try the others first: their fate tells whether it is this one
+                        continue
+                    elif more := self._take_more():
+                        parts.append(more)  # nothing else to compare with: messages that arrived since
+                        parts.rotate(-1)
+                        continue
+                    else:
+                        kind = "transient"
+            if kind == "permanent":
+                self._isolate(parts, err)
+                continue
+            failures += 1
+            c = self.counters
+            c.db_errors += 1
+            c.retries += 1
+            c.retrying += 1
+            if self._retry_since is None:
+                self._retry_since = time.monotonic()
+            if self._stopping and failures >= 3:
+                log.warning("stopping: %d messages left unacknowledged for redelivery", sum(map(len, parts)))
+                break
+            log.warning(
+                "storing a batch of %d messages failed (attempt %d, %s); retrying in %.1f s",
+                sum(map(len, parts)),
+                failures,
+                db_errors.describe(err),
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, self.retry_max_s)
+        if not done:
+            return None
+        return done, inserted, duplicates, store_dead
+
+    def _take_more(self) -> list[_Msg]:
+        """Messages received meanwhile, taken into the batch being committed (acknowledged with it)."""
+        more: list[_Msg] = []
+        self._take(more, 0)
+        self._taken_extra += len(more)
+        return more
+
+    def _isolate(self, parts: deque[list[_Msg]], err: Exception) -> None:
+        """``parts[0]`` failed for good: split it in halves, or mark its one message a dead letter."""
+        part = parts.popleft()
+        if len(part) > 1:
+            half = len(part) // 2
+            parts.extendleft((part[half:], part[:half]))
+            self.counters.splits += 1
+            return
+        m = part[0]
+        reason = f"the database refused the message: {db_errors.describe(err)}"
+        if m.what not in _DEAD:
+            log.error("dead letter on %s: %s", m.topic, reason)
+            self.counters.db_rejected += 1
+            parts.appendleft([m._replace(what="rejected", value=(reason, m.value if m.what == "events" else []))])
+        elif m.what != "dead_safe":  # even the dead letter was refused: keep it in plain ASCII
+            log.error("storing a dead letter of %s failed (%s); storing it escaped", m.topic, reason)
+            parts.appendleft([m._replace(what="dead_safe", value=f"{_dead_reason(m)}; {reason}")])
+        else:
+            log.error("dropping a message on %r: not even its escaped dead letter was stored (%s)", m.topic, reason)
+            parts.appendleft([m._replace(what="dropped")])
 
     def _ack(self, batch: list[_Msg]) -> None:
         client = self._client
@@ -680,7 +905,8 @@ class Ingest:
             queue_packet(mqtt.PUBACK, b"".join(_PUBACK.pack(mqtt.PUBACK, 2, m.mid) for m in current), 0, 0)
 
     def _apply_cameras(self, updates: dict[str, _CameraUpdate]) -> None:
-        """Status and watermark of every camera of the batch in one transaction, then publish."""
+        """Status and watermark of every camera of the batch, then publish. One camera's failure (a
+        value its row cannot hold) leaves the others' updates in place (``Store.apply_cameras``)."""
         items = [
             CameraUpdateIn(
                 camera_id=camera_id,
@@ -695,8 +921,13 @@ class Ingest:
             )
             for camera_id, u in updates.items()
         ]
+
+        def failed(camera_id: str, exc: Exception) -> None:
+            self.counters.camera_errors += 1
+            log.error("updating camera %s failed: %s", camera_id, db_errors.describe(exc))
+
         try:
-            marks = self.store.apply_cameras(items)
+            marks = self.store.apply_cameras(items, on_error=failed)
         except Exception:
             log.exception("updating cameras %s failed", sorted(updates))
             return

@@ -10,6 +10,9 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.api.health import db_probe
+from server.ingest import INGEST_STATES
+
 
 class CitywatchCollector(Collector):
     def __init__(self, app: Any) -> None:
@@ -26,6 +29,10 @@ class CitywatchCollector(Collector):
             ("dead_letters", "Messages kept as dead letters"),
             ("batches", "Batches committed"),
             ("db_errors", "Failed batch commits (retried)"),
+            ("retries", "Batches retried after a transient database error (connection, lock, serialization)"),
+            ("db_rejected", "Messages the database refused for good, kept as dead letters"),
+            ("splits", "Batch splits made to find messages the database refuses"),
+            ("camera_errors", "Camera status/watermark updates that failed (other cameras went on)"),
             ("events_received", "Events received (a batch envelope counts each event); rate() = ingest rate"),
             ("gaps_detected", "Gaps in a camera's seq noticed"),
             ("replay_requests", "Replay requests sent to edges to repair gaps"),
@@ -52,7 +59,30 @@ class CitywatchCollector(Collector):
         g.add_metric([], 1.0 if ingest is not None and ingest.connected else 0.0)
         yield g
         g = GaugeMetricFamily("citywatch_ingest_queue_depth", "Messages received, not yet processed")
-        g.add_metric([], float(ingest._queue.qsize() if ingest is not None else 0))
+        g.add_metric([], float(ingest.queue_depth() if ingest is not None else 0))
+        yield g
+        g = GaugeMetricFamily(
+            "citywatch_ingest_oldest_unacked_seconds", "Age of the oldest received, not yet acknowledged message"
+        )
+        g.add_metric([], ingest.oldest_unacked_s() if ingest is not None else 0.0)
+        yield g
+        g = GaugeMetricFamily("citywatch_ingest_retrying", "Transient failures of the current batch in a row (0: none)")
+        g.add_metric([], float(c.retrying if c else 0))
+        yield g
+        g = GaugeMetricFamily("citywatch_ingest_dead_letters_last_minute", "Dead letters stored in the last 60 s")
+        g.add_metric([], float(ingest.dead_letters_per_min() if ingest is not None else 0))
+        yield g
+        g = GaugeMetricFamily(
+            "citywatch_ingest_state", "1 for the ingest's health state (Ingest.health), else 0", labels=["state"]
+        )
+        current = ingest.health()[0] if ingest is not None else None
+        for st in INGEST_STATES:
+            g.add_metric([st], 1.0 if st == current else 0.0)
+        yield g
+        probe = db_probe(self._app)
+        db_state = probe.check()[0] if probe is not None else "down"
+        g = GaugeMetricFamily("citywatch_db_up", "1 when the database answered a read of events in time")
+        g.add_metric([], 1.0 if db_state == "ok" else 0.0)
         yield g
         g = GaugeMetricFamily(
             "citywatch_committed_seq", "Contiguous committed watermark per camera", labels=["camera_id"]

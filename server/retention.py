@@ -9,6 +9,7 @@ import logging
 import threading
 from typing import Any
 
+from server.incidents import IncidentStore
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ class Retention:
 
     def run_once(self) -> dict[str, int]:
         self.last = self.store.apply_retention(self.config)
+        if self.config.incidents_days is not None:
+            self.last.update(IncidentStore.for_store(self.store).prune(self.config.incidents_days))
+        self.last["revoked_sessions"] = self.store.prune_revoked_sessions()
         if any(self.last.values()):
             log.info("retention deleted %s", {k: v for k, v in self.last.items() if v})
         return self.last

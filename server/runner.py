@@ -8,12 +8,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from citywatch.config import CitywatchConfig
-from server.app import create_app
+from server.app import create_app, trusted_proxies
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,13 @@ class ServerHandle:
         self.stop()
 
 
+def _proxy_args(config: CitywatchConfig) -> dict[str, Any]:
+    """X-Forwarded-For is believed from the configured proxies only (uvicorn would trust 127.0.0.1's by
+    default, unasked)."""
+    proxies = trusted_proxies(config)
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}
+
+
 def serve_in_thread(
     config: CitywatchConfig,
     *,
@@ -56,13 +64,15 @@ def serve_in_thread(
     ready_timeout: float = 30.0,
 ) -> ServerHandle:
     """Start the app in a daemon thread; returns once it accepts requests. ``port=0`` picks a free port."""
-    app = create_app(config, ingest=ingest, store=store, api_keys=api_keys)
     host = host or config.server.host
+    app = create_app(config, ingest=ingest, store=store, api_keys=api_keys, bind_host=host)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    uv_config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=5, access_log=False)
+    uv_config = uvicorn.Config(
+        app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=5, access_log=False, **_proxy_args(config)
+    )
     server = uvicorn.Server(uv_config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="citywatch-http", daemon=True)
     thread.start()
@@ -82,11 +92,13 @@ def serve_in_thread(
 
 def serve(config: CitywatchConfig, *, host: str | None = None, port: int | None = None, ingest: bool = True) -> None:
     """Run in the foreground until Ctrl+C (live streams get 5 s to close)."""
-    app = create_app(config, ingest=ingest)
+    host = host or config.server.host
+    app = create_app(config, ingest=ingest, bind_host=host)
     uvicorn.run(
         app,
-        host=host or config.server.host,
+        host=host,
         port=config.server.port if port is None else port,
         timeout_graceful_shutdown=5,
         log_level="info",
+        **_proxy_args(config),
     )

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +40,7 @@ from citywatch.contract import (
     Topics,
     utcnow,
 )
+from server import db_errors
 from server import rollups as ru
 from server.db import (
     DEFAULT_DATABASE_URL,
@@ -54,6 +55,7 @@ from server.db import (
     DeadLetterRow,
     EventRow,
     ResolvedSeqRow,
+    RevokedSessionRow,
     UTCDateTime,
     make_engine,
 )
@@ -302,9 +304,11 @@ def _dead_letter_row(topic: str, payload: bytes | str, reason: str, received_at:
         b64 = b64 or base64.b64encode(kept).decode("ascii")
     if truncated:
         reason = f"{reason} [payload truncated to {MAX_DEAD_LETTER_BYTES} of {size} bytes]"
+    # the reason may quote what was sent (or the database's error about it): never NUL or a lone surrogate
+    reason = reason.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
     return {
         "received_at": received_at,
-        "topic": topic.replace("\x00", "\ufffd"),
+        "topic": topic.replace("\x00", "\ufffd").encode("utf-8", "backslashreplace").decode("utf-8"),
         "payload": body,
         "payload_b64": b64,
         "size_bytes": size,
@@ -398,6 +402,27 @@ class Store:
         except Exception:  # noqa: BLE001 - health reports, never raises
             log.exception("database ping failed")
             return False
+
+    def probe(self, timeout_s: float) -> tuple[Literal["ok", "slow", "down"], str | None]:
+        """Whether the database answers a read of ``events``: ``ok``; ``slow`` when PostgreSQL's
+        statement or lock timeout (``timeout_s``) ended it (a locked table, an overloaded server);
+        ``down`` with the error otherwise. A server that does not answer at all needs the caller's own
+        timeout (``server.api.health.DbProbe``)."""
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "postgresql":
+                    ms = max(1, int(timeout_s * 1000))
+                    conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+                    conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                conn.execute(text("SELECT 1 FROM events LIMIT 1"))
+                conn.rollback()
+            return "ok", None
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+            if sqlstate in ("57014", "55P03"):  # query_canceled (statement timeout), lock_not_available
+                return "slow", f"the database did not answer within {timeout_s:g} s ({db_errors.describe(exc)})"
+            log.warning("database probe failed: %s", db_errors.describe(exc))
+            return "down", db_errors.describe(exc)
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -791,15 +816,44 @@ class Store:
             cams = load()
         return cams
 
-    def apply_cameras(self, updates: Sequence[CameraUpdateIn]) -> dict[str, tuple[int, int | None]]:
+    def apply_cameras(
+        self,
+        updates: Sequence[CameraUpdateIn],
+        *,
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> dict[str, tuple[int, int | None]]:
         """After a committed batch: every camera's status (``upsert_camera_status``) and, for cameras that
         sent events, its watermark (``advance_watermark``), all in one transaction.
 
+        With ``on_error``, one camera's bad values cannot hold the others back: when the transaction
+        fails for a reason that is not transient, each camera is applied alone and a camera that still
+        fails is reported as ``on_error(camera_id, exc)`` and left out of the result.
+
         Returns ``{camera_id: (committed_seq, lowest stored seq above it or None)}`` for those with events.
         """
-        out: dict[str, tuple[int, int | None]] = {}
         if not updates:
-            return out
+            return {}
+        try:
+            return self._apply_cameras(updates)
+        except Exception as exc:
+            if on_error is None or db_errors.classify(exc) == "transient":
+                raise
+            if len(updates) == 1:
+                on_error(updates[0].camera_id, exc)
+                return {}
+            first = exc
+        log.warning(
+            "updating %d cameras together failed (%s); applying each alone", len(updates), db_errors.describe(first)
+        )
+        out: dict[str, tuple[int, int | None]] = {}
+        for u in updates:
+            try:
+                out.update(self._apply_cameras([u]))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller, the other cameras go on
+                on_error(u.camera_id, exc)
+        return out
+
+    def _apply_cameras(self, updates: Sequence[CameraUpdateIn]) -> dict[str, tuple[int, int | None]]:
         with self._session.begin() as s:
             cams = self._lock_cameras(s, {u.camera_id: u.site_id for u in updates})
             # the walks read events only: flush the camera rows once, at commit (one executemany)
@@ -815,8 +869,7 @@ class Store:
                     config_version=u.config_version,
                     model_version=u.model_version,
                 )
-            out = self._walk_watermarks(s, [(cams[u.camera_id], u.floor) for u in updates if u.has_events])
-        return out
+            return self._walk_watermarks(s, [(cams[u.camera_id], u.floor) for u in updates if u.has_events])
 
     def _walk_watermarks(
         self, s: Session, cams: Sequence[tuple[CameraRow, int | None]]
@@ -987,6 +1040,23 @@ class Store:
             return dict(
                 s.execute(select(ApiKeyRow.key_hash, ApiKeyRow.role).where(ApiKeyRow.revoked_at.is_(None))).all()
             )
+
+    def revoke_session(self, session_id: str, expires_at: datetime) -> None:
+        """Log-out: the session stays refused until ``expires_at`` (when it would have ended anyway)."""
+        with self._session.begin() as s:
+            if s.get(RevokedSessionRow, session_id) is None:
+                s.add(RevokedSessionRow(session_id=session_id, expires_at=expires_at))
+
+    def is_session_revoked(self, session_id: str) -> bool:
+        """A log-out ended this session (checked on every cookie-authenticated request: a primary-key read)."""
+        with self._session() as s:
+            return s.get(RevokedSessionRow, session_id) is not None
+
+    def prune_revoked_sessions(self, now: datetime | None = None) -> int:
+        """Forget revocations of sessions that have expired (their tokens are refused anyway)."""
+        with self._session.begin() as s:
+            table = RevokedSessionRow.__table__
+            return int(s.execute(table.delete().where(table.c.expires_at <= (now or utcnow()))).rowcount)
 
     # --- retention --------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ CITYWATCH_SAMPLES (``.ci/run`` points both at ../shared), falling back to ../sha
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -92,6 +93,14 @@ def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.05) ->
         time.sleep(interval)
 
 
+def wait_ingest_subscribed(*logs: Path, timeout: float = 60) -> None:
+    """Until every ``python -m server`` whose log is given has subscribed: a message published before has no
+    subscriber and is dropped (a fixed 4 s sleep was too short: a server took 10 s to start under load)."""
+    if not wait_for(lambda: all(log.exists() and "subscribed to [" in log.read_text() for log in logs), timeout):
+        tails = {str(log): log.read_text()[-1000:] if log.exists() else "(no log)" for log in logs}
+        raise RuntimeError(f"an ingest process did not subscribe within {timeout} s: {tails}")
+
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
@@ -124,3 +133,92 @@ class PrivateBroker:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+SHIPPED_MOSQUITTO_CONF = REPO / "deploy/mosquitto/mosquitto.conf"
+TLS_KEYS = ("certfile", "keyfile", "cafile", "capath", "tls_version", "require_certificate", "ciphers")
+
+
+def make_certs(d: Path) -> Path:
+    """A throw-away CA and a server certificate for 127.0.0.1, valid for a day; returns the CA file."""
+    require(shutil.which("openssl"), "openssl is not installed")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-subj", "/CN=citywatch-test-ca", "-days", "1")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "1", "-extfile", "san.ext")
+    return d / "ca.crt"
+
+
+def broker_cli(*args: str, password: str | None = None) -> str:
+    """Run ``citywatch broker ...`` (the documented command) with the password in $CW_TEST_BROKER_PW."""
+    from typer.testing import CliRunner
+
+    from citywatch.cli import app
+
+    env = {"CW_TEST_BROKER_PW": password} if password is not None else {}
+    result = CliRunner().invoke(app, ["broker", *args, "--password-env", "CW_TEST_BROKER_PW"], env=env)
+    if result.exit_code != 0:
+        raise RuntimeError(f"citywatch broker {' '.join(args)} failed ({result.exit_code}): {result.output}")
+    return result.output
+
+
+def _dynsec_plugin(shipped: Path) -> Path:
+    """The shipped plugin path, or the same library under this machine's multiarch folder (arm64)."""
+    found = [shipped] if shipped.exists() else sorted(Path("/usr/lib").glob(f"*/{shipped.name}"))
+    require(found, f"Mosquitto's dynamic-security plugin is not installed ({shipped}; apt-get install mosquitto)")
+    return found[0]
+
+
+class ShippedBroker(PrivateBroker):
+    """Mosquitto run from deploy/mosquitto/mosquitto.conf as shipped, with only ports and paths changed.
+
+    ``dynsec``: the dynamic-security file (made with ``citywatch broker``) and ``certs``: a folder from
+    :func:`make_certs` -- both or neither. Neither: the test needs the shipped delivery settings only, so
+    authentication and the TLS listener are left out and anonymous clients may connect on loopback.
+    """
+
+    def __init__(self, tmp_path: Path, *, dynsec: Path | None = None, certs: Path | None = None) -> None:
+        super().__init__(tmp_path)
+        if (dynsec is None) != (certs is None):
+            raise ValueError("give both dynsec and certs (the shipped secure setup) or neither")
+        self.tls_port = free_port()
+        (tmp_path / "mosq").mkdir(exist_ok=True)
+        secure = dynsec is not None and certs is not None
+        out = []
+        for line in SHIPPED_MOSQUITTO_CONF.read_text().splitlines():
+            words = line.split()
+            key = words[0] if words and not line.startswith("#") else ""
+            if key == "listener" and words[1] == "1883":
+                line = " ".join(["listener", str(self.port), *words[2:]])  # the bind address stays as shipped
+            elif key == "listener" and words[1] == "8883":
+                line = " ".join(["listener", str(self.tls_port), *words[2:]]) if secure else ""
+            elif key in TLS_KEYS and not secure:
+                line = ""
+            elif key in ("certfile", "keyfile", "cafile") and certs is not None:
+                line = f"{key} {certs / Path(words[1]).name}"
+            elif key in ("plugin", "plugin_opt_config_file") and not secure:
+                line = ""
+            elif key == "plugin":
+                line = f"plugin {_dynsec_plugin(Path(words[1]))}"
+            elif key == "plugin_opt_config_file":
+                line = f"plugin_opt_config_file {dynsec}"
+            elif key == "allow_anonymous" and not secure:
+                line = "allow_anonymous true"
+            elif key == "persistence_location":
+                line = f"persistence_location {tmp_path / 'mosq'}/"
+            elif key and any(p in line for p in ("/etc/", "/var/")):
+                raise ValueError(f"the shipped mosquitto.conf has a path this helper does not relocate: {line!r}")
+            out.append(line)
+        out.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")  # as root, mosquitto would drop to "mosquitto"
+        self.conf.write_text("\n".join(out) + "\n")
+
+    def start(self) -> None:
+        super().start()
+        if "Error" in self.log.read_text():  # e.g. an unreadable dynamic-security file: it runs, refusing all
+            raise RuntimeError(f"mosquitto started with an error: {self.log.read_text()[-2000:]}")

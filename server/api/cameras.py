@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException
 
 from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
+from server.api.params import IdPath
 from server.deps import AdminDep, IngestDep, ReaderDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["cameras"])
@@ -94,7 +95,7 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
 
 
 @router.get("/cameras/{camera_id}")
-def camera_detail(camera_id: str, store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
+def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
     """One camera: registry entry, its configured block (lines, lanes, zones) and the last pushed one."""
     cams = {c["id"]: c for c in list_cameras(store, settings, _who)["cameras"]}
     if camera_id not in cams:
@@ -110,7 +111,7 @@ def camera_detail(camera_id: str, store: StoreDep, settings: SettingsDep, _who: 
 
 @router.put("/cameras/{camera_id}/config", status_code=202)
 def push_camera_config(
-    camera_id: str,
+    camera_id: IdPath,
     body: dict[str, Any],
     store: StoreDep,
     settings: SettingsDep,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from server.api.params import IdParam
 from server.deps import HubDep, ReaderDep, StoreDep
 
 router = APIRouter(tags=["events"])
@@ -20,7 +21,7 @@ KEEPALIVE_S = 15.0
 def recent_events(
     store: StoreDep,
     _who: ReaderDep,
-    camera_id: str | None = None,
+    camera_id: IdParam = None,
     kind: Annotated[str | None, Query(pattern=r"^(line_crossing|camera_status)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def recent_events(
 
 @router.get("/events/live")
 async def live_events(
-    request: Request, hub: HubDep, _who: ReaderDep, camera_id: str | None = None
+    request: Request, hub: HubDep, _who: ReaderDep, camera_id: IdParam = None
 ) -> StreamingResponse:
     """``event: <kind>`` + ``data: <event json>`` per stored event; ``dropped`` when this client lagged."""
     keepalive = float(getattr(request.app.state, "sse_keepalive_s", KEEPALIVE_S))

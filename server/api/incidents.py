@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from citywatch.config import CitywatchConfig
 from server import export
+from server.api.params import IdParam, aware_time
 from server.auth import Principal, require_role
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.incidents import IncidentConflict, IncidentService, IncidentStore
@@ -18,12 +20,13 @@ from server.incidents import IncidentConflict, IncidentService, IncidentStore
 router = APIRouter(tags=["incidents"])
 
 OperatorDep = Annotated[Principal, Depends(require_role("operator"))]
+#: Incident ids are UUIDs (the contract): anything else is a 422, never a database error.
+IncidentId = Annotated[UUID, Path(description="The incident's UUID.")]
 TypeQ = Annotated[
     str | None,
     Query(pattern=r"^(stopped_vehicle|wrong_way|congestion|pedestrian_on_carriageway|cyclist_on_carriageway|"
                   r"crash_candidate)$"),
 ]
-CameraQ = Annotated[str | None, Query(max_length=64)]
 
 
 class StepIn(BaseModel):
@@ -44,18 +47,12 @@ def _service(request: Request) -> IncidentService | None:
     return getattr(request.app.state, "incidents", None)
 
 
-def _aware(t: datetime | None, name: str) -> datetime | None:
-    if t is not None and t.tzinfo is None:
-        raise HTTPException(422, detail=f"{name} needs a time zone (e.g. 2025-06-01T07:00:00+07:00)")
-    return t
-
-
 @router.get("/incidents")
 def list_incidents(
     store: StoreDep,
     _who: ReaderDep,
     type: TypeQ = None,  # noqa: A002 - the public query parameter name
-    camera_id: CameraQ = None,
+    camera_id: IdParam = None,
     state: Annotated[Literal["open", "closed"] | None, Query()] = None,
     status: Annotated[Literal["new", "acknowledged", "resolved"] | None, Query()] = None,
     since: datetime | None = None,
@@ -66,15 +63,15 @@ def list_incidents(
     """Newest first. ``since``/``until``: incidents active in that range."""
     items, total = _incidents(store).list(
         incident_type=type, camera_id=camera_id, state=state, status=status,
-        since=_aware(since, "since"), until=_aware(until, "until"), limit=limit, offset=offset,
+        since=aware_time("since", since), until=aware_time("until", until), limit=limit, offset=offset,
     )
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(incident_id: Annotated[str, Path(max_length=36)], store: StoreDep, _who: ReaderDep) -> dict[str, Any]:
+def get_incident(incident_id: IncidentId, store: StoreDep, _who: ReaderDep) -> dict[str, Any]:
     """One incident with its audit trail (``actions``: acknowledgements, resolution, escalations, notices)."""
-    rec = _incidents(store).get(incident_id)
+    rec = _incidents(store).get(str(incident_id))
     if rec is None:
         raise HTTPException(404, detail=f"no incident {incident_id}")
     return rec
@@ -100,16 +97,18 @@ def _step(request: Request, store: Any, who: Principal, incident_id: str, action
 
 @router.post("/incidents/{incident_id}/ack")
 def acknowledge(
-    incident_id: str, request: Request, store: StoreDep, who: OperatorDep, body: StepIn | None = None
+    incident_id: IncidentId, request: Request, store: StoreDep, who: OperatorDep, body: StepIn | None = None
 ) -> dict[str, Any]:
     """An operator has seen it: escalation stops. 409 when already acknowledged or resolved."""
-    return _step(request, store, who, incident_id[:36], "ack", body or StepIn())
+    return _step(request, store, who, str(incident_id), "ack", body or StepIn())
 
 
 @router.post("/incidents/{incident_id}/resolve")
-def resolve(incident_id: str, request: Request, store: StoreDep, who: OperatorDep, body: ResolveIn) -> dict[str, Any]:
+def resolve(
+    incident_id: IncidentId, request: Request, store: StoreDep, who: OperatorDep, body: ResolveIn
+) -> dict[str, Any]:
     """Dealt with, with a note (required). 409 when already resolved."""
-    return _step(request, store, who, incident_id[:36], "resolve", body)
+    return _step(request, store, who, str(incident_id), "resolve", body)
 
 
 def _where(settings: CitywatchConfig, store: Any) -> Any:
@@ -137,14 +136,14 @@ def export_incidents(
     _who: ReaderDep,
     format: Annotated[Literal["fiware", "csv"], Query()] = "fiware",  # noqa: A002
     type: TypeQ = None,  # noqa: A002
-    camera_id: CameraQ = None,
+    camera_id: IdParam = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> Any:
     """FIWARE ``Alert`` entities (key-values, category ``traffic``) or CSV (UTF-8 with BOM)."""
     items, _ = _incidents(store).list(
-        incident_type=type, camera_id=camera_id, since=_aware(since, "since"), until=_aware(until, "until"),
+        incident_type=type, camera_id=camera_id, since=aware_time("since", since), until=aware_time("until", until),
         limit=limit,
     )
     if format == "csv":

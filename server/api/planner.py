@@ -12,13 +12,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from citywatch.config import CitywatchConfig
-from citywatch.contract import CLASS_NAMES, ClassName, Direction, utcnow
+from citywatch.contract import CLASS_NAMES, ClassName, Direction
 from server import export
+from server.api.params import IdParam, time_range
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.history import FlowFilter, epoch_bounds
 from server.store import Store
@@ -27,11 +28,8 @@ router = APIRouter(tags=["planner"])
 
 Bucket = Literal["1m", "15m", "1h", "1d", "total"]
 BUCKET_SECONDS: dict[str, int | None] = {"1m": 60, "15m": 900, "1h": 3600, "1d": 86400, "total": None}
-MAX_RANGE = timedelta(days=400)
-MAX_BUCKETS = 100_000
 Unit = Literal["vehicles", "pcu"]
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-IdParam = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 def flow_filter(
@@ -45,31 +43,6 @@ def flow_filter(
 
 
 FlowFilterDep = Annotated[FlowFilter, Depends(flow_filter)]
-
-
-def _bad(param: str, msg: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["query", param], "msg": msg, "type": "value_error"}])
-
-
-def _range(
-    name_from: str, start: datetime | None, end: datetime | None, default: timedelta, bucket_s: int | None = None
-) -> tuple[datetime, datetime]:
-    for n, v in ((name_from, start), ("to", end)):
-        if v is not None and (v.tzinfo is None or v.tzinfo.utcoffset(v) is None):
-            raise _bad(n, f"'{n}' needs a time zone offset, e.g. 2025-01-31T07:00:00+07:00 or ...Z")
-    try:
-        end = end or utcnow()
-        start = start or end - default
-        if start >= end:
-            raise _bad(name_from, f"'{name_from}' must be before 'to'")
-        if end - start > MAX_RANGE:
-            raise _bad(name_from, f"the range may span at most {MAX_RANGE.days} days")
-        start.timestamp(), end.timestamp()  # noqa: B018 - out-of-range years raise here
-    except (OverflowError, ValueError) as exc:
-        raise _bad(name_from, f"date out of range: {exc}") from None
-    if bucket_s and (end - start).total_seconds() / bucket_s > MAX_BUCKETS:
-        raise _bad("bucket", f"more than {MAX_BUCKETS} buckets: choose a larger bucket or a shorter range")
-    return start, end
 
 
 def _pcu(settings: CitywatchConfig) -> dict[str, float]:
@@ -134,7 +107,7 @@ def flow(
 ) -> dict[str, Any]:
     """Line flows per bucket, camera, line and direction: counts by class, total, PCU, mean speed, and the
     seconds the camera was observing (``coverage`` = observed share of the bucket)."""
-    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
     rows = _flow_rows(store, settings, start, end, bucket, flt)
     return {
         "bucket": bucket,
@@ -192,8 +165,8 @@ def compare(
 ) -> dict[str, Any]:
     """Two periods side by side (e.g. before/after a road change): totals, PCU, and rates per observed
     hour, so that a camera down in one period does not read as less traffic."""
-    sa, ea = _range("a_from", a_from, a_to, timedelta(days=1))
-    sb, eb = _range("b_from", b_from, b_to, timedelta(days=1))
+    sa, ea = time_range("a_from", a_from, a_to, timedelta(days=1), name_to="a_to")
+    sb, eb = time_range("b_from", b_from, b_to, timedelta(days=1), name_to="b_to")
     a = _period(store, settings, sa, ea, flt)
     b = _period(store, settings, sb, eb, flt)
     return {
@@ -219,7 +192,7 @@ def profile(
 ) -> dict[str, Any]:
     """Hour-of-week profile in the city's time zone: for each of the 168 hours (Monday 00:00 first),
     vehicles and PCU per observed hour (hours the camera was down do not dilute the mean)."""
-    start, end = _range("from", from_, to, timedelta(days=28))
+    start, end = time_range("from", from_, to, timedelta(days=28))
     lo, hi = epoch_bounds(start, end)
     w = _pcu(settings)
     totals = [0] * 168
@@ -266,7 +239,7 @@ def od_matrix(
 ) -> dict[str, Any]:
     """Origin-destination matrix of one camera (movements from entry to exit zone, by exit time;
     the range is rounded out to whole minutes)."""
-    start, end = _range("from", from_, to, timedelta(hours=24))
+    start, end = time_range("from", from_, to, timedelta(hours=24))
     lo, hi = epoch_bounds(start, end)
     rows = store.history.od(lo, hi, camera_ids=[camera_id], class_name=class_name)
     origins = sorted({r["entry_zone"] for r in rows})
@@ -300,7 +273,7 @@ def occupancy(
 ) -> dict[str, Any]:
     """Zone and lane state per bucket: occupancy (share of time occupied), vehicles entered (a lane's
     flow), mean occupancy by class, queue, mean speed. Rounded out to whole minutes."""
-    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
     lo, hi = epoch_bounds(start, end)
     rows = store.history.zones(
         lo,
@@ -345,7 +318,7 @@ def export_flow_csv(
     bucket: Bucket = "1h",
 ) -> Response:
     """The ``/flow`` rows as CSV (UTF-8 with BOM: Excel shows Vietnamese names correctly)."""
-    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
     rows = _flow_rows(store, settings, start, end, bucket, flt)
     body = export.csv_text(
         CSV_HEADER,
@@ -467,6 +440,6 @@ async def export_fiware_traffic_flow(
     per_class: bool = True,
 ) -> JSONResponse:
     """FIWARE Smart Data Models ``TrafficFlowObserved`` entities (NGSI-LD key-values, ``application/ld+json``)."""
-    start, end = _range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
     body = await run_in_threadpool(fiware_flow_entities, store, settings, start, end, bucket, camera_id, per_class)
     return JSONResponse(body, media_type="application/ld+json")

@@ -1,5 +1,7 @@
 """Browser sessions: exchange an API key for an HttpOnly, SameSite=Strict cookie (EventSource can't
-send headers). The cookie is signed and names the key's fingerprint, so removing the key revokes it."""
+send headers). The cookie is signed and names the key's fingerprint, so removing the key revokes it;
+log-out revokes the session itself on the server (a copied cookie stops working too). Log-ins are
+throttled per client address and in total (429 with Retry-After)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from server.auth import SESSION_COOKIE, SESSION_TTL_S, get_auth
+from server.auth import SESSION_COOKIE, check_same_origin, get_auth
 from server.deps import ReaderDep
 
 router = APIRouter(tags=["session"])
@@ -23,13 +25,13 @@ def create_session(body: SessionIn, request: Request, response: Response) -> dic
     auth = get_auth(request)
     if auth.open:
         return {"role": "admin", "mode": "open"}
-    role = auth.role_for_key(body.key)
+    role = auth.check_key(request, body.key)
     if role is None:
         raise HTTPException(401, detail="invalid API key")
     response.set_cookie(
         SESSION_COOKIE,
         auth.make_session(role, body.key),
-        max_age=SESSION_TTL_S,
+        max_age=auth.session_ttl_s,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -44,7 +46,14 @@ def who_am_i(request: Request, who: ReaderDep) -> dict[str, Any]:
 
 
 @router.delete("/session", status_code=204)
-def end_session(response: Response) -> Response:
+def end_session(request: Request, response: Response) -> Response:
+    """Log out: the session is revoked on the server (every route refuses it from now on), the cookie
+    cleared. Cross-site log-outs are refused like any other cookie-authenticated change."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        auth = get_auth(request)
+        check_same_origin(request, auth.settings.allowed_origins)
+        auth.end_session(token)
     response.delete_cookie(SESSION_COOKIE, path="/", samesite="strict", httponly=True)
     response.status_code = 204
     return response

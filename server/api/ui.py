@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import CLASS_NAMES
-from server.api.planner import BUCKET_SECONDS, IdParam, _offset, _range
+from server.api.params import IdParam, time_range
+from server.api.planner import BUCKET_SECONDS, _offset
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.history import epoch_bounds
 
@@ -71,7 +72,7 @@ def coverage(
     ``coverage`` = observed / (bucket length x cameras). Without ``camera_id``: the cameras that
     observed anything in the range. ``coverage`` 0 is a data gap (camera down), not zero traffic."""
     bucket_s = int(BUCKET_SECONDS[bucket] or 3600)
-    start, end = _range("from", from_, to, timedelta(hours=24), bucket_s)
+    start, end = time_range("from", from_, to, timedelta(hours=24), bucket_s)
     lo, hi = epoch_bounds(start, end)
     off = _offset(settings, start)
     first = (lo + off) // bucket_s * bucket_s - off

@@ -320,9 +320,56 @@ async function start() {
 cw.start = start;
 cw.showLogin = showLogin;
 
+// --- system health banner ---------------------------------------------------------------------
+// /health needs no key; it answers 503 with a body when the database fails, so read it either way.
+const HEALTH_TEXT = {
+  db_down: "Mất kết nối cơ sở dữ liệu / Database unreachable",
+  db_slow: "Cơ sở dữ liệu không phản hồi / Database not answering",
+  stalled: "Dữ liệu đến bị ùn, chưa được lưu / Ingest stalled",
+  retrying: "Đang thử ghi lại dữ liệu / Ingest retrying database writes",
+  disconnected: "Mất kết nối MQTT / Ingest disconnected from the broker",
+  degraded: "Nhiều bản tin lỗi / Many rejected messages",
+};
+
+function healthProblem(h) {
+  if (!h || h.status === "ok") return null;
+  const ingest = h.ingest && h.ingest.state !== "ok" ? h.ingest.state : null;
+  if (h.db && h.db.state === "down") return "db_down";
+  if (ingest === "stalled") return "stalled";
+  if (h.db && h.db.state === "slow") return "db_slow";
+  return ingest || "degraded";
+}
+
+async function loadHealth() {
+  const banner = document.getElementById("system-banner");
+  let h;
+  try {
+    const r = await fetch(API + "/health", { credentials: "same-origin" });
+    h = await r.json();
+  } catch (e) {
+    h = { status: "error", db: { state: "down" }, problems: ["server not reachable / máy chủ không phản hồi"] };
+  }
+  const problem = healthProblem(h);
+  banner.setAttribute("data-status", h.status || "error");
+  banner.setAttribute("data-problem", problem || "");
+  banner.hidden = !problem;
+  if (!problem) return true;
+  document.getElementById("system-banner-text").textContent = HEALTH_TEXT[problem] || HEALTH_TEXT.degraded;
+  document.getElementById("system-banner-detail").textContent = (h.problems || []).join(" · ");
+  return false;
+}
+cw.loadHealth = loadHealth;
+
+// every 10 s; every 3 s while a problem shows, so the banner goes soon after the problem does
+async function pollHealth() {
+  const ok = await loadHealth().catch(() => false);
+  setTimeout(pollHealth, ok ? 10000 : 3000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("login-form").addEventListener("submit", login);
   start();
+  pollHealth();
   setInterval(() => loadCameras().catch(() => {}), 10000);
   setInterval(() => renderChart(), 15000);
   setInterval(() => { loadCounts().catch(() => {}); loadChart().catch(() => {}); }, 5 * MINUTE);

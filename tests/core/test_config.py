@@ -42,6 +42,16 @@ def test_duplicate_ids_and_bad_time_zone_are_refused() -> None:
         parse_config({"server": {"timezone": "Mars/Olympus"}})
 
 
+def test_ingest_health_thresholds_are_validated_and_name_the_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"server": {"ingest": {"stall_after_s": 0, "db_timeout_s": -1, "dead_letters_warn_per_min": -5}}})
+    paths = {p for p, _ in info.value.errors}
+    keys = ("stall_after_s", "db_timeout_s", "dead_letters_warn_per_min")
+    assert {f"server.ingest.{k}" for k in keys} <= paths
+    with pytest.raises(ConfigError, match="retry_max_s .* is below retry_initial_s"):
+        parse_config({"server": {"ingest": {"retry_initial_s": 5, "retry_max_s": 1}}})
+
+
 def test_credentials_come_from_the_environment_not_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = parse_config({"mqtt": {"username_env": "CW_U", "password_env": "CW_P"}})
     monkeypatch.setenv("CW_U", "edge-7")

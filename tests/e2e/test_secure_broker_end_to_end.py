@@ -1,56 +1,45 @@
-"""The slice through a broker set up as a city would run it: TLS, a password per device, the shipped ACL.
+"""The slice through a broker set up as the product ships it (deploy/mosquitto): the edge over TLS on the
+device listener, the server on the loopback listener, a credential per camera and one for the server
+made with `citywatch broker`, the dynamic-security plugin's topic rules.
 
 Credentials reach edge and server only through the environment variables the configuration names.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 from e2e_kit import LONDON_LINE, CachedDetector
-from support import REPO, PrivateBroker, require, wait_for
+from support import ShippedBroker, broker_cli, make_certs, wait_for
 
 from citywatch.config import CitywatchConfig, parse_config
 from edge.worker import EdgeWorker
 from server.runner import serve_in_thread
 
 pytestmark = pytest.mark.slow
-PASSWD = Path("/usr/bin/mosquitto_passwd")
-ACL = REPO / "deploy/mosquitto/citywatch.acl"
 CAMERA = "london-tls"
-AS_ME = f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"  # as root, mosquitto would drop to "mosquitto"
+DEVICE = "edge-tls-1"
+EDGE_PW = "edge-secret-0123456789"
+SERVER_PW = "server-secret-0123456789"
 
 
-def _need(path: Path, what: str) -> None:
-    require(path.exists(), f"{what} not found at {path}")
+def secure_broker(tmp_path: Path) -> ShippedBroker:
+    make_certs(tmp_path)
+    ds = tmp_path / "dynamic-security.json"
+    broker_cli("add-server", "--file", str(ds), password=SERVER_PW)
+    broker_cli("add-device", "--file", str(ds), "--site", "secure", "--device", DEVICE, "--camera", CAMERA,
+               password=EDGE_PW)
+    return ShippedBroker(tmp_path, dynsec=ds, certs=tmp_path)
 
 
-def make_certs(d: Path) -> None:
-    """A throw-away CA and a server certificate for 127.0.0.1, valid for a day."""
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-        "-subj", "/CN=citywatch-test-ca", "-days", "1")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.crt", "-days", "1", "-extfile", "san.ext")
-
-
-def config(tmp_path: Path, port: int, clip: Path, role: str, ca: Path) -> CitywatchConfig:
-    run = uuid.uuid4().hex[:8]
+def config(tmp_path: Path, port: int, clip: Path, role: str, ca: Path | None) -> CitywatchConfig:
     return parse_config({
         "site": "secure",
-        "mqtt": {"port": port, "protocol": "5", "topic_prefix": "citywatch",  # the prefix the shipped ACL names
+        "mqtt": {"port": port, "protocol": "5", "topic_prefix": "citywatch",  # the prefix the broker file names
                  "username_env": f"CW_{role}_USER", "password_env": f"CW_{role}_PASSWORD",
-                 "tls": {"enabled": True, "ca_file": str(ca)}},
-        "edge": {"device_id": f"edge-{run}", "outbox_path": str(tmp_path / "outbox.sqlite"), "heartbeat_s": 1},
+                 "tls": {"enabled": ca is not None, "ca_file": str(ca) if ca else None}},
+        "edge": {"device_id": DEVICE, "outbox_path": str(tmp_path / "outbox.sqlite"), "heartbeat_s": 1},
         "server": {"database_url": f"sqlite:///{tmp_path}/citywatch.sqlite", "client_id": "citywatch-server"},
         "cameras": [{"id": CAMERA, "source": str(clip), "realtime": False, "lines": [LONDON_LINE]}],
     })
@@ -59,28 +48,18 @@ def config(tmp_path: Path, port: int, clip: Path, role: str, ca: Path) -> Citywa
 def test_edge_and_server_deliver_everything_over_tls_with_per_device_passwords_and_the_acl(
     tmp_path: Path, london_clip: Path, london_detector: CachedDetector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _need(PASSWD, "mosquitto_passwd")
-    make_certs(tmp_path)
-    pw = tmp_path / "passwd"
-    pw.write_text("")
-    for user, password in (("citywatch-server", "server-secret-1"), (CAMERA, "edge-secret-1")):
-        subprocess.run([str(PASSWD), "-b", str(pw), user, password], check=True)
-    broker = PrivateBroker(tmp_path, extra_conf=(
-        f"certfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n"
-        f"password_file {pw}\nacl_file {ACL}\n{AS_ME}"
-    ))
-    broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+    broker = secure_broker(tmp_path)
     monkeypatch.setenv("CW_EDGE_USER", CAMERA)
-    monkeypatch.setenv("CW_EDGE_PASSWORD", "edge-secret-1")
+    monkeypatch.setenv("CW_EDGE_PASSWORD", EDGE_PW)
     monkeypatch.setenv("CW_SERVER_USER", "citywatch-server")
-    monkeypatch.setenv("CW_SERVER_PASSWORD", "server-secret-1")
+    monkeypatch.setenv("CW_SERVER_PASSWORD", SERVER_PW)
     broker.start()
     try:
-        server_cfg = config(tmp_path, broker.port, london_clip, "SERVER", tmp_path / "ca.crt")
-        edge_cfg = config(tmp_path, broker.port, london_clip, "EDGE", tmp_path / "ca.crt")
+        server_cfg = config(tmp_path, broker.port, london_clip, "SERVER", None)  # on the broker's host
+        edge_cfg = config(tmp_path, broker.tls_port, london_clip, "EDGE", tmp_path / "ca.crt")
         with serve_in_thread(server_cfg, port=0, api_keys="") as server:
             ingest = server.app.state.ingest
-            assert wait_for(lambda: ingest.connected, 15), "the server could not log in over TLS"
+            assert wait_for(lambda: ingest.connected, 15), "the server could not log in"
             worker = EdgeWorker(edge_cfg, detector=london_detector)
             worker.start()
             try:
@@ -99,22 +78,15 @@ def test_edge_and_server_deliver_everything_over_tls_with_per_device_passwords_a
 def test_a_wrong_password_is_refused_and_nothing_is_published(
     tmp_path: Path, london_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _need(PASSWD, "mosquitto_passwd")
-    pw = tmp_path / "passwd"
-    pw.write_text("")
-    subprocess.run([str(PASSWD), "-b", str(pw), CAMERA, "edge-secret-1"], check=True)
-    broker = PrivateBroker(tmp_path, extra_conf=f"password_file {pw}\nacl_file {ACL}\n{AS_ME}")
-    broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+    broker = secure_broker(tmp_path)
     broker.start()
     monkeypatch.setenv("CW_EDGE_USER", CAMERA)
     monkeypatch.setenv("CW_EDGE_PASSWORD", "not-the-password")
     try:
-        cfg = config(tmp_path, broker.port, london_clip, "EDGE", tmp_path / "none")
-        cfg = cfg.model_copy(update={"mqtt": cfg.mqtt.model_copy(update={"tls": cfg.mqtt.tls.model_copy(
-            update={"enabled": False})})})
+        cfg = config(tmp_path, broker.tls_port, london_clip, "EDGE", tmp_path / "ca.crt")
         from edge.mqtt_link import MqttLink
 
-        link = MqttLink(cfg.mqtt, site="secure", camera_id=CAMERA, device_id="edge-x")
+        link = MqttLink(cfg.mqtt, site="secure", camera_id=CAMERA, device_id=DEVICE)
         link.start()
         try:
             assert not link.wait_connected(3)

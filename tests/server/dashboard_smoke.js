@@ -55,7 +55,7 @@ const byId = {};
 const body = new Node_("body");
 function mk(tag, id, parent = body) { const n = new Node_(tag); n.setAttribute("id", id); parent.appendChild(n); return n; }
 for (const id of ["login", "dashboard", "login-form", "login-key", "login-error", "live-status", "live-status-text",
-  "counts-total", "ticker"]) mk("div", id);
+  "counts-total", "ticker", "system-banner", "system-banner-text", "system-banner-detail"]) mk("div", id);
 mk("tbody", "cameras-body"); mk("tbody", "counts-body"); mk("svg", "chart");
 const document = {
   body,
@@ -92,6 +92,7 @@ function until(pred, ms = 5000) {
 }
 (async () => {
   await until(() => body.attrs["data-ready"] === "true");
+  await until(() => byId["system-banner"].getAttribute("data-problem") !== null);  // the first /health poll
   const total0 = Number(byId["counts-total"].getAttribute("data-count"));
   const now = new Date().toISOString();
   source.emit("line_crossing", { kind: "line_crossing", camera_id: "cam-1", line_id: "l1", direction: "in",
@@ -108,6 +109,8 @@ function until(pred, ms = 5000) {
     fps: Number(cell(cam, "fps")), outbox: Number(cell(cam, "outbox_depth")),
     bars: bars.length, bar_sum: bars.reduce((a, b) => a + Number(b.getAttribute("data-count")), 0),
     ticker: byId["ticker"].children.length,
+    banner_hidden: byId["system-banner"].hidden, banner_problem: byId["system-banner"].getAttribute("data-problem"),
+    banner_text: byId["system-banner-text"].textContent, banner_detail: byId["system-banner-detail"].textContent,
   }));
   process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });

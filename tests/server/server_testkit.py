@@ -119,34 +119,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
-SHIPPED_CONF = REPO / "deploy/mosquitto/mosquitto.conf"
-SHIPPED_ACL = REPO / "deploy/mosquitto/citywatch.acl"
 
 
-def shipped_broker(tmp_path: Any, *, passwd: Any = None, acl: Any = None) -> Any:
-    """A private Mosquitto running the configuration the product ships (deploy/mosquitto), on a free
-    port, persistence in ``tmp_path``; anonymous unless a password file is given."""
-    from support import PrivateBroker
+def shipped_broker(tmp_path: Any) -> Any:
+    """A private Mosquitto with the delivery settings the product ships (deploy/mosquitto), on a free
+    loopback port, persistence in ``tmp_path``, anonymous (tests/server/test_server_mqtt_acl.py runs the
+    shipped authentication and TLS)."""
+    from support import ShippedBroker
 
-    b = PrivateBroker(tmp_path)
-    (tmp_path / "mosq").mkdir(exist_ok=True)
-    out = []
-    for line in SHIPPED_CONF.read_text().splitlines():
-        key = line.split(" ", 1)[0]
-        if key == "listener" and line.strip() == "listener 1883":
-            line = f"listener {b.port} 127.0.0.1"
-        elif key == "allow_anonymous":
-            line = f"allow_anonymous {'false' if passwd else 'true'}"
-        elif key == "password_file":
-            line = f"password_file {passwd}" if passwd else ""
-        elif key == "acl_file":
-            line = f"acl_file {acl}" if acl else ""
-        elif key == "persistence_location":
-            line = f"persistence_location {tmp_path / 'mosq'}/"
-        out.append(line)
-    import os
-    import pwd
-
-    out.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")  # as root, mosquitto would drop to "mosquitto"
-    b.conf.write_text("\n".join(out) + "\n")
-    return b
+    return ShippedBroker(tmp_path)

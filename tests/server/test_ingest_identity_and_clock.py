@@ -227,7 +227,7 @@ def test_the_store_dead_letters_of_a_batch_count_in_the_ingest_counters(store: S
     assert items[0]["topic"] == ingest.topics.event(SITE, CAM_A, "line_crossing")
 
 
-def test_migration_0005_keeps_stored_events_and_scopes_their_identity(store: Store) -> None:
+def test_migration_0006_keeps_stored_events_and_scopes_their_identity(store: Store) -> None:
     from alembic import command
     from sqlalchemy import text
 
@@ -241,9 +241,9 @@ def test_migration_0005_keeps_stored_events_and_scopes_their_identity(store: Sto
             cfg.attributes["schema"] = store.schema
             step(cfg, revision)  # type: ignore[operator]
 
-    migrate(command.downgrade, "0004_incidents")
+    migrate(command.downgrade, "0005_revoked_sessions")
     a = crossing(1, camera_id=CAM_A)
-    with store.engine.begin() as conn:  # a row of the 0004 schema, keyed by event_id alone
+    with store.engine.begin() as conn:  # a row of the 0005 schema, keyed by event_id alone
         conn.execute(
             EventRow.__table__.insert(),
             dict(zip(_EVENT_COLUMNS, _event_values(str(a.event_id), a, utcnow()), strict=True)),

@@ -7,9 +7,11 @@ import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from server_testkit import crossing, make_config
+from support import free_port
 
 from server.runner import serve_in_thread
 from server.store import Store
@@ -18,13 +20,15 @@ HERE = Path(__file__).resolve().parent
 APP_JS = HERE.parent.parent / "server" / "static" / "app.js"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_dashboard_renders_counts_and_applies_live_events(sqlite_url: str) -> None:
+def _smoke(sqlite_url: str, **config: Any) -> dict[str, Any]:
+    """Serve two stored crossings and run ``dashboard_smoke.js`` against the server; its JSON summary."""
     store = Store(sqlite_url)
     now = datetime.now(timezone.utc)
     store.insert_events([crossing(1, ts=now - timedelta(minutes=3)), crossing(2, ts=now - timedelta(minutes=2))])
     store.advance_watermark("cam-1")
-    handle = serve_in_thread(make_config(run_id="ui", database_url=sqlite_url), ingest=False, store=store, api_keys="")
+    ingest = "mqtt" in config
+    cfg = make_config(run_id="ui", database_url=sqlite_url, **config)
+    handle = serve_in_thread(cfg, ingest=ingest, store=store, api_keys="")
     try:
         out = subprocess.run(
             ["node", str(HERE / "dashboard_smoke.js"), handle.url, str(APP_JS)],
@@ -36,9 +40,24 @@ def test_dashboard_renders_counts_and_applies_live_events(sqlite_url: str) -> No
         handle.stop()
         store.close()
     assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    return cast(dict[str, Any], json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_dashboard_renders_counts_and_applies_live_events(sqlite_url: str) -> None:
+    seen = _smoke(sqlite_url)
     assert seen["login_hidden"] is True and seen["dashboard_hidden"] is False
     assert (seen["total_before"], seen["total_after"], seen["row_count"]) == (2, 3, 3)
     assert (seen["camera_state"], seen["committed_seq"]) == ("online", 2)
     assert (seen["fps"], seen["outbox"]) == (9.5, 4)
     assert seen["bars"] == 60 and seen["bar_sum"] == 3 and seen["ticker"] == 1
+    assert seen["banner_hidden"] is True and seen["banner_problem"] == ""  # /health is ok
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_dashboard_shows_a_banner_when_ingest_cannot_reach_the_broker(sqlite_url: str) -> None:
+    """Ingest configured against a port where no broker listens: /health is degraded, the banner says why."""
+    mqtt = {"host": "127.0.0.1", "port": free_port(), "username_env": None, "password_env": None}
+    seen = _smoke(sqlite_url, mqtt=mqtt)
+    assert seen["banner_hidden"] is False and seen["banner_problem"] == "disconnected"
+    assert "MQTT" in seen["banner_text"] and "not connected to the MQTT broker" in seen["banner_detail"]

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from server_testkit import REPO, close_client, crossing, make_config, publisher, shipped_broker, wait_for
+from support import wait_ingest_subscribed
 
 from citywatch.contract import EventBatch, Topics, parse_control
 from server.ingest import Ingest
@@ -217,8 +218,7 @@ def test_two_ingest_processes_share_the_load_without_loss_or_duplicates(
     topics = Topics(f"cwtest-{run_id}")
     pub = publisher("127.0.0.1", broker.port, f"cw-pub-{run_id}")
     try:
-        # wait for both to subscribe: a retained-free probe is not possible, so poll the broker's view
-        time.sleep(4)
+        wait_ingest_subscribed(tmp_path / "a.log", tmp_path / "b.log")
         items = []
         for cam in (f"cam-{i}" for i in range(8)):
             items += [(topics.event(SITE, cam, "batch"), p) for p in _batches(cam, 500, 20)]
@@ -261,7 +261,7 @@ def test_kill_9_mid_ingest_loses_nothing(broker: Any, pg_database: Any, run_id: 
     pub = publisher("127.0.0.1", broker.port, f"cw-pub-{run_id}")
     total = 6000
     try:
-        time.sleep(4)
+        wait_ingest_subscribed(tmp_path / "k.log")
         items = [(topics.event(SITE, "cam-1", "batch"), p) for p in _batches("cam-1", total, 2)]
         t = threading.Thread(target=_publish_all, args=(pub, items))
         t.start()

@@ -1,7 +1,7 @@
 """Event identity scoped by camera; seqs resolved without an event (dead letters) for the watermark.
 
-Revision ID: 0005_identity_resolved
-Revises: 0004_incidents
+Revision ID: 0006_identity_resolved
+Revises: 0005_revoked_sessions
 Create Date: 2026-12-02
 
 - ``events``' primary key becomes ``(event_id, camera_id)``: one camera can no longer take the id
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_identity_resolved"
-down_revision: str | None = "0004_incidents"
+revision: str = "0006_identity_resolved"
+down_revision: str | None = "0005_revoked_sessions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
