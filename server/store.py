@@ -91,6 +91,10 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
     return cfg
 
 
+#: No citywatch camera recorded anything before this: an earlier event time is an edge clock reset (to
+#: 1970 or 2000, as dead RTCs and GPS resets give), refused even where raw events are kept forever.
+EARLIEST_EVENT_TS = datetime(2001, 1, 1, tzinfo=timezone.utc)
+
 #: Dead-letter reasons the store gives itself (the text after the colon explains the case).
 TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
 CONFLICTING_DUPLICATE = "conflicting_duplicate"
@@ -122,6 +126,9 @@ class DeadLetterIn:
 def _resolves(d: DeadLetterIn) -> bool:
     """Whether ``d`` resolves seqs: a camera id as the contract allows it (it comes from a topic)."""
     return bool(d.seqs and d.camera_id and _ID.fullmatch(d.camera_id))
+
+
+_EARLIEST_S = EARLIEST_EVENT_TS.timestamp()
 
 
 class StoredBatch(tuple[list[str], list[str]]):
@@ -493,13 +500,19 @@ class Store:
 
     def _time_fault(self, ev: AnyEvent, lo: float | None, hi: float | None) -> str | None:
         """Why ``ev``'s time cannot be stored (None: it can): before the raw retention (a stored copy may be
-        pruned already, so storing it could count it twice, and retention would delete it at once), or
-        further ahead than ``max_future_s`` (never pruned: an edge clock gone wrong)."""
+        pruned already, so storing it could count it twice, and retention would delete it at once), before
+        ``EARLIEST_EVENT_TS`` (a clock reset), or further ahead than ``max_future_s`` (never pruned: an
+        edge clock gone wrong)."""
         t = ev.ts.timestamp()
         if lo is not None and t < lo:
             return (
                 f"{TIMESTAMP_OUT_OF_RANGE}: ts {ev.ts.isoformat()} is older than the events retention "
                 f"({self.events_retention_days:g} days; seq {ev.seq})"
+            )
+        if t < _EARLIEST_S:
+            return (
+                f"{TIMESTAMP_OUT_OF_RANGE}: ts {ev.ts.isoformat()} is before {EARLIEST_EVENT_TS.year}: "
+                f"an edge clock reset (seq {ev.seq})"
             )
         if hi is not None and t > hi:
             return (

@@ -316,3 +316,11 @@ def test_a_dead_letter_on_a_topic_no_camera_row_can_hold_resolves_nothing_and_st
     )
     assert ingest.counters.dead_letters == 1 and store.count_events(CAM_A) == 1
     assert store.committed_seqs() == {CAM_A: 1}
+
+
+def test_a_1970_clock_is_a_dead_letter_even_where_raw_events_are_kept_forever(store: Store) -> None:
+    assert store.events_retention_days is None  # server.retention.events_days: null
+    store.store_batch([crossing(1, camera_id=CAM_A, ts=datetime(1970, 1, 1, 0, 0, 5, tzinfo=timezone.utc))], [])
+    (reason,) = _reasons(store)
+    assert reason.startswith("timestamp_out_of_range") and "clock reset" in reason
+    assert store.count_events() == 0 and _walk(store, CAM_A) == (1, None)
