@@ -253,12 +253,11 @@ _SQLITE_EVENTS_INSERT = (
     "ON CONFLICT (event_id, camera_id) DO NOTHING"
 )
 
-#: What an event says happened, for telling a redelivery (quiet duplicate) from a conflicting one: the
-#: envelope and edge-clock times are left out, as the edge legitimately changes them when it renumbers
-#: its outbox or re-runs a clip (the ids are deterministic so that a re-run de-duplicates).
-_NOT_CONTENT = frozenset(
-    {"schema_version", "seq", "ts", "config_version", "model_version", "site_id", "started_at", "ended_at"}
-)
+#: What an event says, for telling a redelivery (quiet duplicate) from a conflicting one: all but the
+#: seq and the edge-clock times, which the edge legitimately changes when it renumbers its outbox or
+#: re-runs a clip (the ids are deterministic so that a re-run de-duplicates), and the schema version
+#: (a format, not content). Another model or configuration version is other content.
+_NOT_CONTENT = frozenset({"schema_version", "seq", "ts", "started_at", "ended_at"})
 _event_adapter: TypeAdapter[Any] = TypeAdapter(Event)
 
 

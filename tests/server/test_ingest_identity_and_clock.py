@@ -90,6 +90,14 @@ def test_a_conflicting_copy_within_one_batch_is_a_dead_letter_too(store: Store) 
     assert reason.startswith("conflicting_duplicate") and "line_id" in reason
 
 
+def test_another_model_version_under_a_stored_id_is_a_conflicting_duplicate(store: Store) -> None:
+    a = crossing(1, camera_id=CAM_A)
+    store.insert_events([a, crossing(2, camera_id=CAM_A)])
+    store.store_batch([a.model_copy(update={"model_version": "yolo-next"})], [])
+    (reason,) = _reasons(store)
+    assert reason.startswith("conflicting_duplicate") and "(model_version)" in reason
+
+
 # --- clock faults ------------------------------------------------------------------------------------
 
 
