@@ -513,6 +513,12 @@ class IngestConfig(_Strict):
     heartbeat_s: float | None = Field(
         None, gt=0, le=3600, description="Edge heartbeat period for observed time (default: edge.heartbeat_s)."
     )
+    max_future_s: float | None = Field(
+        86400.0, gt=0, le=366 * 86400,
+        description="An event whose time is further ahead of the server clock than this is a dead letter "
+        "(timestamp_out_of_range): it cannot be real and would never be pruned. A day tolerates an edge that "
+        "labels local time as UTC (at most 14 h off); None: no limit.",
+    )  # fmt: skip
     retry_initial_s: float = Field(
         0.5, gt=0, le=60, description="First wait before retrying a batch after a transient database error."
     )

@@ -5,7 +5,11 @@ is one event or a batch of events (``EventBatch``); a message on a control topic
 ``Control*`` models. ``citywatch schema`` prints the JSON Schema of both for non-Python consumers.
 
 Versioning: ``schema_version`` is ``MAJOR.MINOR``. A reader accepts any minor version of its own
-major (minor versions only add optional fields) and rejects another major with a clear reason.
+major (minor versions only add optional fields, or narrow what is accepted) and rejects another major
+with a clear reason. 1.3 narrowed the wire: every number is bounded (to what the server's columns hold
+and what is plausible, see the ``MAX_*`` constants), floats are finite, text is length-bounded and free
+of NUL, and JSON types are strict (``"seq": true`` or ``"seq": "1"`` is an error, not 1). A 1.2 edge
+whose values were sane is read unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -24,8 +29,60 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_MAJOR = 1
+SCHEMA_VERSION_PATTERN = r"^[0-9]{1,4}\.[0-9]{1,4}$"
+
+# --- bounds (1.3) ---------------------------------------------------------------------------------
+# Every integer fits the server's signed 64-bit columns (BigInteger) with room for the arithmetic done
+# on it, and every bound is far beyond any real camera, so only a broken or hostile sender meets one.
+
+#: A seq is a 63-bit counter: what a signed 64-bit column holds.
+MAX_SEQ = 2**63 - 1
+#: Track ids, frame numbers and other running totals: exact in a JSON number (a double, as JavaScript
+#: reads it on the dashboard). 2^53 frames are 4.7 million years of 60 fps video.
+MAX_COUNTER = 2**53 - 1
+#: Crossings of one line (or entries into one zone) per second of an interval at most: a 10-lane road
+#: at saturation flows about 5 vehicles/s, a crowd over a line some tens of people/s.
+MAX_CROSSINGS_PER_S = 100
+#: Objects inside one zone at once, vehicles in one queue.
+MAX_IN_VIEW = 10_000
+MAX_FPS = 1000.0
+#: A day: the longest interval, movement or dwell time.
+MAX_DURATION_S = 86400.0
+#: A century of uptime.
+MAX_UPTIME_S = 100 * 366 * 86400.0
+MAX_INFERENCE_MS = 3_600_000.0
+MAX_QUEUE_M = 100_000.0
+MAX_SPEED_KMH = 300.0
+#: Times outside these years are refused outright: converting them to UTC or to a local day could
+#: overflow. Plausibility (an edge clock back in 1970 or ahead in 2199) is the server's to judge.
+MIN_TIME = datetime(1900, 1, 1, tzinfo=timezone.utc)
+MAX_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+#: No NUL: PostgreSQL text cannot hold it.
+_NO_NUL = r"^[^\x00]*$"
+
+
+def _utc_in_range(v: datetime) -> datetime:
+    # the local year, before any conversion can overflow (a year check: cheaper than comparing aware times)
+    if not MIN_TIME.year <= v.year < MAX_TIME.year:
+        raise ValueError(f"time must be in the years [{MIN_TIME.year}, {MAX_TIME.year})")
+    return v.astimezone(timezone.utc)
+
+
+#: An aware time in the representable range, as UTC.
+Time = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
+Counter = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
+
+
+def _text(max_length: int) -> Any:
+    """Free text of at most ``max_length`` characters, without NUL."""
+    return Annotated[str, Field(max_length=max_length, pattern=_NO_NUL)]
+
+
+Message500 = _text(500)
 
 #: Classes citywatch counts, in this order everywhere (detections carry indices into it).
 CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", "person")
@@ -59,18 +116,18 @@ def deterministic_event_id(camera_id: str, kind: str, *parts: object) -> uuid.UU
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EventBase(_Model):
-    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^\d+\.\d+$")
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=SCHEMA_VERSION_PATTERN)
     event_id: uuid.UUID
     camera_id: Ident
     site_id: Ident
-    seq: int = Field(ge=1, description="Per-camera, strictly increasing, assigned by the edge outbox.")
-    ts: AwareDatetime = Field(description="When it happened, by the edge clock (UTC).")
-    config_version: str = Field(max_length=64)
-    model_version: str = Field(max_length=128)
+    seq: Seq = Field(description="Per-camera, strictly increasing, assigned by the edge outbox.")
+    ts: Time = Field(description="When it happened, by the edge clock (UTC).")
+    config_version: _text(64)  # type: ignore[valid-type]
+    model_version: _text(128)  # type: ignore[valid-type]
 
     @field_validator("schema_version")
     @classmethod
@@ -80,11 +137,6 @@ class EventBase(_Model):
             raise ValueError(f"schema major version {major} is not supported (this reader speaks {SCHEMA_MAJOR}.x)")
         return v
 
-    @field_validator("ts")
-    @classmethod
-    def _to_utc(cls, v: datetime) -> datetime:
-        return v.astimezone(timezone.utc)
-
 
 class LineCrossing(EventBase):
     """A confirmed track crossed a counting line (counted at most once per line and direction)."""
@@ -93,9 +145,9 @@ class LineCrossing(EventBase):
     line_id: Ident
     direction: Direction
     class_name: ClassName
-    track_id: int = Field(ge=0)
-    frame_index: int = Field(ge=0, description="Frame of the source at which the crossing was seen.")
-    speed_kmh: float | None = Field(default=None, ge=0, le=300)
+    track_id: Counter
+    frame_index: Counter = Field(description="Frame of the source at which the crossing was seen.")
+    speed_kmh: float | None = Field(default=None, ge=0, le=MAX_SPEED_KMH)
 
 
 class CameraStatus(EventBase):
@@ -103,24 +155,25 @@ class CameraStatus(EventBase):
 
     kind: Literal["camera_status"] = "camera_status"
     source_state: SourceState
-    fps_in: float = Field(ge=0)
-    fps_processed: float = Field(ge=0)
-    inference_ms: float = Field(ge=0)
-    outbox_depth: int = Field(ge=0, description="Events kept on the edge, not yet committed by the server.")
-    outbox_first_seq: int | None = Field(
+    fps_in: float = Field(ge=0, le=MAX_FPS)
+    fps_processed: float = Field(ge=0, le=MAX_FPS)
+    inference_ms: float = Field(ge=0, le=MAX_INFERENCE_MS)
+    outbox_depth: int = Field(ge=0, le=MAX_SEQ, description="Events kept on the edge, not yet committed by the server.")
+    outbox_first_seq: Seq | None = Field(
         default=None,
-        ge=1,
         description="Lowest seq the edge still keeps; everything below was committed or is gone for good.",
     )
-    uptime_s: float = Field(ge=0)
-    frames_total: int = Field(default=0, ge=0)
-    frames_offered: int | None = Field(default=None, ge=0, description="Frames the source delivered.")
-    frames_detected: int | None = Field(default=None, ge=0, description="...the detector ran on.")
-    frames_skipped: int | None = Field(
-        default=None, ge=0, description="...skipped by design (adaptive stride), bridged by the tracker."
+    uptime_s: float = Field(ge=0, le=MAX_UPTIME_S)
+    frames_total: Counter = 0
+    frames_offered: Counter | None = Field(default=None, description="Frames the source delivered (1.3).")
+    frames_detected: Counter | None = Field(default=None, description="...the detector ran on (1.3).")
+    frames_skipped: Counter | None = Field(
+        default=None, description="...skipped by design (adaptive stride, catching up), bridged by the tracker (1.3)."
     )
-    message: str | None = Field(default=None, max_length=500)
-    tamper: list[TamperSign] = Field(default_factory=list, description="Signs the camera was tampered with (1.1).")
+    message: Message500 | None = None
+    tamper: list[TamperSign] = Field(
+        default_factory=list, max_length=8, description="Signs the camera was tampered with (1.1)."
+    )
 
 
 class CountTotal(EventBase):
@@ -135,17 +188,21 @@ class CountTotal(EventBase):
     line_id: Ident
     direction: Direction
     class_name: ClassName
-    count: int = Field(ge=1)
-    interval_start: AwareDatetime
-    interval_end: AwareDatetime
+    count: int = Field(ge=1, le=MAX_CROSSINGS_PER_S * 86400, description="At most MAX_CROSSINGS_PER_S per s.")
+    interval_start: Time
+    interval_end: Time
     interval_s: int = Field(ge=1, le=86400)
-    first_frame_index: int = Field(ge=0)
-    last_frame_index: int = Field(ge=0)
+    first_frame_index: Counter
+    last_frame_index: Counter
 
     @model_validator(mode="after")
     def _ordered(self) -> CountTotal:
         if self.interval_end <= self.interval_start:
             raise ValueError("interval_end must be after interval_start")
+        if self.count > MAX_CROSSINGS_PER_S * self.interval_s:
+            raise ValueError(
+                f"count {self.count} is more than {MAX_CROSSINGS_PER_S} crossings/s over interval_s {self.interval_s}"
+            )
         if self.last_frame_index < self.first_frame_index:
             raise ValueError("last_frame_index must not be before first_frame_index")
         return self
@@ -157,29 +214,42 @@ class ZoneOccupancy(EventBase):
     kind: Literal["zone_occupancy"] = "zone_occupancy"
     zone_id: Ident
     lane: bool = Field(default=False, description="True when zone_id names a lane of the configuration.")
-    interval_s: float = Field(gt=0, le=86400)
-    frame_index: int = Field(ge=0)
-    occupancy: dict[ClassName, int] = Field(default_factory=dict, description="Tracks inside at ts, by class.")
+    interval_s: float = Field(gt=0, le=MAX_DURATION_S)
+    frame_index: Counter
+    occupancy: dict[ClassName, Annotated[int, Field(ge=0, le=MAX_IN_VIEW)]] = Field(
+        default_factory=dict, description="Tracks inside at ts, by class."
+    )
     occupied_fraction: float = Field(ge=0, le=1, description="Share of the interval with anything inside.")
-    vehicles_entered: int = Field(default=0, ge=0)
-    mean_dwell_s: float | None = Field(default=None, ge=0)
-    queue_length_m: float | None = Field(default=None, ge=0)
-    queue_vehicles: int | None = Field(default=None, ge=0)
-    mean_speed_kmh: float | None = Field(default=None, ge=0, le=300)
+    vehicles_entered: int = Field(
+        default=0, ge=0, le=MAX_CROSSINGS_PER_S * 86400, description="At most MAX_CROSSINGS_PER_S per s."
+    )
+    mean_dwell_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
+    queue_length_m: float | None = Field(default=None, ge=0, le=MAX_QUEUE_M)
+    queue_vehicles: int | None = Field(default=None, ge=0, le=MAX_IN_VIEW)
+    mean_speed_kmh: float | None = Field(default=None, ge=0, le=MAX_SPEED_KMH)
+
+    @model_validator(mode="after")
+    def _plausible(self) -> ZoneOccupancy:
+        if self.vehicles_entered > MAX_CROSSINGS_PER_S * max(self.interval_s, 1.0):
+            raise ValueError(
+                f"vehicles_entered {self.vehicles_entered} is more than {MAX_CROSSINGS_PER_S}/s "
+                f"over interval_s {self.interval_s}"
+            )
+        return self
 
 
 class Movement(EventBase):
     """A track's origin -> destination through entry and exit zones (turning movements; added in 1.1)."""
 
     kind: Literal["movement"] = "movement"
-    track_id: int = Field(ge=0)
+    track_id: Counter
     class_name: ClassName
     entry_zone: Ident
     exit_zone: Ident
-    entry_frame: int = Field(ge=0)
-    exit_frame: int = Field(ge=0)
-    duration_s: float = Field(ge=0)
-    speed_kmh: float | None = Field(default=None, ge=0, le=300)
+    entry_frame: Counter
+    exit_frame: Counter
+    duration_s: float = Field(ge=0, le=MAX_DURATION_S)
+    speed_kmh: float | None = Field(default=None, ge=0, le=MAX_SPEED_KMH)
 
 
 class Incident(EventBase):
@@ -193,11 +263,13 @@ class Incident(EventBase):
     confidence: float = Field(default=1.0, ge=0, le=1)
     lane_id: Ident | None = None
     zone_id: Ident | None = None
-    track_ids: list[int] = Field(default_factory=list, max_length=100)
-    started_at: AwareDatetime
-    ended_at: AwareDatetime | None = None
-    snapshot_id: str | None = Field(default=None, max_length=128, description="Evidence image kept on the edge.")
-    message: str | None = Field(default=None, max_length=500)
+    track_ids: list[Counter] = Field(default_factory=list, max_length=100)
+    started_at: Time
+    ended_at: Time | None = None
+    snapshot_id: _text(128) | None = Field(  # type: ignore[valid-type]
+        default=None, description="Evidence image kept on the edge."
+    )
+    message: Message500 | None = None
 
 
 Event = Annotated[
@@ -211,7 +283,7 @@ EVENT_KINDS: tuple[str, ...] = (
 class EventBatch(_Model):
     """Many events of one camera in one message (published on the ``batch`` kind topic)."""
 
-    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^\d+\.\d+$")
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=SCHEMA_VERSION_PATTERN)
     kind: Literal["batch"] = "batch"
     events: list[Event] = Field(min_length=1, max_length=1000)
 
@@ -226,8 +298,11 @@ _message_adapter: TypeAdapter[Any] = TypeAdapter(Message)
 
 def read_message(payload: bytes | str) -> tuple[str, list[AnyEvent]]:
     """Parse one MQTT event payload (one pass, no separate ``json.loads``): ``(message kind, events)``,
-    where the kind is ``"batch"`` for an envelope. Raises ``pydantic.ValidationError`` or ``ValueError``."""
-    msg = _message_adapter.validate_json(payload)
+    where the kind is ``"batch"`` for an envelope. Raises ``pydantic.ValidationError`` or ``ValueError``.
+
+    Strict: a JSON type that would only be coerced (``true`` or ``"1"`` for an integer, ``1`` for a
+    boolean) is an error; times and UUIDs are read from their JSON strings."""
+    msg = _message_adapter.validate_json(payload, strict=True)
     if isinstance(msg, EventBatch):
         return "batch", list(msg.events)
     return msg.kind, [msg]
@@ -247,8 +322,8 @@ class ControlCommitted(_Model):
     schema_version: str = SCHEMA_VERSION
     kind: Literal["committed"] = "committed"
     camera_id: Ident
-    seq: int = Field(ge=0)
-    ts: AwareDatetime = Field(default_factory=utcnow)
+    seq: int = Field(ge=0, le=MAX_SEQ)
+    ts: Time = Field(default_factory=utcnow)
 
 
 class ControlReplay(_Model):
@@ -257,8 +332,8 @@ class ControlReplay(_Model):
     schema_version: str = SCHEMA_VERSION
     kind: Literal["replay"] = "replay"
     camera_id: Ident
-    from_seq: int = Field(ge=1)
-    to_seq: int | None = Field(default=None, ge=1)
+    from_seq: Seq
+    to_seq: Seq | None = None
     request_id: uuid.UUID = Field(default_factory=uuid.uuid4)
 
 
@@ -268,7 +343,7 @@ class ControlConfig(_Model):
     schema_version: str = SCHEMA_VERSION
     kind: Literal["config"] = "config"
     camera_id: Ident
-    config_version: str = Field(max_length=64)
+    config_version: _text(64)  # type: ignore[valid-type]
     camera: dict[str, Any]
 
 
@@ -277,7 +352,8 @@ _control_adapter: TypeAdapter[Any] = TypeAdapter(Control)
 
 
 def parse_control(payload: bytes | str) -> ControlCommitted | ControlReplay | ControlConfig:
-    return _control_adapter.validate_json(payload)
+    """Parse a control message, strictly like :func:`read_message`."""
+    return _control_adapter.validate_json(payload, strict=True)
 
 
 class StatusPayload(_Model):
@@ -285,8 +361,13 @@ class StatusPayload(_Model):
 
     state: Literal["online", "offline"]
     camera_id: Ident
-    device_id: str = Field(max_length=128)
-    ts: AwareDatetime | None = None
+    device_id: _text(128)  # type: ignore[valid-type]
+    ts: Time | None = None
+
+
+def parse_status(payload: bytes | str) -> StatusPayload:
+    """Parse a ``.../status`` payload, strictly like :func:`read_message`."""
+    return StatusPayload.model_validate_json(payload, strict=True)
 
 
 # --- topics -----------------------------------------------------------------------------------
@@ -366,5 +447,6 @@ __all__ = [
     "json_schema",
     "parse_control",
     "parse_message",
+    "parse_status",
     "utcnow",
 ]

@@ -71,12 +71,15 @@ class Base(DeclarativeBase):
 
 
 class EventRow(Base):
-    """One stored event; ``payload`` is the event exactly as received (model JSON)."""
+    """One stored event; ``payload`` is the event exactly as received (model JSON).
+
+    Identity is ``(event_id, camera_id)`` (migration 0006): ids are uuid5 under a public namespace, so
+    a camera could otherwise claim the id another camera will use next."""
 
     __tablename__ = "events"
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    camera_id: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     site_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(32))
@@ -122,7 +125,8 @@ class DeadLetterRow(Base):
 
     __tablename__ = "dead_letters"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: bigint on PostgreSQL (0006), the 64-bit rowid on SQLite
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
@@ -132,6 +136,18 @@ class DeadLetterRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_dead_letters_received_at", "received_at"),)
+
+
+class ResolvedSeqRow(Base):
+    """A camera's seq settled without an event (migration 0006): its message was dead-lettered for a
+    reason that will not go away, so the watermark counts it as filled instead of waiting forever."""
+
+    __tablename__ = "resolved_seqs"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dead_letter_id: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL, *, schema: str | None = None, echo: bool = False) -> Engine:

@@ -181,6 +181,11 @@ class IncidentStore:
                     opened.append(record(row))
                 continue
             assert row is not None
+            if row.camera_id != ev.camera_id:  # incident ids are public uuid5s: one camera never edits another's
+                log.warning(
+                    "camera %s sent incident %s, which belongs to camera %s: ignored", ev.camera_id, iid, row.camera_id
+                )
+                continue
             tracks = json.loads(row.track_ids or "[]")
             tracks += [t for t in ev.track_ids if t not in tracks]
             row.track_ids = json.dumps(tracks[:100])

@@ -10,8 +10,11 @@ MQTT messages only after the commit, so a crash before the commit makes the brok
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -30,13 +33,16 @@ from pydantic import ValidationError
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import (
+    ID_PATTERN,
+    MAX_SEQ,
+    SCHEMA_MAJOR,
     AnyEvent,
     CameraStatus,
     ControlCommitted,
     ControlConfig,
     ControlReplay,
-    StatusPayload,
     Topics,
+    parse_status,
     read_message,
     utcnow,
 )
@@ -84,6 +90,36 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     if more > 0:
         parts.append(f"(+{more} more)")
     return "; ".join(parts)
+
+
+_ID = re.compile(ID_PATTERN)
+
+
+def resolvable_seqs(camera_id: str, payload: bytes) -> tuple[int, ...]:
+    """Seqs of ``camera_id`` (the topic's camera) that a dead-lettered event payload carries, as far as
+    they can be read: the watermark may move past them, as a replay would bring the same bytes again.
+
+    Only events that name the topic's camera (a camera resolves none of another's seqs) and speak this
+    server's major schema version (a newer edge's events wait for the server's upgrade instead)."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        return ()
+    items = doc.get("events") if isinstance(doc, dict) and doc.get("kind") == "batch" else [doc]
+    if not isinstance(items, list) or not _major_ok(doc):
+        return ()
+    seqs = set()
+    for item in items[:1000]:
+        if isinstance(item, dict) and item.get("camera_id") == camera_id and _major_ok(item):
+            seq = item.get("seq")
+            if type(seq) is int and 1 <= seq <= MAX_SEQ:
+                seqs.add(seq)
+    return tuple(sorted(seqs))
+
+
+def _major_ok(doc: Any) -> bool:
+    version = doc.get("schema_version", f"{SCHEMA_MAJOR}.0") if isinstance(doc, dict) else None
+    return isinstance(version, str) and version.split(".", 1)[0] == str(SCHEMA_MAJOR)
 
 
 class _Msg(NamedTuple):
@@ -210,6 +246,8 @@ class Ingest:
         self.store = store
         self.hub = hub
         self.topics = Topics(config.mqtt.topic_prefix)
+        if store is not None:  # for the dead letters the store writes itself
+            store.topic_prefix = self.topics.prefix
         tuning = config.server.ingest
         self.batch_max = batch_max or tuning.batch_max
         self.batch_max_events = tuning.batch_max_events
@@ -589,7 +627,7 @@ class Ingest:
             if not payload:
                 return "ignore", None  # a cleared retained status
             try:
-                status = StatusPayload.model_validate_json(payload)
+                status = parse_status(payload)
             except ValidationError as exc:
                 raise InvalidMessage(f"invalid status message: {describe_validation_error(exc)}") from None
             if status.camera_id != camera:
@@ -619,12 +657,33 @@ class Ingest:
                 )
         return "events", events
 
+    def _resolving_dead_letter(self, m: _Msg) -> tuple[DeadLetterIn, str | None]:
+        """``_dead_letter_of(m)`` with the seqs of the topic's camera it resolves, and the topic's site:
+        for a message ``parse`` refused, those its payload still reads as (:func:`resolvable_seqs`); for
+        parsed events the database refused for good (``rejected``), theirs. None of another camera's."""
+        letter = _dead_letter_of(m)
+        if m.what not in ("dead", "rejected") or (m.what == "dead" and str(m.value).startswith("internal error")):
+            return letter, None  # a bug of ours may be fixed: its seqs wait
+        try:
+            site, camera, channel, _kind = self.topics.parse(m.topic)
+        except ValueError:
+            return letter, None
+        if channel != "event" or not (_ID.fullmatch(site) and _ID.fullmatch(camera)):  # no camera row holds it
+            return letter, None
+        if m.what == "rejected":
+            seqs = tuple(sorted({ev.seq for ev in m.value[1] if ev.camera_id == camera}))
+        else:
+            seqs = resolvable_seqs(camera, m.payload)
+        if not seqs:
+            return letter, None
+        return dataclasses.replace(letter, camera_id=camera, seqs=seqs), site
+
     def _process(self, batch: list[_Msg]) -> None:
         t0 = time.perf_counter()
         committed = self._commit(batch)
         if committed is None:
             return  # nothing committed (stopping while the database is down): leave unacknowledged
-        msgs, inserted, duplicates = committed
+        msgs, inserted, duplicates, store_dead = committed
         self._ack(msgs)
         self._inflight_since = None  # acknowledged: what follows (camera updates) is not a stall
 
@@ -638,6 +697,10 @@ class Ingest:
                 n_dead += what != "dropped"
                 if what == "dead":
                     log.warning("dead letter on %s: %s", m.topic, value)
+                if what in ("dead", "rejected"):
+                    letter, site = self._resolving_dead_letter(m)
+                    if letter.camera_id and site:  # walk its watermark: the letter resolved some of its seqs
+                        updates.setdefault(letter.camera_id, _CameraUpdate(site_id=site)).has_events = True
                 continue
             if what == "events":
                 events.extend(value)
@@ -672,6 +735,7 @@ class Ingest:
             c.event_lag_s = max((now - ev.ts).total_seconds() for ev in events)
         c.stored += len(inserted)
         c.duplicates += len(duplicates)
+        n_dead += store_dead  # the store's own: timestamp out of range, conflicting duplicate
         if n_dead:
             c.dead_letters += n_dead
             now_m = time.monotonic()
@@ -702,8 +766,9 @@ class Ingest:
             self.hub.publish_many(items)
         c.last_batch_ms = (time.perf_counter() - t0) * 1000.0
 
-    def _commit(self, batch: list[_Msg]) -> tuple[list[_Msg], list[str], list[str]] | None:
-        """Store the batch; returns ``(messages committed, inserted ids, duplicate ids)``, None if none was.
+    def _commit(self, batch: list[_Msg]) -> tuple[list[_Msg], list[str], list[str], int] | None:
+        """Store the batch; returns ``(messages committed, inserted ids, duplicate ids, events the store
+        dead-lettered itself)``, None if none was.
 
         A transient failure (:mod:`server.db_errors`) retries the same part after a backoff of
         ``retry_initial_s`` doubling to ``retry_max_s``. A permanent one splits the part in halves,
@@ -716,16 +781,17 @@ class Ingest:
         done: list[_Msg] = []
         inserted: list[str] = []
         duplicates: list[str] = []
-        stored_parts = 0
+        stored_parts = store_dead = 0
         suspects: dict[int, int] = {}  # id(message) -> stored_parts when it first failed alone
         delay = self.retry_initial_s
         failures = races = 0
         while parts:
             part = parts[0]
             events = [ev for m in part if m.what == "events" for ev in m.value]
-            dead = [_dead_letter_of(m) for m in part if m.what in _DEAD and m.what != "dropped"]
+            dead = [self._resolving_dead_letter(m)[0] for m in part if m.what in _DEAD and m.what != "dropped"]
             try:
-                ins, dup = self.store.store_batch(events, dead, received_at=utcnow())
+                stored = self.store.store_batch(events, dead, received_at=utcnow())
+                ins, dup = stored
             except ConcurrentInsert as exc:
                 races += 1
                 if races <= 3:  # rolled back; the retry's look-up finds the other writer's rows
@@ -740,6 +806,7 @@ class Ingest:
                 done.extend(part)
                 inserted.extend(ins)
                 duplicates.extend(dup)
+                store_dead += getattr(stored, "dead_letters", 0)
                 stored_parts += 1
                 if failures:
                     log.info("a batch was stored after %d failed attempts", failures)
@@ -788,7 +855,7 @@ class Ingest:
             delay = min(delay * 2, self.retry_max_s)
         if not done:
             return None
-        return done, inserted, duplicates
+        return done, inserted, duplicates, store_dead
 
     def _take_more(self) -> list[_Msg]:
         """Messages received meanwhile, taken into the batch being committed (acknowledged with it)."""

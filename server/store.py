@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,11 +24,22 @@ from typing import Any, Literal, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import BigInteger, Engine, Float, String, Text, distinct, func, select, text
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import BigInteger, Engine, Float, String, Text, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from citywatch.contract import AnyEvent, CameraStatus, CountTotal, LineCrossing, utcnow
+from citywatch.contract import (
+    ID_PATTERN,
+    MAX_SEQ,
+    AnyEvent,
+    CameraStatus,
+    CountTotal,
+    Event,
+    LineCrossing,
+    Topics,
+    utcnow,
+)
 from server import db_errors
 from server import rollups as ru
 from server.db import (
@@ -42,6 +54,7 @@ from server.db import (
     CameraStateRow,
     DeadLetterRow,
     EventRow,
+    ResolvedSeqRow,
     RevokedSessionRow,
     UTCDateTime,
     make_engine,
@@ -61,6 +74,7 @@ _WALK_CHUNK = 1000
 _MIGRATION_LOCK_KEY = 0x63_77_6D_67  # "cwmg": serialises concurrent migrations on PostgreSQL
 
 T = TypeVar("T")
+_ID = re.compile(ID_PATTERN)
 
 
 def _chunks(items: Sequence[T], n: int) -> Iterator[Sequence[T]]:
@@ -77,13 +91,56 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
     return cfg
 
 
+#: No citywatch camera recorded anything before this: an earlier event time is an edge clock reset (to
+#: 1970 or 2000, as dead RTCs and GPS resets give), refused even where raw events are kept forever.
+EARLIEST_EVENT_TS = datetime(2001, 1, 1, tzinfo=timezone.utc)
+
+#: Dead-letter reasons the store gives itself (the text after the colon explains the case).
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
+
 @dataclass(frozen=True)
 class DeadLetterIn:
-    """A message ingest could not use, to be stored in the same transaction as the valid events."""
+    """A message ingest could not use, to be stored in the same transaction as the valid events.
+
+    ``camera_id`` and ``seqs``: that camera's seqs the message carried, when it can never be stored
+    (a permanent reason, and the payload's camera is the topic's): they are written to
+    ``resolved_seqs`` with the dead letter, so the watermark moves past them."""
 
     topic: str
     payload: bytes | str
     reason: str
+    camera_id: str | None = None
+    seqs: tuple[int, ...] = ()
+
+    @classmethod
+    def of_events(cls, topic: str, payload: bytes | str, reason: str, events: Sequence[AnyEvent]) -> DeadLetterIn:
+        """A message whose parsed ``events`` (one camera's, as ``Ingest.parse`` checks) can never be stored."""
+        cams = {ev.camera_id for ev in events}
+        if len(cams) != 1:
+            return cls(topic, payload, reason)
+        return cls(topic, payload, reason, cams.pop(), tuple(sorted({ev.seq for ev in events})))
+
+
+def _resolves(d: DeadLetterIn) -> bool:
+    """Whether ``d`` resolves seqs: a camera id as the contract allows it (it comes from a topic)."""
+    return bool(d.seqs and d.camera_id and _ID.fullmatch(d.camera_id))
+
+
+_EARLIEST_S = EARLIEST_EVENT_TS.timestamp()
+
+
+class StoredBatch(tuple[list[str], list[str]]):
+    """``(inserted_ids, duplicate_ids)`` of a batch, as a pair, plus ``dead_letters``: how many of its
+    events the store itself dead-lettered (timestamp out of range, conflicting duplicate)."""
+
+    dead_letters: int = 0
+
+    def __new__(cls, inserted: list[str], duplicates: list[str], dead_letters: int = 0) -> StoredBatch:
+        self = super().__new__(cls, (inserted, duplicates))
+        self.dead_letters = dead_letters
+        return self
 
 
 @dataclass(frozen=True)
@@ -151,9 +208,17 @@ _PG_STAGE_COPY = f"COPY events_stage ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (F
 _PG_STAGE_INSERT = (
     f"WITH ins AS (INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
     f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events_stage "
-    "ORDER BY event_id "  # concurrent writers meet shared ids in the same order: no deadlock
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
-    "SELECT s.event_id FROM events_stage s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.event_id = s.event_id)"
+    "ORDER BY event_id, camera_id "  # concurrent writers meet shared ids in the same order: no deadlock
+    "ON CONFLICT (event_id, camera_id) DO NOTHING RETURNING event_id, camera_id) "
+    "SELECT s.event_id, s.camera_id FROM events_stage s "
+    "WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.event_id = s.event_id AND ins.camera_id = s.camera_id)"
+)
+#: The stored copies of ids the insert refused (a statement of its own: it must see rows that a
+#: concurrent writer committed while the insert waited for it).
+_PG_STORED = (
+    "SELECT e.event_id, e.camera_id, e.seq, e.payload FROM events e "
+    "JOIN unnest(CAST(:ids AS varchar[]), CAST(:cams AS varchar[])) AS k(event_id, camera_id) "
+    "ON e.event_id = k.event_id AND e.camera_id = k.camera_id"
 )
 
 
@@ -185,7 +250,41 @@ def _pg_copy_rows(cur: Any, copy_sql: str, rows: list[tuple[Any, ...]]) -> None:
 
 _SQLITE_EVENTS_INSERT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))}) "
-    "ON CONFLICT (event_id) DO NOTHING"
+    "ON CONFLICT (event_id, camera_id) DO NOTHING"
+)
+
+#: What an event says, for telling a redelivery (quiet duplicate) from a conflicting one: all but the
+#: seq and the edge-clock times, which the edge legitimately changes when it renumbers its outbox or
+#: re-runs a clip (the ids are deterministic so that a re-run de-duplicates), and the schema version
+#: (a format, not content). Another model or configuration version is other content.
+_NOT_CONTENT = frozenset({"schema_version", "seq", "ts", "started_at", "ended_at"})
+_event_adapter: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def _content(ev: AnyEvent) -> dict[str, Any]:
+    return ev.model_dump(mode="json", exclude=_NOT_CONTENT)
+
+
+def _stored_content(payload: str) -> dict[str, Any] | None:
+    """The content of a stored payload as the current contract reads it (None: it no longer reads)."""
+    try:
+        return _content(_event_adapter.validate_json(payload))
+    except ValidationError:
+        return None
+
+
+def _differences(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    if old is None:
+        return ["the stored copy no longer validates"]
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+#: A camera's filled seqs above ``:n`` (stored events and resolved seqs), lowest first, ``:lim`` at most;
+#: each side limited on its own (index range scans), in subqueries as SQLite wants compound members plain.
+_FILLED_ABOVE = text(
+    "SELECT seq FROM (SELECT DISTINCT seq FROM events WHERE camera_id = :c AND seq > :n ORDER BY seq LIMIT :lim) a "
+    "UNION SELECT seq FROM (SELECT seq FROM resolved_seqs WHERE camera_id = :c AND seq > :n "
+    "ORDER BY seq LIMIT :lim) b ORDER BY seq LIMIT :lim"
 )
 
 
@@ -225,7 +324,8 @@ def _dead_letter_row(topic: str, payload: bytes | str, reason: str, received_at:
 
 
 class Store:
-    """The database: events (de-duplicated by event_id), cameras with their watermark, dead letters."""
+    """The database: events (de-duplicated by camera and event_id), cameras with their watermark, dead
+    letters and the seqs they resolved."""
 
     def __init__(
         self,
@@ -237,6 +337,8 @@ class Store:
         timezone: str = "Asia/Ho_Chi_Minh",
         heartbeat_s: float = 10.0,
         events_retention_days: float | None = None,
+        max_future_s: float | None = 86400.0,
+        topic_prefix: str = "citywatch",
     ) -> None:
         self.url = url
         self.schema = schema
@@ -246,6 +348,10 @@ class Store:
         self.heartbeat_s = heartbeat_s
         #: Events older than this are not stored again (their raw copy may be pruned: no re-counting).
         self.events_retention_days = events_retention_days
+        #: Events further ahead of the server clock are dead letters (``server.ingest.max_future_s``).
+        self.max_future_s = max_future_s
+        #: MQTT prefix, for the topic of a dead letter the store writes for one event of a batch.
+        self.topic_prefix = topic_prefix
         self.engine: Engine = make_engine(url, schema=schema, echo=echo)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         #: A UTC column's value as SQLAlchemy writes it on this dialect (for the raw SQLite insert).
@@ -269,6 +375,8 @@ class Store:
         kwargs.setdefault("timezone", config.server.timezone)
         kwargs.setdefault("heartbeat_s", config.server.ingest.heartbeat_s or config.edge.heartbeat_s)
         kwargs.setdefault("events_retention_days", config.server.retention.events_days)
+        kwargs.setdefault("max_future_s", config.server.ingest.max_future_s)
+        kwargs.setdefault("topic_prefix", config.mqtt.topic_prefix)
         return cls(config.server.database_url, **kwargs)
 
     @property
@@ -331,9 +439,7 @@ class Store:
             return sqlite.insert(table)
         raise NotImplementedError(f"dialect {self.dialect} not supported")
 
-    def insert_events(
-        self, events: Iterable[AnyEvent], received_at: datetime | None = None
-    ) -> tuple[list[str], list[str]]:
+    def insert_events(self, events: Iterable[AnyEvent], received_at: datetime | None = None) -> StoredBatch:
         """Store events once each, in one transaction; returns ``(inserted_ids, duplicate_ids)``."""
         with self._session.begin() as s:
             return self._insert_events(s, list(events), received_at or utcnow())
@@ -343,48 +449,118 @@ class Store:
         events: Sequence[AnyEvent],
         dead_letters: Sequence[DeadLetterIn],
         received_at: datetime | None = None,
-    ) -> tuple[list[str], list[str]]:
+    ) -> StoredBatch:
         """Events and dead letters of one ingest batch in one transaction (ack only after it)."""
         received_at = received_at or utcnow()
         with self._session.begin() as s:
             result = self._insert_events(s, list(events), received_at)
-            if dead_letters:
-                rows = [_dead_letter_row(d.topic, d.payload, d.reason, received_at) for d in dead_letters]
-                s.execute(DeadLetterRow.__table__.insert(), rows)
+            self._write_dead_letters(s, dead_letters, received_at)
             return result
 
-    def _insert_events(self, s: Session, events: list[AnyEvent], received_at: datetime) -> tuple[list[str], list[str]]:
-        first: dict[str, AnyEvent] = {}
-        duplicates: list[str] = []
+    def dead_letter_events(self, letters: Sequence[DeadLetterIn], received_at: datetime | None = None) -> None:
+        """Dead letters and the seqs they resolve (``DeadLetterIn.camera_id``/``seqs``), in one transaction.
+
+        For a message found to be permanently unstorable after parsing (a batch bisected down to it):
+        build the letter with :meth:`DeadLetterIn.of_events`; the camera's watermark then moves past its
+        seqs at its next walk (``apply_cameras`` or ``advance_watermark``)."""
+        with self._session.begin() as s:
+            self._write_dead_letters(s, letters, received_at or utcnow())
+
+    def _write_dead_letters(self, s: Session, letters: Sequence[DeadLetterIn], received_at: datetime) -> None:
+        if not letters:
+            return
+        table = DeadLetterRow.__table__
+        plain = [d for d in letters if not _resolves(d)]
+        if plain:
+            s.execute(table.insert(), [_dead_letter_row(d.topic, d.payload, d.reason, received_at) for d in plain])
+        resolved: list[dict[str, Any]] = []
+        for d in letters:
+            if _resolves(d):  # rare (a poison message): one insert each, for its id
+                row = _dead_letter_row(d.topic, d.payload, d.reason, received_at)
+                dl_id = s.execute(table.insert().returning(table.c.id), row).scalar_one()
+                resolved.extend(
+                    {"camera_id": d.camera_id, "seq": q, "dead_letter_id": dl_id, "resolved_at": received_at}
+                    for q in d.seqs
+                    if 1 <= q <= MAX_SEQ
+                )
+        self._resolve_seqs(s, resolved)
+
+    def _resolve_seqs(self, s: Session, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            s.execute(
+                self._insert(ResolvedSeqRow.__table__).on_conflict_do_nothing(index_elements=["camera_id", "seq"]),
+                rows,
+            )
+
+    def _event_dead_letter(self, ev: AnyEvent, reason: str) -> DeadLetterIn:
+        """The dead letter of one event of a batch; its seq is resolved (the camera is the event's own)."""
+        topic = Topics(self.topic_prefix).event(ev.site_id, ev.camera_id, ev.kind)
+        return DeadLetterIn(topic, ev.model_dump_json(), reason, ev.camera_id, (ev.seq,))
+
+    def _time_fault(self, ev: AnyEvent, lo: float | None, hi: float | None) -> str | None:
+        """Why ``ev``'s time cannot be stored (None: it can): before the raw retention (a stored copy may be
+        pruned already, so storing it could count it twice, and retention would delete it at once), before
+        ``EARLIEST_EVENT_TS`` (a clock reset), or further ahead than ``max_future_s`` (never pruned: an
+        edge clock gone wrong)."""
+        t = ev.ts.timestamp()
+        if lo is not None and t < lo:
+            return (
+                f"{TIMESTAMP_OUT_OF_RANGE}: ts {ev.ts.isoformat()} is older than the events retention "
+                f"({self.events_retention_days:g} days; seq {ev.seq})"
+            )
+        if t < _EARLIEST_S:
+            return (
+                f"{TIMESTAMP_OUT_OF_RANGE}: ts {ev.ts.isoformat()} is before {EARLIEST_EVENT_TS.year}: "
+                f"an edge clock reset (seq {ev.seq})"
+            )
+        if hi is not None and t > hi:
+            return (
+                f"{TIMESTAMP_OUT_OF_RANGE}: ts {ev.ts.isoformat()} is more than {self.max_future_s:g} s ahead of "
+                f"the server clock (seq {ev.seq})"
+            )
+        return None
+
+    def _insert_events(self, s: Session, events: list[AnyEvent], received_at: datetime) -> StoredBatch:
+        now = utcnow().timestamp()
+        lo = None if self.events_retention_days is None else now - self.events_retention_days * 86400
+        hi = None if self.max_future_s is None else now + self.max_future_s
+        first: dict[tuple[str, str], AnyEvent] = {}
+        repeats: list[tuple[tuple[str, str], AnyEvent]] = []
+        dead: list[DeadLetterIn] = []
         for ev in events:
-            eid = str(ev.event_id)
-            if eid in first:
-                duplicates.append(eid)
+            fault = self._time_fault(ev, lo, hi)
+            if fault is not None:
+                dead.append(self._event_dead_letter(ev, fault))
+                continue
+            key = (str(ev.event_id), ev.camera_id)
+            if key in first:
+                repeats.append((key, ev))
             else:
-                first[eid] = ev
-        ids = list(first)
-        existing: set[str] = set()
-        if self.events_retention_days is not None:
-            # Older than the raw retention: its stored copy may be gone, so storing it could count it twice.
-            horizon = utcnow().timestamp() - self.events_retention_days * 86400
-            existing.update(eid for eid, ev in first.items() if ev.ts.timestamp() < horizon)
-        inserted: set[str] = set()
+                first[key] = ev
+        #: (event_id, camera_id) -> (seq, payload) of ids stored before this batch
+        stored: dict[tuple[str, str], tuple[int, str]] = {}
         if self.dialect == "postgresql":
             # sorted by id: concurrent writers meet shared ids in the same order, so they wait, never deadlock
-            rows = sorted(_event_values(eid, ev, received_at) for eid, ev in first.items() if eid not in existing)
+            rows = sorted(_event_values(eid, first[(eid, cam)], received_at) for eid, cam in first)
             if rows:
                 raw = s.connection().connection.driver_connection
                 with raw.cursor() as cur:  # type: ignore[union-attr]
-                    if self._copy_new_events(cur, rows):
-                        inserted.update(r[0] for r in rows)
-                    else:
-                        inserted.update(self._stage_events(cur, rows))
+                    refused = [] if self._copy_new_events(cur, rows) else self._stage_events(cur, rows)
+                if refused:
+                    stored = {
+                        (r[0], r[1]): (int(r[2]), r[3])
+                        for r in s.execute(
+                            text(_PG_STORED), {"ids": [k[0] for k in refused], "cams": [k[1] for k in refused]}
+                        )
+                    }
         else:
-            inserted.update(self._sqlite_insert_events(s, first, existing, received_at))
-        inserted_ids = [eid for eid in ids if eid in inserted]
-        duplicates.extend(eid for eid in ids if eid not in inserted)
-        if inserted:
-            new_events = [first[eid] for eid in inserted_ids]
+            stored = self._sqlite_insert_events(s, first, received_at)
+        inserted_ids = [eid for (eid, cam) in first if (eid, cam) not in stored]
+        duplicates, resolved = self._judge_duplicates(first, stored, repeats, dead, received_at)
+        self._write_dead_letters(s, dead, received_at)
+        self._resolve_seqs(s, resolved)
+        if inserted_ids:
+            new_events = [ev for key, ev in first.items() if key not in stored]
             deltas = ru.event_deltas(self.clock, new_events)
             statuses = [ev for ev in new_events if isinstance(ev, CameraStatus)]
             if statuses:
@@ -393,7 +569,47 @@ class Store:
                 ru.upsert(s, self.dialect, deltas)
             for hook in self.insert_hooks:
                 hook(s, new_events)
-        return inserted_ids, duplicates
+        return StoredBatch(inserted_ids, duplicates, len(dead))
+
+    def _judge_duplicates(
+        self,
+        first: dict[tuple[str, str], AnyEvent],
+        stored: dict[tuple[str, str], tuple[int, str]],
+        repeats: list[tuple[tuple[str, str], AnyEvent]],
+        dead: list[DeadLetterIn],
+        received_at: datetime,
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Events not inserted because their (camera, id) is known: the same content is a quiet duplicate
+        (its seq, when another, is resolved: the event is stored under the first one); other content is a
+        dead letter ``conflicting_duplicate`` (appended to ``dead``). Compared only for these few ids."""
+        duplicates: list[str] = []
+        resolved: list[dict[str, Any]] = []
+        known: dict[tuple[str, str], tuple[int, dict[str, Any] | None]] = {
+            key: (seq, _stored_content(payload)) for key, (seq, payload) in stored.items()
+        }
+        candidates = [(key, first[key]) for key in stored]
+        for key, ev in repeats:
+            if key not in known:  # repeated within the batch, its first copy inserted now
+                known[key] = (first[key].seq, _content(first[key]))
+            candidates.append((key, ev))
+        for key, ev in candidates:
+            seq, old = known[key]
+            diff = _differences(old, _content(ev))
+            if diff:
+                dead.append(
+                    self._event_dead_letter(
+                        ev,
+                        f"{CONFLICTING_DUPLICATE}: event {key[0]} of camera {key[1]} is stored already (seq {seq}) "
+                        f"with other content ({', '.join(diff)}); this copy has seq {ev.seq}",
+                    )
+                )
+                continue
+            duplicates.append(key[0])
+            if ev.seq != seq:
+                resolved.append(
+                    {"camera_id": ev.camera_id, "seq": ev.seq, "dead_letter_id": None, "resolved_at": received_at}
+                )
+        return duplicates, resolved
 
     @staticmethod
     def _copy_new_events(cur: Any, rows: list[tuple[Any, ...]]) -> bool:
@@ -413,21 +629,22 @@ class Store:
         return True
 
     @staticmethod
-    def _stage_events(cur: Any, rows: list[tuple[Any, ...]]) -> list[str]:
+    def _stage_events(cur: Any, rows: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
         """PostgreSQL, when some of ``rows`` may be stored: copy them into a temporary table, insert what
-        is new with ON CONFLICT DO NOTHING; returns the ids inserted."""
+        is new with ON CONFLICT DO NOTHING; returns the ``(event_id, camera_id)`` it did not insert."""
         # every time, not once per connection: a rolled-back transaction takes the table along
         cur.execute(_PG_STAGE_CREATE)
         _pg_copy_rows(cur, _PG_STAGE_COPY, rows)
         cur.execute(_PG_STAGE_INSERT)
-        refused = {r[0] for r in cur.fetchall()}
+        refused = [(r[0], r[1]) for r in cur.fetchall()]
         cur.execute("TRUNCATE events_stage")  # empty for a next batch in this transaction too
-        return [r[0] for r in rows if r[0] not in refused]
+        return refused
 
     def _sqlite_insert_events(
-        self, s: Session, first: dict[str, AnyEvent], existing: set[str], received_at: datetime
-    ) -> list[str]:
-        """SQLite: look the ids up, then one ``executemany`` on the session's own sqlite3 connection.
+        self, s: Session, first: dict[tuple[str, str], AnyEvent], received_at: datetime
+    ) -> dict[tuple[str, str], tuple[int, str]]:
+        """SQLite: look the ids up, then one ``executemany`` on the session's own sqlite3 connection;
+        returns ``(seq, payload)`` of those stored before.
 
         Why raw: per row, SQLAlchemy's parameter processing and RETURNING cost more than SQLite's insert.
         The look-up runs before SQLite's write lock is taken, so a concurrent writer may store one of the
@@ -436,24 +653,28 @@ class Store:
         """
         raw = s.connection().connection.driver_connection
         cur = raw.cursor()  # type: ignore[union-attr]
+        stored: dict[tuple[str, str], tuple[int, str]] = {}
         try:
-            ids = [eid for eid in first if eid not in existing]
-            for chunk in _chunks(ids, _CHUNK):
-                sql = f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})"
-                existing.update(r[0] for r in cur.execute(sql, chunk))
-            fresh = [eid for eid in ids if eid not in existing]
+            ids = list({eid for eid, _cam in first})
+            for chunk in _chunks(ids, _CHUNK):  # by id (the key's first column), then matched by camera
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT event_id, camera_id, seq, payload FROM events WHERE event_id IN ({marks})"
+                for eid, cam, seq, payload in cur.execute(sql, chunk):
+                    if (eid, cam) in first:
+                        stored[(eid, cam)] = (int(seq), payload)
+            fresh = [key for key in first if key not in stored]
             if not fresh:
-                return []
+                return stored
             as_time = self._sqlite_time
             received = as_time(received_at)
             rows = []
-            for eid in fresh:
-                r = _event_values(eid, first[eid], received)
+            for key in fresh:
+                r = _event_values(key[0], first[key], received)
                 rows.append((*r[:5], as_time(r[5]), *r[6:]))
             cur.executemany(_SQLITE_EVENTS_INSERT, rows)
             if cur.rowcount != len(rows):
                 raise ConcurrentInsert(f"{len(rows) - cur.rowcount} of {len(rows)} events were stored meanwhile")
-            return fresh
+            return stored
         finally:
             cur.close()
 
@@ -536,14 +757,18 @@ class Store:
             return self._walk_watermark(s, cam, floor)[0]
 
     def _walk_watermark(self, s: Session, cam: CameraRow, floor: int | None) -> tuple[int, int | None]:
-        """Advance the locked ``cam`` row's watermark; returns ``(committed, lowest stored seq above it)``."""
+        """Advance the locked ``cam`` row's watermark; returns ``(committed, lowest filled seq above it)``.
+
+        A seq is filled when an event with it is stored or it is resolved (``resolved_seqs``)."""
         camera_id = cam.camera_id
         n = start = cam.committed_seq
         if floor is not None and floor > n:
             present = s.scalar(
-                select(func.count(distinct(EventRow.seq))).where(
-                    EventRow.camera_id == camera_id, EventRow.seq > n, EventRow.seq <= floor
-                )
+                text(
+                    "SELECT COUNT(*) FROM (SELECT seq FROM events WHERE camera_id = :c AND seq > :n AND seq <= :f "
+                    "UNION SELECT seq FROM resolved_seqs WHERE camera_id = :c AND seq > :n AND seq <= :f) u"
+                ),
+                {"c": camera_id, "n": n, "f": floor},
             )
             missing = (floor - n) - int(present or 0)
             if missing > 0:
@@ -559,13 +784,7 @@ class Store:
             n = floor
         above: int | None = None
         while True:
-            seqs = s.scalars(
-                select(EventRow.seq)
-                .distinct()
-                .where(EventRow.camera_id == camera_id, EventRow.seq > n)
-                .order_by(EventRow.seq)
-                .limit(_WALK_CHUNK)
-            ).all()
+            seqs = s.scalars(_FILLED_ABOVE, {"c": camera_id, "n": n, "lim": _WALK_CHUNK}).all()
             contiguous = True
             for q in seqs:
                 if q != n + 1:
@@ -709,43 +928,61 @@ class Store:
         twice ranks once): ``run_end`` is where the run ends, ``above`` the first seq after the gap
         (both NULL when absent); ``top`` is the camera's highest stored seq.
         """
-        window = "e.camera_id = w.camera_id AND e.seq > w.n AND e.seq <= w.n + :window"
         if self.dialect == "postgresql":
             marks_cte = (
                 "SELECT * FROM unnest(CAST(:cams AS varchar[]), CAST(:marks AS bigint[])) AS w(camera_id, n)"
             )
             params: dict[str, Any] = {"cams": [m[0] for m in marks], "marks": [m[1] for m in marks]}
-            # LATERAL with LIMIT (never pulled up into a join): one index range scan per camera
-            source = f"w CROSS JOIN LATERAL (SELECT e.seq FROM events e WHERE {window} ORDER BY e.seq LIMIT :window) e"
+            # a watermark near 2^63 - 1 must not overflow bigint in n + window
+            window = "{t}.camera_id = w.camera_id AND {t}.seq > w.n AND {t}.seq <= LEAST(w.n, :top_n) + :window"
+            params["top_n"] = MAX_SEQ - _WALK_CHUNK
+
+            def source(table: str) -> str:  # LATERAL with LIMIT (never pulled up into a join): one range scan
+                cond = window.format(t="e")
+                return (
+                    f"SELECT w.camera_id, w.n, e.seq FROM w CROSS JOIN LATERAL "
+                    f"(SELECT e.seq FROM {table} e WHERE {cond} ORDER BY e.seq LIMIT :window) e"
+                )
         else:
             marks_cte = (
                 "SELECT json_extract(value, '$[0]') AS camera_id, json_extract(value, '$[1]') AS n "
                 "FROM json_each(:marks)"
             )
             params = {"marks": json.dumps(marks)}
-            source = f"w JOIN events e ON {window}"  # SQLite loops over w with the (camera_id, seq) index
+            window = "{t}.camera_id = w.camera_id AND {t}.seq > w.n AND {t}.seq <= w.n + :window"  # SQLite: no overflow
+
+            def source(table: str) -> str:  # SQLite loops over w with the (camera_id, seq) index
+                return f"SELECT w.camera_id, w.n, e.seq FROM w JOIN {table} e ON {window.format(t='e')}"
+
         params["window"] = _WALK_CHUNK
         sql = text(
             f"WITH w AS ({marks_cte}), "
-            "r AS (SELECT w.camera_id, e.seq, "
-            "      e.seq - w.n - DENSE_RANK() OVER (PARTITION BY w.camera_id ORDER BY e.seq) AS g "
-            f"      FROM {source}), "
+            f"f AS ({source('events')} UNION ALL {source('resolved_seqs')}), "
+            "r AS (SELECT camera_id, seq, seq - n - DENSE_RANK() OVER (PARTITION BY camera_id ORDER BY seq) AS g "
+            "      FROM f), "
             "runs AS (SELECT camera_id, MAX(CASE WHEN g = 0 THEN seq END) AS run_end, "
             "         MIN(CASE WHEN g > 0 THEN seq END) AS above FROM r GROUP BY camera_id) "
             "SELECT w.camera_id, runs.run_end, runs.above, "
-            "       (SELECT MAX(t.seq) FROM events t WHERE t.camera_id = w.camera_id) "
+            "       (SELECT MAX(t.seq) FROM (SELECT MAX(e.seq) AS seq FROM events e WHERE e.camera_id = w.camera_id "
+            "        UNION ALL SELECT MAX(x.seq) FROM resolved_seqs x WHERE x.camera_id = w.camera_id) t) "
             "FROM w LEFT JOIN runs ON runs.camera_id = w.camera_id"
         )
         return sql, params
 
     def first_seq_above(self, camera_id: str, seq: int) -> int | None:
-        """The lowest stored seq above ``seq`` (None: nothing above): ``seq + 1`` up to it is a gap."""
+        """The lowest filled seq above ``seq`` (None: nothing above): ``seq + 1`` up to it is a gap."""
         with self._session() as s:
             return self._first_seq_above(s, camera_id, seq)
 
     @staticmethod
     def _first_seq_above(s: Session, camera_id: str, seq: int) -> int | None:
-        v = s.scalar(select(func.min(EventRow.seq)).where(EventRow.camera_id == camera_id, EventRow.seq > seq))
+        v = s.scalar(
+            text(
+                "SELECT MIN(u.seq) FROM (SELECT MIN(seq) AS seq FROM events WHERE camera_id = :c AND seq > :n "
+                "UNION ALL SELECT MIN(seq) FROM resolved_seqs WHERE camera_id = :c AND seq > :n) u"
+            ),
+            {"c": camera_id, "n": seq},
+        )
         return int(v) if v is not None else None
 
     def note_replay_request(self, camera_id: str, at: datetime) -> None:
@@ -847,6 +1084,13 @@ class Store:
             h = horizon(retention.events_days)
             if h is not None:
                 deleted["events"] = s.execute(EventRow.__table__.delete().where(EventRow.ts_s < h)).rowcount
+            # a resolved seq matters only until the watermark passed it
+            deleted["resolved_seqs"] = s.execute(
+                text(
+                    "DELETE FROM resolved_seqs WHERE seq <= "
+                    "(SELECT c.committed_seq FROM cameras c WHERE c.camera_id = resolved_seqs.camera_id)"
+                )
+            ).rowcount
             h = horizon(retention.dead_letters_days)
             if h is not None:
                 cutoff = datetime.fromtimestamp(h, tz=timezone.utc)

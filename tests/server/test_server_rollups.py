@@ -138,11 +138,12 @@ def test_retention_prunes_each_table_and_expired_events_are_not_counted_again(st
     deleted = store.apply_retention(RetentionConfig(events_days=10, rollup_1m_days=7, rollup_15m_days=400))
     assert deleted["events"] == 1 and deleted["flow_1m"] == 1 and deleted["flow_15m"] == 0
     assert store.count_events() == 1
-    # the pruned event comes again (a late replay): not stored, not counted twice
+    # the pruned event comes again (a late replay): not stored, not counted twice, but kept as a dead letter
     store.events_retention_days = 10
     again = crossing(1, ts=old)
     ins, dup = store.insert_events([again])
-    assert ins == [] and dup == [str(again.event_id)]
+    assert ins == [] and dup == []
+    assert store.list_dead_letters()[0][0]["reason"].startswith("timestamp_out_of_range")
     total = sum(r.count for r in store.counts(start=old - timedelta(days=1), end=now))
     assert total == 2
 
