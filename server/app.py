@@ -18,8 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
-from server.api import cameras, counts, dead_letters, events, health, incidents, keys, planner, session, ui
+from server.api import cameras, counts, dead_letters, events, forecasts, health, incidents, keys, planner, session, ui
 from server.auth import ENV_API_KEYS, Auth
+from server.forecasting.service import ForecastService
 from server.incidents import IncidentService
 from server.ingest import Ingest
 from server.live import LiveHub
@@ -41,6 +42,7 @@ def create_app(
     store: Store | None = None,
     api_keys: str | None = None,
     retention: bool | None = None,
+    forecasts_schedule: bool | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -48,6 +50,7 @@ def create_app(
     ``store``: use this store (the caller closes it) instead of ``Store.from_config(config)``.
     ``api_keys``: ``"role:key,..."``; default: the ``CITYWATCH_API_KEYS`` environment variable.
     ``retention``: prune old rows every ``server.retention.interval_s`` (default: only with its own store).
+    ``forecasts_schedule``: refresh forecasts on ``server.forecasts`` (default: like ``retention``, if enabled).
     """
     auth = Auth.from_spec(api_keys if api_keys is not None else os.environ.get(ENV_API_KEYS))
     if retention is None:
@@ -71,9 +74,15 @@ def create_app(
         janitor = Retention(st, config.server.retention) if retention else None
         if janitor is not None:
             janitor.start()
+        schedule = retention if forecasts_schedule is None else forecasts_schedule
+        forecaster = ForecastService(st, config) if schedule and config.server.forecasts.enabled else None
+        if forecaster is not None:
+            forecaster.start()
         try:
             yield
         finally:
+            if forecaster is not None:
+                await run_in_threadpool(forecaster.stop)
             if janitor is not None:
                 janitor.stop()
             await run_in_threadpool(incident_service.stop)
@@ -100,7 +109,7 @@ def create_app(
     csp = CSP.replace("img-src 'self' data:", f"img-src 'self' data: {tiles}") if tiles else CSP
     app.state.registry = registry
 
-    for module in (health, cameras, counts, planner, events, dead_letters, keys, session, incidents, ui):
+    for module in (health, cameras, counts, planner, forecasts, events, dead_letters, keys, session, incidents, ui):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.middleware("http")

@@ -1,0 +1,113 @@
+"""Flow histories for the model, read from the rollups with "not observed" kept apart from "no vehicles".
+
+Why its own reader and not ``server.history.History.flow``: a refresh reads every line's history at
+once (500 lines × 12 weeks of hours is a million cells), always over ranges aligned to the table's own
+buckets, so one plain query per table is exact and an order of magnitude cheaper than building a
+cell object per bucket.
+
+A bucket counts as observed when its camera observed at least ``min_coverage`` of it (heartbeats with
+the source ok, or an imported count); its flow is then scaled to the whole bucket (vehicles per
+observed second × bucket length). Any other bucket is NaN: a camera that was down is missing data,
+never a zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from server.db import FLOW_TABLES, OBSERVED_TABLES, ZONE_TABLES
+from server.forecasting.tables import LANE, LINE, SeriesKey
+from server.store import Store
+
+#: Bucket seconds -> rollup resolution read for it.
+RES_OF: dict[int, str] = {900: "15m", 3600: "1h"}
+
+
+@dataclass
+class Histories:
+    """Every series' values on one regular UTC grid ``start + i * step`` (NaN: not observed)."""
+
+    start: int
+    step: int
+    values: dict[SeriesKey, np.ndarray]
+    coverage: dict[str, np.ndarray]  # per camera: observed share of each bucket
+
+    def observed_days(self, key: SeriesKey) -> float:
+        """Days of observed buckets (a bucket counts in full once it is observed enough to be used)."""
+        return float(np.count_nonzero(~np.isnan(self.values[key])) * self.step / 86400)
+
+    def series(self, key: SeriesKey) -> pd.Series:
+        """The values as a UTC-indexed series (what ``server.forecast.series.to_wall_clock`` takes)."""
+        idx = pd.to_datetime(self.start + np.arange(len(self.values[key])) * self.step, unit="s", utc=True)
+        return pd.Series(self.values[key], index=idx)
+
+
+def load_histories(
+    store: Store,
+    lo: int,
+    hi: int,
+    step: int,
+    *,
+    classes: Sequence[str],
+    min_coverage: float,
+    lanes: bool = True,
+    known: Iterable[SeriesKey] = (),
+    camera_ids: Sequence[str] | None = None,
+) -> Histories:
+    """Histories of every line/direction (and lane) with flow in ``[lo, hi)``, plus the ``known`` series.
+
+    ``lo`` and ``hi`` must be multiples of ``step`` (900 or 3600); ``camera_ids`` limits the read.
+    """
+    if step not in RES_OF or lo % step or hi % step or hi <= lo:
+        raise ValueError(f"range [{lo}, {hi}) is not aligned to {step} s buckets")
+    res = RES_OF[step]
+    n = (hi - lo) // step
+    counts: dict[SeriesKey, np.ndarray] = {k: np.zeros(n) for k in known}
+    flow = FLOW_TABLES[res]
+    total = sum(flow.c[f"n_{c}"] for c in classes)
+    with store._session() as s:
+        for cam, line, direction, bucket, value in s.execute(
+            select(flow.c.camera_id, flow.c.line_id, flow.c.direction, flow.c.bucket, total)
+            .where(flow.c.bucket >= lo, flow.c.bucket < hi, *_cams(flow, camera_ids))
+        ):
+            key = SeriesKey(LINE, cam, line, direction)
+            arr = counts.get(key)
+            if arr is None:
+                arr = counts[key] = np.zeros(n)
+            arr[(bucket - lo) // step] += value
+        if lanes:
+            zone = ZONE_TABLES[res]
+            for cam, zone_id, bucket, entered in s.execute(
+                select(zone.c.camera_id, zone.c.zone_id, zone.c.bucket, zone.c.entered)
+                .where(zone.c.bucket >= lo, zone.c.bucket < hi, zone.c.lane.is_(True), *_cams(zone, camera_ids))
+            ):
+                key = SeriesKey(LANE, cam, zone_id, "")
+                arr = counts.get(key)
+                if arr is None:
+                    arr = counts[key] = np.zeros(n)
+                arr[(bucket - lo) // step] += entered
+        cams = sorted({k.camera_id for k in counts})
+        coverage = {c: np.zeros(n) for c in cams}
+        obs = OBSERVED_TABLES[res]
+        if cams:
+            for cam, bucket, observed in s.execute(
+                select(obs.c.camera_id, obs.c.bucket, obs.c.observed_s)
+                .where(obs.c.bucket >= lo, obs.c.bucket < hi, obs.c.camera_id.in_(cams))
+            ):
+                coverage[cam][(bucket - lo) // step] += observed / step
+    values: dict[SeriesKey, np.ndarray] = {}
+    for key, arr in counts.items():
+        cov = np.minimum(coverage[key.camera_id], 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values[key] = np.where(cov >= min_coverage, arr / cov, np.nan)
+    return Histories(lo, step, values, coverage)
+
+
+def _cams(table: Any, camera_ids: Sequence[str] | None) -> list[Any]:
+    return [] if camera_ids is None else [table.c.camera_id.in_(list(camera_ids))]
