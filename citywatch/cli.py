@@ -21,9 +21,11 @@ app = typer.Typer(help="citywatch: smart-camera traffic monitoring.", no_args_is
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 weights_app = typer.Typer(help="Model weights.", no_args_is_help=True)
 samples_app = typer.Typer(help="Sample clips.", no_args_is_help=True)
+forecast_app = typer.Typer(help="Flow forecasts.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(weights_app, name="weights")
 app.add_typer(samples_app, name="samples")
+app.add_typer(forecast_app, name="forecast")
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -183,6 +185,49 @@ def eval_(
         t = result.tracking
         out.print(f"tracking: IDF1 {pct(t.idf1)}, MOTA {pct(t.mota)}, ID switches {t.id_switches}, "
                   f"misses {t.misses}, false positives {t.false_positives} of {t.gt_boxes} ground-truth boxes")
+
+
+@forecast_app.command("backtest")
+def forecast_backtest(
+    file: Annotated[Path, typer.Argument(help="CSV file: one hourly count series (other columns ignored).")],
+    time_column: Annotated[str, typer.Option(help="Column of naive local times YYYY-MM-DD HH:MM:SS.")],
+    value_column: Annotated[str, typer.Option(help="Column of counts per hour.")],
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the times, e.g. America/Chicago.")],
+    start: Annotated[str, typer.Option(help="First origin: a local date (midnight).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Forecasts CSV to write.")],
+    country: Annotated[str | None, typer.Option(help="Holiday country (default: the time zone's).")] = None,
+    horizon: Annotated[int, typer.Option(help="Hours forecast from each origin.")] = 24,
+    every: Annotated[int, typer.Option(help="Hours between origins (a multiple of 24).")] = 24,
+) -> None:
+    """Day-ahead forecasts from every origin with only the rows before it, scored against the data beside a
+    seasonal-naive forecast (same hour one week earlier), with the server's model and settings."""
+    import pandas as pd
+
+    from server.forecast.backtest import BacktestError, read_counts, run_backtest, write_forecasts
+    from server.forecast.holiday import HolidayCalendar
+
+    try:
+        origin = pd.Timestamp(start)
+        series = read_counts(file, time_column, value_column)
+        calendar = HolidayCalendar(country.upper()) if country else HolidayCalendar.for_timezone(timezone)
+        with _progress() as bar:
+            task = bar.add_task(f"backtesting {file.name}", total=None)
+            result = run_backtest(series, timezone=timezone, start=origin, horizon=horizon, every=every,
+                                  calendar=calendar, progress=lambda k, n: bar.update(task, completed=k, total=n))
+    except (BacktestError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    write_forecasts(result.forecasts, out_path)
+    m, n = result.model, result.naive
+    out.print(f"{result.origins} origins, {len(result.forecasts)} forecast rows -> {out_path}; "
+              f"origin-hours forecast {100 * result.forecast_share:.1f} %")
+    for origin_text, why in list(result.skipped.items())[:5]:
+        out.print(f"  no forecast from {origin_text}: {why}")
+    out.print(f"on {m.hours} hours with data and a seasonal-naive value:")
+    out.print(f"  model          WAPE {100 * m.wape:.2f} %  MAE {m.mae:.1f}  80 % interval coverage "
+              f"{100 * m.coverage:.1f} %")
+    out.print(f"  seasonal naive WAPE {100 * n.wape:.2f} %  MAE {n.mae:.1f}")
+    out.print(f"  WAPE ratio model / naive {result.ratio:.3f}")
 
 
 @app.command("eval-stationary")
