@@ -1,9 +1,10 @@
 """Counts a city already has (loop detectors, manual counts) loaded into a camera line's rollups.
 
 Why through the rollups: forecasts, the planner API and exports all read the rollups, so an imported
-bucket is indistinguishable from one the camera counted: its vehicles go to the flow tables (all of a
-bucket's count in the rollup bucket holding its start, as the edge's merged totals do) and the bucket
-is credited as observed, so the model sees history instead of a cold start.
+bucket is indistinguishable from one the camera counted: its vehicles go to the flow tables and the
+bucket is credited as observed, so the model sees history instead of a cold start. Finer rollups than
+the file's bucket get the count spread evenly in whole vehicles (an hour of 100 is 25 per quarter hour),
+so every resolution sums to the same total and a 15-minute view shows a flat hour, not a spike.
 
 All or nothing: the whole file is parsed and checked first (every bad row is reported with its line
 number), then written in one transaction. Buckets the camera already observed are refused, so an
@@ -150,6 +151,11 @@ def read_counts_csv(
             raise CountImportError(str(path), [(reader.line_num, f"not valid CSV: {exc}")]) from None
 
 
+def split_evenly(count: int, parts: int) -> list[int]:
+    """``count`` whole vehicles spread as evenly as possible over ``parts`` (the sum is exact)."""
+    return [(i + 1) * count // parts - i * count // parts for i in range(parts)]
+
+
 def store_counts(
     store: Store,
     buckets: list[BucketCount],
@@ -173,9 +179,15 @@ def store_counts(
     d = Deltas()
     col = f"n_{class_name}"
     for b in buckets:
-        if b.count:
-            for res, s in RES_ORDER:
+        if not b.count:
+            continue
+        for res, s in RES_ORDER:
+            if s >= bucket_s:
                 d.add(f"flow_{res}", (camera_id, clock.floor(b.start, s), line_id, direction), {col: b.count})
+                continue
+            for i, part in enumerate(split_evenly(b.count, bucket_s // s)):
+                if part:
+                    d.add(f"flow_{res}", (camera_id, b.start + i * s, line_id, direction), {col: part})
     observed_deltas(clock, ((camera_id, b.start, b.start + bucket_s) for b in buckets), d)
     obs = OBSERVED_TABLES[_RES_OF[bucket_s]]
     flow = FLOW_TABLES[_RES_OF[bucket_s]]

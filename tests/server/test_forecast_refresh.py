@@ -1,0 +1,154 @@
+"""Server forecasts from the rollups: a refresh forecasts every line with its 80 % band from real history,
+says "not enough history" instead of inventing one, treats unobserved buckets as missing (not zero), and
+opens/closes flow_anomaly incidents only for a healthy camera. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from forecast_kit import HANOI, seed_line, set_health
+from sqlalchemy import select
+
+from citywatch.config import CitywatchConfig, ConfigError, parse_config
+from server.forecasting.anomalies import FlowAnomalyWatch
+from server.forecasting.count_import import BucketCount, store_counts
+from server.forecasting.history import load_histories
+from server.forecasting.refresh import ForecastRefresher
+from server.forecasting.tables import LINE, FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
+from server.incidents import IncidentRow, IncidentStore
+from server.store import Store
+
+END = datetime(2026, 3, 2, tzinfo=HANOI)  # Monday 00:00 local
+NOW = END + timedelta(hours=10, minutes=10)
+A = SeriesKey(LINE, "cam-a", "l1", "in")
+
+
+def _forecasts(store: Store, key: SeriesKey, freq: str) -> list[ForecastRow]:
+    with store._session() as s:
+        return list(s.scalars(select(ForecastRow).where(
+            ForecastRow.camera_id == key.camera_id, ForecastRow.series_id == key.series_id,
+            ForecastRow.direction == key.direction, ForecastRow.freq == freq).order_by(ForecastRow.ds)))
+
+
+def _series(store: Store) -> dict[str, ForecastSeriesRow]:
+    with store._session() as s:
+        return {r.camera_id: r for r in s.scalars(select(ForecastSeriesRow))}
+
+
+def test_refresh_forecasts_each_line_with_its_band_and_says_when_history_is_too_short(store: Store) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=70)
+    seed_line(store, camera_id="cam-b", end=END, days=4, source_start="2016-03-07")
+    rep = ForecastRefresher(store, CitywatchConfig()).refresh(NOW)
+    assert rep.by_status == {"ok": 1, "cold_start": 1}
+
+    hourly = _forecasts(store, A, "h")
+    quarter = _forecasts(store, A, "15min")
+    origin_h = int(NOW.timestamp()) // 3600 * 3600
+    assert [r.ds for r in hourly] == [origin_h + 3600 * i for i in range(48)]  # today and tomorrow
+    assert [r.ds for r in quarter] == [int(NOW.timestamp()) // 900 * 900 + 900 * i for i in range(24)]
+    for r in hourly + quarter:
+        assert 0 <= r.lo80 <= r.forecast <= r.hi80
+    # a Monday 17:00 on I-94 (scaled 0.1) carries hundreds of vehicles, 03:00 far fewer: the model learnt the day
+    by_hour = {datetime.fromtimestamp(r.ds, HANOI).hour: r.forecast for r in hourly[:24]}
+    assert by_hour[17] > 3 * by_hour[3] > 0
+
+    rows = _series(store)
+    assert rows["cam-a"].status == "ok" and rows["cam-a"].message is None
+    cold = rows["cam-b"]
+    assert cold.status == "cold_start"
+    assert cold.message == f"not enough history: {int(cold.observed_days)} observed days, need 14"
+    assert 1 <= cold.observed_days <= 4
+    assert _forecasts(store, SeriesKey(LINE, "cam-b", "l1", "in"), "h") == []  # never an invented forecast
+
+
+def test_unobserved_buckets_are_missing_and_observed_empty_buckets_are_zero(store: Store) -> None:
+    t0 = int(END.timestamp())
+    buckets = [BucketCount(t0, 40, 2), BucketCount(t0 + 900, 0, 3), BucketCount(t0 + 2700, 12, 4)]
+    store_counts(store, buckets, camera_id="cam-z", line_id="l1", direction="out", class_name="car", bucket_s=900)
+    h = load_histories(store, t0, t0 + 3600, 900, classes=["car"], min_coverage=0.5)
+    assert np.array_equal(h.values[SeriesKey(LINE, "cam-z", "l1", "out")], [40.0, 0.0, np.nan, 12.0], equal_nan=True)
+
+
+def test_refit_budget_bounds_a_refresh_and_series_without_a_model_wait(store: Store) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=42)
+    r = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=0)
+    rep = r.refresh(NOW)
+    assert rep.fitted == 0 and rep.by_status == {"pending": 1}
+    assert _series(store)["cam-a"].message == "model not fitted yet (queued for the next refresh)"
+    r.fit_budget_s = 60
+    assert r.refresh(NOW).by_status == {"ok": 1}
+    # later the same day: the cached models answer, nothing is refitted
+    again = r.refresh(NOW + timedelta(minutes=15))
+    assert again.fitted == 0 and again.by_status == {"ok": 1}
+
+
+def _observe(store: Store, camera_id: str, start: datetime, values: list[float]) -> None:
+    t0 = int(start.timestamp())
+    store_counts(store, [BucketCount(t0 + 900 * i, round(v), 0) for i, v in enumerate(values)],
+                 camera_id=camera_id, line_id="l1", direction="in", class_name="car", bucket_s=900)
+
+
+def test_a_sustained_drop_opens_one_flow_anomaly_and_typical_flow_closes_it(store: Store) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=70)
+    ForecastRefresher(store, CitywatchConfig()).refresh(NOW)
+    expected = [r.forecast for r in _forecasts(store, A, "15min")]
+    t0 = datetime.fromtimestamp(int(NOW.timestamp()) // 900 * 900, timezone.utc)
+    watch = FlowAnomalyWatch(store, CitywatchConfig())
+
+    _observe(store, "cam-a", t0, [0.3 * f for f in expected[:5]])  # 75 min at 30 % of the forecast
+    set_health(store, "cam-a", t0 + timedelta(minutes=75))
+    rep = watch.check(t0 + timedelta(minutes=75))
+    assert rep.opened == 1
+    incidents, total = IncidentStore.for_store(store).list(incident_type="flow_anomaly")
+    assert total == 1
+    inc = incidents[0]
+    assert inc["state"] == "open" and inc["status"] == "new" and inc["camera_id"] == "cam-a"
+    assert "drop on line l1 (in)" in inc["message"] and "expected" in inc["message"]
+    with store._session() as s:
+        fa = s.get(FlowAnomalyRow, inc["incident_id"])
+    assert fa is not None and fa.kind == "drop" and fa.observed < 0.5 * fa.expected
+    assert fa.window_end == int((t0 + timedelta(minutes=75)).timestamp())
+
+    # still low 15 min later: the same incident goes on (debounced: no second one)
+    _observe(store, "cam-a", t0 + timedelta(minutes=75), [0.3 * expected[5]])
+    set_health(store, "cam-a", t0 + timedelta(minutes=90))
+    assert watch.check(t0 + timedelta(minutes=90)).updated == 1
+    assert IncidentStore.for_store(store).list(incident_type="flow_anomaly")[1] == 1
+
+    # operators handle it like any other incident
+    assert IncidentStore.for_store(store).acknowledge(inc["incident_id"], "an", "operator", None)["status"] == "acknowledged"
+
+    # typical again for 45 min: closed
+    _observe(store, "cam-a", t0 + timedelta(minutes=90), expected[6:9])
+    set_health(store, "cam-a", t0 + timedelta(minutes=135))
+    assert watch.check(t0 + timedelta(minutes=135)).closed == 1
+    with store._session() as s:
+        row = s.get(IncidentRow, inc["incident_id"])
+        assert row is not None and row.state == "closed" and row.ended_at is not None
+        assert s.get(FlowAnomalyRow, inc["incident_id"]).closed_at is not None
+    assert _series(store)["cam-a"].anomaly_incident_id is None
+
+
+def test_a_drop_to_zero_with_a_degraded_or_silent_camera_is_no_traffic_anomaly(store: Store) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=70)
+    seed_line(store, camera_id="cam-c", end=END, days=70)
+    ForecastRefresher(store, CitywatchConfig()).refresh(NOW)
+    t0 = datetime.fromtimestamp(int(NOW.timestamp()) // 900 * 900, timezone.utc)
+    later = t0 + timedelta(minutes=90)
+    _observe(store, "cam-a", t0, [0.0] * 6)  # zero vehicles counted while the source reconnects
+    set_health(store, "cam-a", later, source_state="reconnecting")
+    set_health(store, "cam-c", later)  # healthy, but nothing observed at all (no heartbeats credited)
+    rep = FlowAnomalyWatch(store, CitywatchConfig()).check(later)
+    assert rep.opened == 0 and rep.camera_not_ok == 1
+    assert IncidentStore.for_store(store).list(incident_type="flow_anomaly")[1] == 0
+
+
+def test_forecast_config_is_validated_with_named_keys() -> None:
+    with pytest.raises(ConfigError, match="server.forecasts.holidays"):
+        parse_config({"server": {"forecasts": {"holidays": {"country": "XX"}}}})
+    with pytest.raises(ConfigError, match="min_history_days"):
+        parse_config({"server": {"forecasts": {"min_history_days": 100, "history_days": 50}}})
+    cfg = parse_config({"server": {"forecasts": {"sites": {"hue": {"country": "VN", "extra_dates": ["2026-06-10"]}}}}})
+    assert cfg.server.forecasts.sites["hue"].extra_dates[0].isoformat() == "2026-06-10"
