@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -424,6 +425,74 @@ def demo(
 
     cfg = _load(config) if config else None
     raise typer.Exit(run_demo(cfg, duration=duration, port=port, data_dir=data_dir, console=out))
+
+
+import_app = typer.Typer(help="Load data from elsewhere into the server's database.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("counts")
+def import_counts(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row (UTF-8).", exists=True, dir_okay=False)],
+    camera: Annotated[str, typer.Option(help="Camera id the counts belong to.")],
+    line: Annotated[str, typer.Option(help="Counting line id.")],
+    direction: Annotated[str, typer.Option(help="in or out.")],
+    time_column: Annotated[str, typer.Option(help="Column with each bucket's start time.")] = "time",
+    value_column: Annotated[str, typer.Option(help="Column with the vehicles counted in the bucket.")] = "count",
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of times without an offset (default: server.timezone).")
+    ] = None,
+    bucket: Annotated[str, typer.Option(help="Bucket of each row: 15min or hour.")] = "hour",
+    class_name: Annotated[str, typer.Option("--class", help="Vehicle class the counts are stored as.")] = "car",
+    site: Annotated[str | None, typer.Option(help="Site id of the camera (default: the config's site).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Database (default: server.database_url).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Import counts a city already has (loop detectors, manual counts) as observed history of a camera line,
+    so its forecasts start with history. All rows are checked first; any bad row stops the import with its
+    line number and nothing is stored; buckets the camera already has are refused (never counted twice)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from citywatch.contract import CLASS_NAMES, ID_PATTERN
+    from server.forecasting.count_import import BUCKETS, CountImportError, read_counts_csv, span_text, store_counts
+
+    cfg = _load(config)
+    problems = [f"--{name} {value!r} is not a valid id" for name, value in
+                (("camera", camera), ("line", line), ("site", site)) if value is not None
+                and not re.match(ID_PATTERN, value)]
+    if direction not in ("in", "out"):
+        problems.append(f"--direction {direction!r}: use in or out")
+    if bucket not in BUCKETS:
+        problems.append(f"--bucket {bucket!r}: use {' or '.join(BUCKETS)}")
+    if class_name not in CLASS_NAMES:
+        problems.append(f"--class {class_name!r}: one of {', '.join(CLASS_NAMES)}")
+    try:
+        tz = ZoneInfo(timezone or cfg.server.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"--timezone {timezone!r} is not a known time zone")
+    if problems:
+        for p in problems:
+            err.print(p, style="red", markup=False, highlight=False)
+        raise typer.Exit(2)
+    if database_url:
+        cfg = cfg.model_copy(update={"server": cfg.server.model_copy(update={"database_url": database_url})})
+    from server.store import Store
+
+    try:
+        buckets = read_counts_csv(file, time_column=time_column, value_column=value_column, tz=tz,
+                                  bucket_s=BUCKETS[bucket])
+        store = Store.from_config(cfg)
+        try:
+            n = store_counts(store, buckets, camera_id=camera, line_id=line, direction=direction,
+                             class_name=class_name, bucket_s=BUCKETS[bucket], site_id=site or cfg.site,
+                             source=str(file))
+        finally:
+            store.close()
+    except CountImportError as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"imported {n} {bucket} buckets into {camera} line {line} ({direction}, {class_name}): "
+              f"{span_text(buckets, tz, BUCKETS[bucket])}, {sum(b.count for b in buckets)} vehicles")
 
 
 def entrypoint() -> None:  # pragma: no cover

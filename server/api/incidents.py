@@ -21,7 +21,7 @@ OperatorDep = Annotated[Principal, Depends(require_role("operator"))]
 TypeQ = Annotated[
     str | None,
     Query(pattern=r"^(stopped_vehicle|wrong_way|congestion|pedestrian_on_carriageway|cyclist_on_carriageway|"
-                  r"crash_candidate)$"),
+                  r"crash_candidate|flow_anomaly)$"),
 ]
 CameraQ = Annotated[str | None, Query(max_length=64)]
 

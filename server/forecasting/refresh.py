@@ -221,7 +221,9 @@ class ForecastRefresher:
             s.execute(delete(ft).where(ft.c.ds < int(horizon.timestamp())))
         return len(rows)
 
-    def _upsert(self, s: Any, table: Any, rows: list[dict[str, Any]], pk: tuple[str, ...], sets: tuple[str, ...]) -> None:
+    def _upsert(
+        self, s: Any, table: Any, rows: list[dict[str, Any]], pk: tuple[str, ...], sets: tuple[str, ...]
+    ) -> None:
         stmt = self.store._insert(table)
         stmt = stmt.on_conflict_do_update(index_elements=list(pk), set_={c: stmt.excluded[c] for c in sets})
         for i in range(0, len(rows), 5000):

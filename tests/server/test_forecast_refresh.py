@@ -118,7 +118,8 @@ def test_a_sustained_drop_opens_one_flow_anomaly_and_typical_flow_closes_it(stor
     assert IncidentStore.for_store(store).list(incident_type="flow_anomaly")[1] == 1
 
     # operators handle it like any other incident
-    assert IncidentStore.for_store(store).acknowledge(inc["incident_id"], "an", "operator", None)["status"] == "acknowledged"
+    acked = IncidentStore.for_store(store).acknowledge(inc["incident_id"], "an", "operator", None)
+    assert acked is not None and acked["status"] == "acknowledged"
 
     # typical again for 45 min: closed
     _observe(store, "cam-a", t0 + timedelta(minutes=90), expected[6:9])
