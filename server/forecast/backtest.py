@@ -168,7 +168,7 @@ def _score(series: pd.Series, forecasts: pd.DataFrame, origins: list[pd.Timestam
     # every observed hour in the origins' windows: how many of them got a forecast
     wanted = pd.DataFrame([(o, o + pd.Timedelta(hours=h)) for o in origins for h in range(horizon)],
                           columns=["origin", "ds"])
-    wanted = wanted[wanted["ds"].map(series).notna()]
+    wanted = wanted[wanted["ds"].map(series).notna().to_numpy() & _exists(wanted["ds"], zone)]
     got = wanted.merge(forecasts[forecasts["forecast"].notna()][["origin", "ds"]], on=["origin", "ds"])
     share = len(got) / len(wanted) if len(wanted) else math.nan
     return BacktestResult(forecasts=forecasts, model=model, naive=naive_score, forecast_share=share,

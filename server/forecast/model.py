@@ -125,7 +125,7 @@ def _calendar_features(days: pd.DatetimeIndex, calendar: HolidayCalendar | None)
     hol = np.isin(d, hol_days)
     prev = np.isin(d - 1, hol_days)
     nxt = np.isin(d + 1, hol_days)
-    dow = days.dayofweek.values
+    dow = days.day_of_week.values
     # a working day squeezed between a holiday and a weekend (Thursday holiday → Friday, Tuesday → Monday)
     bridge = ~hol & (((dow == 4) & prev) | ((dow == 0) & nxt))
     idx = np.searchsorted(hol_days, d)
@@ -133,6 +133,22 @@ def _calendar_features(days: pd.DatetimeIndex, calendar: HolidayCalendar | None)
     prv_d = np.where(idx > 0, (d - hol_days[np.maximum(idx - 1, 0)]).astype(int), 99)
     dist = np.where(nxt_d <= prv_d, -np.minimum(nxt_d, 7), np.minimum(prv_d, 7)).astype(float)
     return np.column_stack([hol, prev, nxt, bridge, dist]).astype(float)
+
+
+def _nan_quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
+    """Quantiles over axis 0 ignoring NaN (linear interpolation, as numpy's): one sort instead of numpy's
+    per-column nanpercentile, which is ~100× slower on (8, n) lag arrays."""
+    srt = np.sort(x, axis=0)  # NaN sort last
+    n = np.sum(~np.isnan(x), axis=0)
+    out = []
+    for q in qs:
+        pos = q * np.maximum(n - 1, 0)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        a = np.take_along_axis(srt, lo[None], axis=0)[0]
+        b = np.take_along_axis(srt, hi[None], axis=0)[0]
+        out.append(np.where(n > 0, a + (b - a) * (pos - lo), np.nan))
+    return out
 
 
 def _prepare(grid: pd.Series, freq: str, calendar: HolidayCalendar | None, horizon_days: int) -> _Arrays:
@@ -152,13 +168,12 @@ def _prepare(grid: pd.Series, freq: str, calendar: HolidayCalendar | None, horiz
             out[k - 1, k * week:] = x[: n - k * week] if n > k * week else []
         return out
 
-    with np.errstate(all="ignore"), _quiet():
-        raw_med = np.nanmedian(weekly(vm), axis=0)
+    with np.errstate(all="ignore"):
+        (raw_med,) = _nan_quantiles(weekly(vm), (0.5,))
         outage = v < OUTAGE_RATIO * raw_med
         vm[outage] = np.nan
         lags = weekly(vm)
-        med = np.nanmedian(lags, axis=0)
-        q25, q75 = np.nanpercentile(lags, [25, 75], axis=0)
+        med, q25, q75 = _nan_quantiles(lags, (0.5, 0.25, 0.75))
     nlag = np.sum(~np.isnan(lags), axis=0).astype(float)
 
     def cs(x: np.ndarray) -> np.ndarray:
@@ -170,20 +185,6 @@ def _prepare(grid: pd.Series, freq: str, calendar: HolidayCalendar | None, horiz
         cal=cal, cs_v=cs(np.where(both, v, 0)), cs_med=cs(np.where(both, med, 0)), cs_vm=cs(vm),
         cs_vm_n=cs(~np.isnan(vm)),
     )
-
-
-class _quiet:
-    """Silences numpy's all-NaN warnings (an all-NaN slice is a normal 'not observed' here)."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._w.__exit__(*exc)
 
 
 def _level(a: _Arrays, o: np.ndarray) -> np.ndarray:
@@ -213,7 +214,7 @@ def _features(a: _Arrays, o: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.
     lvl = np.where(level > 0, level, np.nan)
     day = t // s
     # the grid starts on a midnight: weekday of grid day 0 is t0's
-    dow = (day + a.t0.dayofweek) % 7
+    dow = (day + a.t0.day_of_week) % 7
     slot = t % s
     cal = a.cal[day]
     lags = np.where(t < len(a.v), a.lags[:, np.minimum(t, len(a.v) - 1)], np.nan)
@@ -223,9 +224,7 @@ def _features(a: _Arrays, o: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.
             src = t - k * 7 * s
             ok = (src >= 0) & (src < len(a.v))
             lags[k - 1] = np.where(ok, a.vm[np.clip(src, 0, len(a.v) - 1)], np.nan)
-    with np.errstate(all="ignore"), _quiet():
-        med = np.nanmedian(lags, axis=0)
-        q25, q75 = np.nanpercentile(lags, [25, 75], axis=0)
+    med, q25, q75 = _nan_quantiles(lags, (0.5, 0.25, 0.75))
     nlag = np.sum(~np.isnan(lags), axis=0)
     last = t - s * ((t - o) // s + 1)  # the latest same slot of day before the origin
     last_v = np.where(last >= 0, a.v[np.clip(last, 0, None)], np.nan)
