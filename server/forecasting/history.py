@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import literal, select
 
 from server.db import FLOW_TABLES, OBSERVED_TABLES, ZONE_TABLES
 from server.forecasting.tables import LANE, LINE, SeriesKey
@@ -72,35 +72,33 @@ def load_histories(
     flow = FLOW_TABLES[res]
     total = sum(flow.c[f"n_{c}"] for c in classes)
     with store._session() as s:
-        for cam, line, direction, bucket, value in s.execute(
+        line_rows = s.execute(
             select(flow.c.camera_id, flow.c.line_id, flow.c.direction, flow.c.bucket, total)
             .where(flow.c.bucket >= lo, flow.c.bucket < hi, *_cams(flow, camera_ids))
-        ):
-            key = SeriesKey(LINE, cam, line, direction)
-            arr = counts.get(key)
-            if arr is None:
-                arr = counts[key] = np.zeros(n)
-            arr[(bucket - lo) // step] += value
+        ).all()
+        lane_rows: list[Any] = []
         if lanes:
             zone = ZONE_TABLES[res]
-            for cam, zone_id, bucket, entered in s.execute(
-                select(zone.c.camera_id, zone.c.zone_id, zone.c.bucket, zone.c.entered)
+            lane_rows = s.execute(
+                select(zone.c.camera_id, zone.c.zone_id, literal(""), zone.c.bucket, zone.c.entered)
                 .where(zone.c.bucket >= lo, zone.c.bucket < hi, zone.c.lane.is_(True), *_cams(zone, camera_ids))
-            ):
-                key = SeriesKey(LANE, cam, zone_id, "")
-                arr = counts.get(key)
-                if arr is None:
-                    arr = counts[key] = np.zeros(n)
-                arr[(bucket - lo) // step] += entered
+            ).all()
+        for kind, rows in ((LINE, line_rows), (LANE, lane_rows)):
+            _fill(counts, kind, rows, lo, step, n)
         cams = sorted({k.camera_id for k in counts})
         coverage = {c: np.zeros(n) for c in cams}
         obs = OBSERVED_TABLES[res]
         if cams:
-            for cam, bucket, observed in s.execute(
+            rows = s.execute(
                 select(obs.c.camera_id, obs.c.bucket, obs.c.observed_s)
-                .where(obs.c.bucket >= lo, obs.c.bucket < hi, obs.c.camera_id.in_(cams))
-            ):
-                coverage[cam][(bucket - lo) // step] += observed / step
+                .where(obs.c.bucket >= lo, obs.c.bucket < hi, *_cams(obs, None if camera_ids is None else cams))
+            ).all()
+            if rows:
+                df = pd.DataFrame(rows, columns=["camera_id", "bucket", "observed_s"])
+                for cam, idx in df.groupby("camera_id", sort=False).indices.items():
+                    if cam in coverage:
+                        np.add.at(coverage[cam], (df["bucket"].to_numpy()[idx] - lo) // step,
+                                  df["observed_s"].to_numpy(dtype=float)[idx] / step)
     values: dict[SeriesKey, np.ndarray] = {}
     for key, arr in counts.items():
         cov = np.minimum(coverage[key.camera_id], 1.0)
@@ -111,3 +109,18 @@ def load_histories(
 
 def _cams(table: Any, camera_ids: Sequence[str] | None) -> list[Any]:
     return [] if camera_ids is None else [table.c.camera_id.in_(list(camera_ids))]
+
+
+def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: list[Any], lo: int, step: int, n: int) -> None:
+    """Add ``(camera, id, direction, bucket, value)`` rows to their series (vectorised per series)."""
+    if not rows:
+        return
+    df = pd.DataFrame(rows, columns=["camera_id", "series_id", "direction", "bucket", "value"])
+    pos = (df["bucket"].to_numpy() - lo) // step
+    val = df["value"].to_numpy(dtype=float)
+    for (cam, sid, direction), idx in df.groupby(["camera_id", "series_id", "direction"], sort=False).indices.items():
+        key = SeriesKey(kind, cam, sid, direction)
+        arr = counts.get(key)
+        if arr is None:
+            arr = counts[key] = np.zeros(n)
+        np.add.at(arr, pos[idx], val[idx])

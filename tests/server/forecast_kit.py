@@ -65,3 +65,33 @@ def set_health(store: Store, camera_id: str, at: datetime, *, source_state: str 
         outbox_depth=0, uptime_s=1e5,
     )
     store.upsert_camera_status(camera_id, "site-1", seen_at=at, state="online", status=status)
+
+
+def seed_forecast_scene(store: Store, now: datetime) -> dict[str, object]:
+    """The scene the API and browser tests read: cam-a with 10 weeks of history, forecasts refreshed at
+    ``now``, then 75 minutes observed at 30 % of the forecast (a flow_anomaly opens); cam-b with 4 days
+    (a cold start). Returns the refresh report and the anomaly check."""
+    from citywatch.config import CitywatchConfig
+    from server.forecasting.anomalies import FlowAnomalyWatch
+    from server.forecasting.refresh import ForecastRefresher
+    from server.forecasting.tables import LINE, SeriesKey
+
+    end = now.astimezone(HANOI).replace(hour=0, minute=0, second=0, microsecond=0)
+    seed_line(store, camera_id="cam-a", end=end, days=70)
+    seed_line(store, camera_id="cam-b", end=end, days=4, source_start="2016-03-07")
+    # the morning of ``now``'s day observed as usual (the history right up to the refresh)
+    first = int(end.timestamp())
+    t0 = int(now.timestamp()) // 900 * 900
+    report = ForecastRefresher(store, CitywatchConfig()).refresh(now)
+    with store._session() as s:
+        from server.forecasting.tables import ForecastRow
+
+        fc = [r.forecast for r in s.query(ForecastRow).filter_by(camera_id="cam-a", freq="15min")
+              .order_by(ForecastRow.ds)]
+    store_counts(store, [BucketCount(t0 + 900 * i, round(0.3 * f), 0) for i, f in enumerate(fc[:5])],
+                 camera_id="cam-a", line_id="l1", direction="in", class_name="car", bucket_s=900)
+    check_at = datetime.fromtimestamp(t0 + 5 * 900, timezone.utc)
+    set_health(store, "cam-a", check_at)
+    check = FlowAnomalyWatch(store, CitywatchConfig()).check(check_at)
+    return {"report": report, "check": check, "key": SeriesKey(LINE, "cam-a", "l1", "in"), "day_start": first,
+            "t0": t0}
