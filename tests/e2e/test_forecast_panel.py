@@ -53,7 +53,8 @@ def test_forecast_panel_draws_the_forecast_band_and_actual_equal_to_the_api(brow
                 assert page.locator("#fc-series option").count() == 2  # cam-a (ok) and cam-b (cold start)
                 # the chart's buckets carry exactly the API's numbers for the same request
                 buckets = page.locator("#fc-chart g.fc-bucket").all()
-                first, last = buckets[0].get_attribute("data-bucket-start"), buckets[-1].get_attribute("data-bucket-start")
+                first = buckets[0].get_attribute("data-bucket-start")
+                last = buckets[-1].get_attribute("data-bucket-start")
                 api = httpx.get(f"{server.url}/api/v1/forecasts/vs-actual", headers={"X-API-Key": PLANNER},
                                 params={"camera_id": "cam-a", "series_id": "l1", "direction": "in", "freq": "h",
                                         "from": first, "to": (datetime.fromisoformat(last) + timedelta(hours=1))
