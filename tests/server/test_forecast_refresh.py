@@ -4,19 +4,25 @@ opens/closes flow_anomaly incidents only for a healthy camera. SQLite and Postgr
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from forecast_kit import HANOI, seed_line, set_health
+from server_testkit import wait_for
+from test_server_rollups import heartbeat
 from sqlalchemy import select
 
 from citywatch.config import CitywatchConfig, ConfigError, parse_config
+from citywatch.contract import ZoneOccupancy
+from server.app import create_app
 from server.forecasting.anomalies import FlowAnomalyWatch
 from server.forecasting.count_import import BucketCount, store_counts
 from server.forecasting.history import load_histories
 from server.forecasting.refresh import ForecastRefresher
-from server.forecasting.tables import LINE, FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
+from server.forecasting.tables import LANE, LINE, FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
 from server.incidents import IncidentRow, IncidentStore
 from server.store import Store
 
@@ -153,3 +159,31 @@ def test_forecast_config_is_validated_with_named_keys() -> None:
         parse_config({"server": {"forecasts": {"min_history_days": 100, "history_days": 50}}})
     cfg = parse_config({"server": {"forecasts": {"sites": {"hue": {"country": "VN", "extra_dates": ["2026-06-10"]}}}}})
     assert cfg.server.forecasts.sites["hue"].extra_dates[0].isoformat() == "2026-06-10"
+
+
+def test_lanes_are_series_of_their_own_from_vehicles_entered(store: Store) -> None:
+    t0 = datetime(2026, 3, 2, 8, tzinfo=HANOI)
+    evs = [ZoneOccupancy(
+        event_id=uuid.uuid4(), camera_id="cam-l", site_id="site-1", seq=i + 1, ts=t0 + timedelta(minutes=5 + i),
+        config_version="t", model_version="t", zone_id="lane-a", lane=True, interval_s=60, frame_index=0,
+        occupied_fraction=0.2, vehicles_entered=n, occupancy={"car": 1},
+    ) for i, n in enumerate((4, 6))]
+    evs += [heartbeat(10 + i, t0 + timedelta(seconds=10 * (i + 1)), camera_id="cam-l") for i in range(360)]
+    store.insert_events(evs)
+    lo = int(t0.timestamp())
+    h = load_histories(store, lo, lo + 7200, 3600, classes=["car"], min_coverage=0.5)
+    assert np.array_equal(h.values[SeriesKey(LANE, "cam-l", "lane-a", "")], [10.0, np.nan], equal_nan=True)
+    assert not any(k.kind == LINE for k in h.values)
+
+
+def test_the_app_refreshes_forecasts_on_its_schedule(sqlite_url: str) -> None:
+    store = Store(sqlite_url)
+    try:
+        today = datetime.now(HANOI).replace(hour=0, minute=0, second=0, microsecond=0)
+        seed_line(store, camera_id="cam-b", end=today, days=3)
+        cfg = parse_config({"server": {"database_url": sqlite_url, "forecasts": {"refresh_interval_s": 60}}})
+        with TestClient(create_app(cfg, ingest=False, store=store, forecasts_schedule=True, api_keys="")):
+            row = wait_for(lambda: _series(store).get("cam-b"), timeout=30)
+        assert row.status == "cold_start"
+    finally:
+        store.close()
