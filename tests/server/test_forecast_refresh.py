@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from forecast_kit import HANOI, seed_line, set_health
 from server_testkit import wait_for
-from test_server_rollups import heartbeat
 from sqlalchemy import select
+from test_server_rollups import heartbeat
 
 from citywatch.config import CitywatchConfig, ConfigError, parse_config
 from citywatch.contract import ZoneOccupancy
