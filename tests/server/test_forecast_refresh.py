@@ -103,10 +103,13 @@ def test_a_sustained_drop_opens_one_flow_anomaly_and_typical_flow_closes_it(stor
     t0 = datetime.fromtimestamp(int(NOW.timestamp()) // 900 * 900, timezone.utc)
     watch = FlowAnomalyWatch(store, CitywatchConfig())
 
+    alerts: list[dict] = []  # what the live hub and the notifier are handed after the commit
+    IncidentStore.for_store(store).listeners.append(alerts.extend)
     _observe(store, "cam-a", t0, [0.3 * f for f in expected[:5]])  # 75 min at 30 % of the forecast
     set_health(store, "cam-a", t0 + timedelta(minutes=75))
     rep = watch.check(t0 + timedelta(minutes=75))
     assert rep.opened == 1
+    assert [a["incident_type"] for a in alerts] == ["flow_anomaly"]
     incidents, total = IncidentStore.for_store(store).list(incident_type="flow_anomaly")
     assert total == 1
     inc = incidents[0]
