@@ -42,6 +42,38 @@ class Histories:
         """Days of observed buckets (a bucket counts in full once it is observed enough to be used)."""
         return float(np.count_nonzero(~np.isnan(self.values[key])) * self.step / 86400)
 
+    def regrid(self, lo: int, hi: int) -> Histories:
+        """The same series on the grid ``[lo, hi)`` (NaN and zero coverage where this one has no data)."""
+        n = (hi - lo) // self.step
+        a = (lo - self.start) // self.step  # where the new grid starts in the old one
+        src = slice(max(a, 0), max(min(a + n, self._n), 0))
+        dst = slice(src.start - a, src.stop - a)
+
+        def move(arrs: dict[Any, np.ndarray], fill: float) -> dict[Any, np.ndarray]:
+            out = {}
+            for k, v in arrs.items():
+                w = np.full(n, fill)
+                if src.stop > src.start:
+                    w[dst] = v[src]
+                out[k] = w
+            return out
+
+        return Histories(lo, self.step, move(self.values, np.nan), move(self.coverage, 0.0))
+
+    def update(self, newer: Histories) -> None:
+        """Overwrite the tail of this grid with ``newer`` (a more recent read on the same grid)."""
+        a = (newer.start - self.start) // self.step
+        for key, v in newer.values.items():
+            arr = self.values.setdefault(key, np.full(self._n, np.nan))
+            arr[a : a + len(v)] = v
+        for cam, c in newer.coverage.items():
+            arr = self.coverage.setdefault(cam, np.zeros(self._n))
+            arr[a : a + len(c)] = c
+
+    @property
+    def _n(self) -> int:
+        return len(next(iter(self.values.values()))) if self.values else 0
+
     def series(self, key: SeriesKey) -> pd.Series:
         """The values as a UTC-indexed series (what ``server.forecast.series.to_wall_clock`` takes)."""
         idx = pd.to_datetime(self.start + np.arange(len(self.values[key])) * self.step, unit="s", utc=True)

@@ -190,3 +190,18 @@ def test_the_app_refreshes_forecasts_on_its_schedule(sqlite_url: str) -> None:
         assert row.status == "cold_start"
     finally:
         store.close()
+
+
+def test_cached_history_moves_forward_and_rereads_the_last_day(store: Store) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=20)
+    r = ForecastRefresher(store, CitywatchConfig())
+    origin = int(END.timestamp()) + 3 * 3600
+    full = r.histories("15min", origin)
+    # an hour arrives (imported, as a late replay would) two hours after the first read
+    _observe(store, "cam-a", END + timedelta(hours=3), [11, 12, 13, 14])
+    later = r.histories("15min", origin + 2 * 3600)
+    fresh = load_histories(store, later.start, origin + 2 * 3600, 900, classes=r.cfg.classes,
+                           min_coverage=r.cfg.min_coverage)
+    assert later.start == full.start + 2 * 3600
+    assert np.array_equal(later.values[A], fresh.values[A], equal_nan=True)
+    assert list(later.values[A][-8:-4]) == [11, 12, 13, 14] and np.isnan(later.values[A][-4:]).all()
