@@ -240,6 +240,11 @@ class ForecastRefresher:
                 self._upsert(s, st, status_rows, _SERIES_PK,
                              ("site_id", "status", "observed_days", "needed_days", "message", "refreshed_at"))
             s.execute(delete(ft).where(ft.c.ds < int(horizon.timestamp())))
+            for k, r in results.items():  # a series that can no longer be forecast keeps no stale future
+                if r.status in (COLD, FAILED):
+                    s.execute(delete(ft).where(
+                        ft.c.series_kind == k.kind, ft.c.camera_id == k.camera_id, ft.c.series_id == k.series_id,
+                        ft.c.direction == k.direction, ft.c.ds >= int(now.timestamp()) // 900 * 900))
         return len(rows)
 
     def _upsert(

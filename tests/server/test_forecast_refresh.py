@@ -205,3 +205,14 @@ def test_cached_history_moves_forward_and_rereads_the_last_day(store: Store) -> 
     assert later.start == full.start + 2 * 3600
     assert np.array_equal(later.values[A], fresh.values[A], equal_nan=True)
     assert list(later.values[A][-8:-4]) == [11, 12, 13, 14] and np.isnan(later.values[A][-4:]).all()
+
+
+def test_a_series_that_falls_back_to_cold_start_keeps_no_stale_future_forecasts(store: Store) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=70)
+    r = ForecastRefresher(store, CitywatchConfig())
+    r.refresh(NOW)
+    assert _forecasts(store, A, "h")
+    # weeks later, with nothing observed since, the line has too little recent history
+    later = NOW + timedelta(days=80)
+    assert r.refresh(later).by_status == {"cold_start": 1}
+    assert [f for f in _forecasts(store, A, "h") if f.ds >= int(later.timestamp()) // 900 * 900] == []
