@@ -32,6 +32,12 @@ class HolidayCalendar:
         """All holiday dates of the years ``first_year`` … ``last_year`` (inclusive)."""
         return _country_dates(self.country, self.subdiv, first_year, last_year) | self.extra
 
+    def named(self, first_year: int, last_year: int) -> dict[dt.date, str]:
+        """Holiday date → name (extra dates are named "extra"), to match a holiday with last year's."""
+        names = {d: "extra" for d in self.extra}
+        names.update(_country_names(self.country, self.subdiv, first_year, last_year))
+        return names
+
     @classmethod
     def for_timezone(cls, timezone: str) -> HolidayCalendar:
         """The calendar of the country an IANA time zone belongs to (``America/Chicago`` → US)."""
@@ -41,6 +47,11 @@ class HolidayCalendar:
 @lru_cache(maxsize=64)
 def _country_dates(country: str, subdiv: str | None, first_year: int, last_year: int) -> frozenset[dt.date]:
     return frozenset(holidays.country_holidays(country, subdiv=subdiv, years=range(first_year, last_year + 1)))
+
+
+@lru_cache(maxsize=64)
+def _country_names(country: str, subdiv: str | None, first_year: int, last_year: int) -> dict[dt.date, str]:
+    return dict(holidays.country_holidays(country, subdiv=subdiv, years=range(first_year, last_year + 1)))
 
 
 @lru_cache(maxsize=1)

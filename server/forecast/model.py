@@ -31,7 +31,7 @@ from server.forecast.holiday import HolidayCalendar
 STEPS = {"h": 24, "15min": 96}  # buckets per day for each supported frequency
 WEEKS = 8  # weekly lags
 LEVEL_DAYS = 28  # robust level window
-TRAIN_DAYS = 364  # rolling training window (days of origins)
+TRAIN_DAYS = 728  # rolling training window (days of origins): two years, so each holiday is seen twice
 MIN_TRAIN_DAYS = 28  # fewer training days with data: the profile fallback
 MIN_HISTORY_DAYS = 7  # fewer observed days in the last 8 weeks: NotEnoughHistory
 OUTAGE_RATIO = 0.25  # a bucket below this share of its typical value is left out of the lags (closure, outage)
@@ -40,7 +40,9 @@ FEATURES = [
     "slot_of_week", "slot_of_day", "dow", "hol", "hol_prev", "hol_next", "bridge", "hol_dist",
     *[f"lag{k}w" for k in range(1, WEEKS + 1)], "lag_med", "lag_q25", "lag_q75", "lag_n",
     "last_same_slot", "last_same_slot_rel", "recent_day_rel", "recent_3h_rel", "level_log",
+    "year_rel", "year_day_rel",
 ]
+YEAR_DAYS = 364  # the yearly analog: same weekday 52 weeks back (a holiday: the same holiday last year)
 
 
 class NotEnoughHistory(ValueError):
@@ -56,7 +58,8 @@ class ModelSettings:
     learning_rate: float = 0.1
     num_leaves: int = 31
     min_child_samples: int = 40
-    interval_widen: float = 1.0  # multiplies the quantile models' distance from the point forecast
+    interval_widen: float = 1.3  # multiplies the quantile models' distance from the point forecast
+    holiday_weight: float = 4.0  # training weight of holiday buckets (rare, and the biggest errors)
 
 
 def _check_freq(freq: str) -> int:
@@ -114,12 +117,23 @@ class _Arrays:
     cs_med: np.ndarray
     cs_vm: np.ndarray
     cs_vm_n: np.ndarray
+    level_at: np.ndarray  # the robust level as seen at each position (for the yearly analog)
+    day_mean: np.ndarray  # mean per grid day (NaN with fewer than 80 % of its buckets observed)
 
 
 def _calendar_features(days: pd.DatetimeIndex, calendar: HolidayCalendar | None) -> np.ndarray:
-    if calendar is None or len(days) == 0:
-        return np.zeros((len(days), 5))
+    if len(days) == 0:
+        return np.zeros((0, 6))
+    if calendar is None:
+        return np.column_stack([np.zeros((len(days), 5)), np.full(len(days), YEAR_DAYS)])
     dates = calendar.dates(days[0].year - 1, days[-1].year + 1)
+    names = calendar.named(days[0].year - 2, days[-1].year + 1)
+    names = {d: name.replace(" (observed)", "") for d, name in names.items()}
+    by_name: dict[tuple[str, int], dt.date] = {(name, d.year): d for d, name in sorted(names.items(), reverse=True)}
+    year_back = np.array([
+        (day - by_name[(names[day], day.year - 1)]).days if day in names and (names[day], day.year - 1) in by_name
+        else YEAR_DAYS
+        for day in (x.date() for x in days)], dtype=float)
     hol_days = np.array(sorted(np.datetime64(d) for d in dates), dtype="datetime64[D]")
     d = days.values.astype("datetime64[D]")
     hol = np.isin(d, hol_days)
@@ -132,7 +146,7 @@ def _calendar_features(days: pd.DatetimeIndex, calendar: HolidayCalendar | None)
     nxt_d = np.where(idx < len(hol_days), (hol_days[np.minimum(idx, len(hol_days) - 1)] - d).astype(int), 99)
     prv_d = np.where(idx > 0, (d - hol_days[np.maximum(idx - 1, 0)]).astype(int), 99)
     dist = np.where(nxt_d <= prv_d, -np.minimum(nxt_d, 7), np.minimum(prv_d, 7)).astype(float)
-    return np.column_stack([hol, prev, nxt, bridge, dist]).astype(float)
+    return np.column_stack([hol, prev, nxt, bridge, dist, year_back]).astype(float)
 
 
 def _nan_quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
@@ -180,11 +194,19 @@ def _prepare(grid: pd.Series, freq: str, calendar: HolidayCalendar | None, horiz
         return np.concatenate([[0.0], np.cumsum(np.nan_to_num(x))])
 
     both = ~np.isnan(v) & ~np.isnan(med)
-    return _Arrays(
+    n_days = math.ceil(n / steps)
+    padded = np.full(n_days * steps, np.nan)
+    padded[:n] = v
+    per_day = padded.reshape(n_days, steps)
+    observed = np.sum(~np.isnan(per_day), axis=1)
+    day_mean = np.where(observed >= 0.8 * steps, np.nansum(per_day, axis=1) / np.maximum(observed, 1), np.nan)
+    a = _Arrays(
         t0=grid.index[0], freq=freq, steps=steps, v=v, vm=vm, lags=lags, med=med, q25=q25, q75=q75, nlag=nlag,
         cal=cal, cs_v=cs(np.where(both, v, 0)), cs_med=cs(np.where(both, med, 0)), cs_vm=cs(vm),
-        cs_vm_n=cs(~np.isnan(vm)),
+        cs_vm_n=cs(~np.isnan(vm)), level_at=np.empty(0), day_mean=day_mean,
     )
+    a.level_at = _level(a, np.arange(n))
+    return a
 
 
 def _level(a: _Arrays, o: np.ndarray) -> np.ndarray:
@@ -231,12 +253,25 @@ def _features(a: _Arrays, o: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.
     last_med = np.where(last >= 0, a.med[np.clip(last, 0, None)], np.nan)
     with np.errstate(all="ignore"):
         x = np.column_stack([
-            dow * s + slot, slot, dow, cal,
+            dow * s + slot, slot, dow, cal[:, :5],
             (lags / lvl).T, med / lvl, q25 / lvl, q75 / lvl, nlag,
             last_v / lvl, np.where(last_med > 0, last_v / last_med, np.nan),
             _ratio(a, o, s), _ratio(a, o, max(s // 8, 1)), np.log1p(level),
+            *_yearly(a, t, cal[:, 5].astype(int)),
         ])
     return x, level
+
+
+def _yearly(a: _Arrays, t: np.ndarray, days_back: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The yearly analog relative to its own level then: the bucket, and its day's mean."""
+    q = t - days_back * a.steps
+    ok = (q >= 0) & (q < len(a.v))
+    qc = np.clip(q, 0, max(len(a.v) - 1, 0))
+    with np.errstate(all="ignore"):
+        lvl = np.where(ok, a.level_at[qc], np.nan)
+        rel = np.where(ok, a.v[qc], np.nan) / lvl
+        day_rel = np.where(ok, a.day_mean[qc // a.steps], np.nan) / lvl
+    return rel, day_rel
 
 
 def _lightgbm():  # type: ignore[no-untyped-def]
@@ -264,7 +299,7 @@ def fit(history: pd.Series, *, cutoff: pd.Timestamp, freq: str = "h", calendar: 
     """Fit on daily origins before ``cutoff`` using only rows before it (the look-ahead rule)."""
     settings = settings or ModelSettings()
     cutoff = pd.Timestamp(cutoff)
-    grid = regular_grid(history, freq, cutoff, keep_days=settings.train_days + WEEKS * 7 + 2 * LEVEL_DAYS + 2)
+    grid = regular_grid(history, freq, cutoff, keep_days=settings.train_days + WEEKS * 7 + 2 * LEVEL_DAYS + 400)
     a = _prepare(grid, freq, calendar, horizon_days=0)
     s = a.steps
     n = len(a.v)
@@ -293,7 +328,9 @@ def fit(history: pd.Series, *, cutoff: pd.Timestamp, freq: str = "h", calendar: 
             params = dict(learning_rate=settings.learning_rate, num_leaves=settings.num_leaves,
                           min_data_in_leaf=settings.min_child_samples, bagging_fraction=0.8, bagging_freq=1,
                           feature_fraction=0.8, verbose=-1, num_threads=1, seed=0)
-            data = lgb.Dataset(x[ok], y[ok], free_raw_data=False)
+            cal = x[ok][:, FEATURES.index("hol"):FEATURES.index("bridge") + 1]
+            weight = np.where(cal[:, 0] > 0, settings.holiday_weight, np.where(cal[:, 1:].any(axis=1), 2.0, 1.0))
+            data = lgb.Dataset(x[ok], y[ok], weight=weight, free_raw_data=False)
 
             def train(**extra: object) -> object:
                 return lgb.train({**params, **extra}, data, num_boost_round=settings.n_estimators)
@@ -318,7 +355,7 @@ def predict(model: FittedModel, history: pd.Series, *, origin: pd.Timestamp, hor
         raise ValueError(f"origin {origin} is not on the {model.freq} grid")
     if not 1 <= horizon <= 7 * s:
         raise ValueError(f"horizon must be 1…{7 * s} buckets (one week), got {horizon}")
-    grid = regular_grid(history, model.freq, origin, keep_days=WEEKS * 7 + 2 * LEVEL_DAYS + 2)
+    grid = regular_grid(history, model.freq, origin, keep_days=WEEKS * 7 + 2 * LEVEL_DAYS + 400)
     n = len(grid)
     lookback = grid.iloc[max(n - WEEKS * 7 * s, 0):]
     observed_days = lookback.notna().sum() / s
