@@ -527,7 +527,12 @@ class ForecastsConfig(_Strict):
     horizon_15min_h: int = Field(6, ge=1, le=48, description="15-minute forecasts this many hours ahead.")
     horizon_hourly_h: int = Field(48, ge=1, le=168, description="Hourly forecasts this many hours ahead.")
     history_days: int = Field(
-        84, ge=7, le=400, description="Rollup history given to the model (days before each refresh)."
+        400, ge=28, le=1830,
+        description="Hourly rollup history given to the model (days): over a year, so the model sees last "
+        "year's same week and holidays.",
+    )
+    history_days_15min: int = Field(
+        84, ge=28, le=400, description="15-minute rollup history given to the model (days)."
     )
     min_history_days: int = Field(
         14, ge=1, le=365, description="Fewer observed days than this: no forecast (says so, never invents one)."
@@ -559,8 +564,8 @@ class ForecastsConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ForecastsConfig:
-        if self.min_history_days > self.history_days:
-            raise ValueError("min_history_days must not exceed history_days")
+        if self.min_history_days > min(self.history_days, self.history_days_15min):
+            raise ValueError("min_history_days must not exceed history_days or history_days_15min")
         if self.anomaly_window_min % 15 or self.anomaly_close_after_min % 15:
             raise ValueError("anomaly_window_min and anomaly_close_after_min must be whole quarter hours")
         return self

@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from citywatch.contract import CLASS_NAMES
+from citywatch.contract import CLASS_NAMES, utcnow
 from server.db import FLOW_TABLES, OBSERVED_TABLES
+from server.forecasting.tables import LINE, ForecastSeriesRow
 from server.rollups import RES_ORDER, Deltas, observed_deltas, upsert
 from server.store import Store
 
@@ -213,6 +214,12 @@ def store_counts(
             )
         store._ensure_camera(s, camera_id, site_id)
         upsert(s, store.dialect, d)
+        # the next refresh reads this line's whole history (its cache does not hold it yet)
+        s.execute(store._insert(ForecastSeriesRow.__table__).values(
+            series_kind=LINE, camera_id=camera_id, series_id=line_id, direction=direction, site_id=site_id,
+            status="pending", observed_days=0.0, needed_days=0, refreshed_at=utcnow(),
+            message="history imported: forecast at the next refresh",
+        ).on_conflict_do_nothing(index_elements=["series_kind", "camera_id", "series_id", "direction"]))
     return len(buckets)
 
 

@@ -35,6 +35,7 @@ class Histories:
 
     start: int
     step: int
+    n: int
     values: dict[SeriesKey, np.ndarray]
     coverage: dict[str, np.ndarray]  # per camera: observed share of each bucket
 
@@ -46,7 +47,7 @@ class Histories:
         """The same series on the grid ``[lo, hi)`` (NaN and zero coverage where this one has no data)."""
         n = (hi - lo) // self.step
         a = (lo - self.start) // self.step  # where the new grid starts in the old one
-        src = slice(max(a, 0), max(min(a + n, self._n), 0))
+        src = slice(max(a, 0), max(min(a + n, self.n), 0))
         dst = slice(src.start - a, src.stop - a)
 
         def move(arrs: dict[Any, np.ndarray], fill: float) -> dict[Any, np.ndarray]:
@@ -58,25 +59,21 @@ class Histories:
                 out[k] = w
             return out
 
-        return Histories(lo, self.step, move(self.values, np.nan), move(self.coverage, 0.0))
+        return Histories(lo, self.step, n, move(self.values, np.nan), move(self.coverage, 0.0))
 
     def update(self, newer: Histories) -> None:
         """Overwrite the tail of this grid with ``newer`` (a more recent read on the same grid)."""
         a = (newer.start - self.start) // self.step
         for key, v in newer.values.items():
-            arr = self.values.setdefault(key, np.full(self._n, np.nan))
+            arr = self.values.setdefault(key, np.full(self.n, np.nan))
             arr[a : a + len(v)] = v
         for cam, c in newer.coverage.items():
-            arr = self.coverage.setdefault(cam, np.zeros(self._n))
+            arr = self.coverage.setdefault(cam, np.zeros(self.n))
             arr[a : a + len(c)] = c
-
-    @property
-    def _n(self) -> int:
-        return len(next(iter(self.values.values()))) if self.values else 0
 
     def series(self, key: SeriesKey) -> pd.Series:
         """The values as a UTC-indexed series (what ``server.forecast.series.to_wall_clock`` takes)."""
-        idx = pd.to_datetime(self.start + np.arange(len(self.values[key])) * self.step, unit="s", utc=True)
+        idx = pd.to_datetime(self.start + np.arange(self.n) * self.step, unit="s", utc=True)
         return pd.Series(self.values[key], index=idx)
 
 
@@ -136,7 +133,7 @@ def load_histories(
         cov = np.minimum(coverage[key.camera_id], 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             values[key] = np.where(cov >= min_coverage, arr / cov, np.nan)
-    return Histories(lo, step, values, coverage)
+    return Histories(lo, step, n, values, coverage)
 
 
 def _cams(table: Any, camera_ids: Sequence[str] | None) -> list[Any]:

@@ -1,9 +1,10 @@
 """The forecast refresh: every line's (and lane's) history from the rollups through the core model into
 the ``forecasts`` table, with each series' status (a cold start says why, never an invented number).
 
-Why histories are cached: reading 12 weeks of 15-minute rollups for 500 lines is millions of rows;
-they change only at the recent end (new buckets, late events, replays), so a refresh re-reads the last
-day and moves the cached grid forward; the whole history is read again once a local day.
+Why histories are cached: a year of hourly and 12 weeks of 15-minute rollups for 500 lines are millions
+of rows; they change only at the recent end (new buckets, late events, replays), so a refresh re-reads
+the last day (the last week once a day) and moves the cached grid forward. Only the first refresh of a
+process, and a series new to it, read the whole history.
 
 Why fitted models are cached: fitting is the expensive part (gradient boosting on months of history)
 while a forecast from a fitted model costs milliseconds, and the core fits on rows before a cut-off
@@ -40,8 +41,9 @@ log = logging.getLogger(__name__)
 OK, COLD, PENDING, FAILED = "ok", "cold_start", "pending", "failed"
 _SERIES_PK = ("series_kind", "camera_id", "series_id", "direction")
 _FORECAST_PK = (*_SERIES_PK, "freq", "ds")
-#: A refresh re-reads this much recent history; older rollup rows are re-read once a local day.
+#: A refresh re-reads this much recent history (late events, replays); the first of a local day more.
 RECENT_S = 24 * 3600
+DAILY_S = 7 * 86400
 
 
 @dataclass
@@ -107,26 +109,38 @@ class ForecastRefresher:
         with self.store._session() as s:
             return [r.key() for r in s.scalars(select(ForecastSeriesRow))]
 
+    def history_days(self, freq: str) -> int:
+        return self.cfg.history_days if freq == "h" else self.cfg.history_days_15min
+
     def histories(self, freq: str, origin: int, known: Iterable[SeriesKey] = ()) -> Histories:
-        """``history_days`` before ``origin``: read in full once a local day (and when the cache is empty),
-        otherwise the cached grid moved forward with only the last ``RECENT_S`` re-read (late events and
-        replays of the last day included)."""
+        """``history_days`` before ``origin``, cached between refreshes.
+
+        Read in full once (first refresh); afterwards the cached grid is moved forward and only the last
+        ``RECENT_S`` re-read (new buckets, late events, replays), the last ``DAILY_S`` at the first
+        refresh of a local day; a series the cache does not hold yet (new line, imported history) has its
+        camera's whole history read.
+        """
         step = FREQ_SECONDS[freq]
-        lo, hi = origin - self.cfg.history_days * 86400, origin
+        lo, hi = origin - self.history_days(freq) * 86400, origin
         day = datetime.fromtimestamp(origin, self.store.clock.tz).date()
+        known = list(known)
         cached = self._hist.get(freq)
-        if cached is None or cached[0] != day or cached[1].start > lo:
+        if cached is None or cached[1].start > lo:
             h = self._read(step, lo, hi, known)
         else:
             h = cached[1].regrid(lo, hi)
-            recent = max(lo, hi - RECENT_S)
+            recent = max(lo, hi - (RECENT_S if cached[0] == day else DAILY_S))
             h.update(self._read(step, recent, hi, [*h.values, *known]))
+            new = sorted({k.camera_id for k in h.values if k not in cached[1].values})
+            if new:
+                h.update(self._read(step, lo, hi, [k for k in h.values if k.camera_id in new], camera_ids=new))
         self._hist[freq] = (day, h)
         return h
 
-    def _read(self, step: int, lo: int, hi: int, known: Iterable[SeriesKey]) -> Histories:
-        return load_histories(self.store, lo, hi, step, classes=self.cfg.classes,
-                              min_coverage=self.cfg.min_coverage, lanes=self.cfg.lanes, known=known)
+    def _read(self, step: int, lo: int, hi: int, known: Iterable[SeriesKey],
+              camera_ids: list[str] | None = None) -> Histories:
+        return load_histories(self.store, lo, hi, step, classes=self.cfg.classes, min_coverage=self.cfg.min_coverage,
+                              lanes=self.cfg.lanes, known=known, camera_ids=camera_ids)
 
     # --- the refresh ------------------------------------------------------------------------------
 

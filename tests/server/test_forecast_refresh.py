@@ -159,7 +159,7 @@ def test_forecast_config_is_validated_with_named_keys() -> None:
     with pytest.raises(ConfigError, match="server.forecasts.holidays"):
         parse_config({"server": {"forecasts": {"holidays": {"country": "XX"}}}})
     with pytest.raises(ConfigError, match="min_history_days"):
-        parse_config({"server": {"forecasts": {"min_history_days": 100, "history_days": 50}}})
+        parse_config({"server": {"forecasts": {"min_history_days": 100, "history_days_15min": 50}}})
     cfg = parse_config({"server": {"forecasts": {"sites": {"hue": {"country": "VN", "extra_dates": ["2026-06-10"]}}}}})
     assert cfg.server.forecasts.sites["hue"].extra_dates[0].isoformat() == "2026-06-10"
 
@@ -184,9 +184,10 @@ def test_the_app_refreshes_forecasts_on_its_schedule(sqlite_url: str) -> None:
     try:
         today = datetime.now(HANOI).replace(hour=0, minute=0, second=0, microsecond=0)
         seed_line(store, camera_id="cam-b", end=today, days=3)
+        assert _series(store)["cam-b"].status == "pending"  # the import registered the line
         cfg = parse_config({"server": {"database_url": sqlite_url, "forecasts": {"refresh_interval_s": 60}}})
         with TestClient(create_app(cfg, ingest=False, store=store, forecasts_schedule=True, api_keys="")):
-            row = wait_for(lambda: _series(store).get("cam-b"), timeout=30)
+            row = wait_for(lambda: (r := _series(store).get("cam-b")) and r.status != "pending" and r, timeout=30)
         assert row.status == "cold_start"
     finally:
         store.close()
@@ -216,3 +217,15 @@ def test_a_series_that_falls_back_to_cold_start_keeps_no_stale_future_forecasts(
     later = NOW + timedelta(days=80)
     assert r.refresh(later).by_status == {"cold_start": 1}
     assert [f for f in _forecasts(store, A, "h") if f.ds >= int(later.timestamp()) // 900 * 900] == []
+
+
+def test_a_line_imported_after_the_first_refresh_gets_its_whole_history(store: Store) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=20)
+    r = ForecastRefresher(store, CitywatchConfig())
+    origin = int(END.timestamp())
+    r.histories("h", origin, r._known_series())
+    seed_line(store, camera_id="cam-n", end=END - timedelta(days=3), days=20)  # ends before the re-read day
+    h = r.histories("h", origin + 3600, r._known_series())
+    n = SeriesKey(LINE, "cam-n", "l1", "in")
+    assert h.observed_days(n) == load_histories(store, h.start, origin + 3600, 3600, classes=r.cfg.classes,
+                                                min_coverage=0.5).observed_days(n) > 5
