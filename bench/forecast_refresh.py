@@ -1,19 +1,19 @@
 """One forecast refresh for N line/direction series (default 500) on SQLite and PostgreSQL.
 
-History: the shared I-94 hourly series (../shared/data/metro_i94), a different 12-week stretch per
-series, scaled to a city street (0.05-0.5x) with 10 % multiplicative noise; 15-minute buckets split
-each hour with a random within-hour shape and Poisson noise; hours missing in the source stay
-unobserved (missing, not zero). Rows go straight into the tables a refresh reads (flow_1h, flow_15m,
-observed_1h, observed_15m) in bulk, as ingest would have left them; two series (in/out) per camera.
+History: the shared I-94 hourly series (../shared/data/metro_i94), a different 400-day stretch per
+series (the last 84 days also as 15-minute buckets: the server's default history lengths), scaled to a
+city street (0.05-0.5x) with 10 % multiplicative noise; 15-minute buckets split each hour with a random
+within-hour shape and Poisson noise; hours missing in the source stay unobserved (missing, not zero).
+Rows go straight into the tables a refresh reads (flow_1h, flow_15m, observed_1h, observed_15m) in
+bulk, as ingest would have left them; two series (in/out) per camera.
 
 What is timed:
 - the steady refresh: every series predicted from its model of the day, with the history cached by the
   previous refresh and its last 24 h re-read (what runs every 15 minutes); the full history read
-  (once a local day) is printed apart;
-  all series share two fitted models (one per frequency) here, since a prediction costs the same
-  whichever model makes it;
+  (first refresh of a process) is printed apart;
 - fits: a sample of real fits per frequency; the daily refit cost = N x (hourly + 15-min fit), spread
-  over the day's refreshes by ``server.forecasts.fit_budget_s``.
+  over the day's refreshes by ``server.forecasts.fit_budget_s``. All series of the timed refresh share
+  two of these models (one per frequency): a prediction costs the same whichever model makes it.
 
     python bench/forecast_refresh.py                    # 500 series, SQLite and PostgreSQL
     python bench/forecast_refresh.py --series 100 --db sqlite
@@ -51,7 +51,7 @@ SHARED = Path(os.environ.get("CITYWATCH_SHARED", Path(__file__).resolve().parent
 METRO = SHARED / "data/metro_i94/metro_interstate_traffic_volume_2012-10_2017-09.csv"
 HANOI = timezone(timedelta(hours=7))
 NOW = datetime(2026, 3, 2, 10, 10, tzinfo=HANOI)  # a Monday morning
-DAYS = 84
+H_DAYS, Q_DAYS = 400, 84  # the default server.forecasts.history_days and history_days_15min
 
 
 def metro() -> pd.Series:
@@ -69,8 +69,9 @@ def synth(n_series: int, seed: int = 1) -> tuple[dict[str, list], dict[str, list
     hours = pd.date_range(src.index.min().normalize(), src.index.max().normalize(), freq="h")
     full = src.reindex(hours).to_numpy(dtype=float)
     end = int(NOW.replace(hour=0, minute=0).timestamp())
-    start = end - DAYS * 86400
-    n_h = DAYS * 24
+    start = end - H_DAYS * 86400
+    n_h = H_DAYS * 24
+    q_from = (H_DAYS - Q_DAYS) * 24  # 15-minute rows for the last Q_DAYS only
     h_starts = start + 3600 * np.arange(n_h)
     flow = {"1h": {k: [] for k in ("camera_id", "bucket", "line_id", "direction", "n_car")},
             "15m": {k: [] for k in ("camera_id", "bucket", "line_id", "direction", "n_car")}}
@@ -96,17 +97,22 @@ def synth(n_series: int, seed: int = 1) -> tuple[dict[str, list], dict[str, list
             flow["1h"]["line_id"] += ["l1"] * int(ok.sum())
             flow["1h"]["direction"] += [direction] * int(ok.sum())
             flow["1h"]["n_car"] += counts.tolist()
-            shape = rng.dirichlet([8, 8, 8, 8], size=len(counts))
-            q = np.minimum(rng.poisson(shape * counts[:, None]), 10**9)
+            recent = ok.copy()
+            recent[:q_from] = False
+            qc = np.rint(v[recent]).astype(int)
+            shape = rng.dirichlet([8, 8, 8, 8], size=len(qc))
+            q = rng.poisson(shape * qc[:, None])
             flow["15m"]["camera_id"] += [cam] * q.size
-            flow["15m"]["bucket"] += (h_starts[ok][:, None] + 900 * np.arange(4)).ravel().tolist()
+            flow["15m"]["bucket"] += (h_starts[recent][:, None] + 900 * np.arange(4)).ravel().tolist()
             flow["15m"]["line_id"] += ["l1"] * q.size
             flow["15m"]["direction"] += [direction] * q.size
             flow["15m"]["n_car"] += q.ravel().tolist()
         obs["1h"]["camera_id"] += [cam] * int(seen.sum())
         obs["1h"]["bucket"] += h_starts[seen].tolist()
         obs["1h"]["observed_s"] += [3600.0] * int(seen.sum())
-        q_starts = (h_starts[seen][:, None] + 900 * np.arange(4)).ravel()
+        seen_q = seen.copy()
+        seen_q[:q_from] = False
+        q_starts = (h_starts[seen_q][:, None] + 900 * np.arange(4)).ravel()
         obs["15m"]["camera_id"] += [cam] * q_starts.size
         obs["15m"]["bucket"] += q_starts.tolist()
         obs["15m"]["observed_s"] += [900.0] * q_starts.size
@@ -199,7 +205,8 @@ def main() -> None:
         print(f"{db}: {f['series']} series ({f['ok']} forecast, {f['rows']} rows): refresh {f['refresh_s']:.1f} s "
               f"(read {f['read_s']:.1f}, predict {f['predict_s']:.1f}, write {f['write_s']:.1f}; "
               f"CPU of this process {f['refresh_cpu_s']:.1f} s); "
-              f"seeding {f['seed_s']:.0f} s; the daily full history read {f['full_read_s']:.1f} s", flush=True)
+              f"seeding {f['seed_s']:.0f} s; full history read (a process's first refresh) {f['full_read_s']:.1f} s",
+              flush=True)
         print(f"{db}: fit per series {f['fit_h_s']:.2f} s hourly + {f['fit_15min_s']:.2f} s 15-min -> daily refit "
               f"{daily:.0f} s = {daily / 96:.1f} s per 15-min refresh (fit_budget_s 30)", flush=True)
 
