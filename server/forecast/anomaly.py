@@ -26,10 +26,14 @@ class AnomalySettings:
     ``min_buckets`` such buckets in a row (camera healthy, observed throughout) is an anomaly (the debounce:
     one odd bucket is noise, not an incident)."""
 
-    drop_ratio: float = 0.6  # observed ≤ this × forecast
+    drop_ratio: float = 0.7  # observed ≤ this × forecast (tuned on the shared years: bench/forecast_accuracy.py)
     surge_ratio: float = 1.5  # observed ≥ this × forecast
     min_buckets: int = 2
     min_expected: float = 0.0  # buckets forecast below this are too quiet to judge (ratios are noise there)
+    # surges are judged only where the forecast is at least this share of the frame's highest forecast (pass a
+    # day or more): at night a closure elsewhere doubles a quiet road's flow, which is not worth an incident,
+    # while a drop to nothing at night still is
+    surge_min_share: float = 0.3
 
 
 def detect_anomalies(observed: pd.Series, forecast: pd.DataFrame, camera_ok: pd.Series | None = None,
@@ -54,7 +58,7 @@ def detect_anomalies(observed: pd.Series, forecast: pd.DataFrame, camera_ok: pd.
     judged = ok & ~np.isnan(obs) & ~np.isnan(f) & (f >= settings.min_expected) & (f > 0)
     with np.errstate(invalid="ignore"):
         drop = judged & (obs < lo) & (obs <= settings.drop_ratio * f)
-        surge = judged & (obs > hi) & (obs >= settings.surge_ratio * f)
+        surge = judged & (obs > hi) & (obs >= settings.surge_ratio * f) & (f >= settings.surge_min_share * np.nanmax(f))
     step = fc.index[1] - fc.index[0] if len(fc) > 1 else pd.Timedelta(0)
     found: list[Anomaly] = []
     for kind, flags in (("drop", drop), ("surge", surge)):

@@ -56,3 +56,11 @@ def test_settings_are_checked() -> None:
         detect_anomalies(_observed({}), FORECAST, settings=AnomalySettings(min_buckets=0))
     with pytest.raises(ValueError, match="lo80"):
         detect_anomalies(_observed({}), FORECAST.drop(columns="lo80"))
+
+
+def test_night_surges_on_a_quiet_road_are_not_incidents_but_night_drops_are() -> None:
+    frame = FORECAST.copy()
+    frame.loc[:5, ["forecast", "lo80", "hi80"]] = [100.0, 80.0, 120.0]  # night: a tenth of the day's flow
+    night = _observed({1: 250.0, 2: 250.0, 3: 0.0, 4: 0.0})
+    [drop] = detect_anomalies(night, frame)
+    assert (drop.kind, drop.start) == ("drop", DS[3])

@@ -112,3 +112,14 @@ def test_15_minute_series_are_forecast_per_quarter_hour() -> None:
     frame = forecast(quarter, origin=pd.Timestamp("2017-03-13"), horizon=8, freq="15min", settings=FAST)
     assert list(frame["ds"].dt.minute) == [0, 15, 30, 45] * 2
     assert frame["forecast"].notna().all()
+
+
+def test_a_holiday_is_forecast_from_the_same_holiday_last_year() -> None:
+    series = synthetic_flow(start="2016-01-04", weeks=80)
+    july4 = (series.index >= "2016-07-04") & (series.index < "2016-07-05")
+    series[july4] *= 0.3  # last Independence Day the road was nearly empty
+    history = series[series.index < "2017-07-04"]
+    origin = pd.Timestamp("2017-07-04")
+    holiday = forecast(history, origin=origin, horizon=24, calendar=HolidayCalendar("US"), settings=FAST)
+    plain = forecast(history, origin=origin, horizon=24, calendar=None, settings=FAST)
+    assert holiday["forecast"].sum() < 0.8 * plain["forecast"].sum()
