@@ -85,9 +85,12 @@ def test_refit_budget_bounds_a_refresh_and_series_without_a_model_wait(store: St
     assert _series(store)["cam-a"].message == "model not fitted yet (queued for the next refresh)"
     r.fit_budget_s = 60
     assert r.refresh(NOW).by_status == {"ok": 1}
-    # later the same day: the cached models answer, nothing is refitted
+    # later the same hour: the cached models answer, nothing is refitted, the hourly forecast stands
     again = r.refresh(NOW + timedelta(minutes=15))
-    assert again.fitted == 0 and again.by_status == {"ok": 1}
+    assert again.fitted == 0 and again.by_status == {"ok": 1} and again.skipped == 1
+    assert _forecasts(store, A, "15min")[-1].ds == (int(NOW.timestamp()) // 900 + 24) * 900  # moved on
+    # the next hour: made again
+    assert r.refresh(NOW + timedelta(minutes=60)).skipped == 0
 
 
 def _observe(store: Store, camera_id: str, start: datetime, values: list[float]) -> None:
