@@ -210,6 +210,9 @@ def forecast_backtest(
     try:
         origin = pd.Timestamp(start)
         series = read_counts(file, time_column, value_column)
+        if clash := series.attrs.get("conflicting_times"):
+            err.print(f"[yellow]warning:[/yellow] {len(clash)} times have rows with different {value_column} "
+                      f"values (first {clash[0]}): their mean is used")
         calendar = HolidayCalendar(country.upper()) if country else HolidayCalendar.for_timezone(timezone)
         with _progress() as bar:
             task = bar.add_task(f"backtesting {file.name}", total=None)
@@ -219,6 +222,10 @@ def forecast_backtest(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     write_forecasts(result.forecasts, out_path)
+    if result.forecasts.empty:
+        why = next(iter(result.skipped.values()), "no origin in the data")
+        err.print(f"[red]error:[/red] no forecast from any of the {result.origins} origins: {why}")
+        raise typer.Exit(1)
     m, n = result.model, result.naive
     out.print(f"{result.origins} origins, {len(result.forecasts)} forecast rows -> {out_path}; "
               f"origin-hours forecast {100 * result.forecast_share:.1f} %")

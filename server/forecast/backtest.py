@@ -26,7 +26,8 @@ class BacktestError(ValueError):
 
 def read_counts(path: Path, time_column: str, value_column: str) -> pd.Series:
     """One hourly series from a CSV file: naive local times → count; rows with the same time are one
-    observation (they must agree); hours without a row are not observed (no row, never a zero)."""
+    observation (rows that disagree are averaged and listed in ``attrs["conflicting_times"]``); hours without
+    a row are not observed (no row, never a zero)."""
     times: list[str] = []
     values: list[float] = []
     try:
@@ -58,10 +59,11 @@ def read_counts(path: Path, time_column: str, value_column: str) -> pd.Series:
     if len(off):
         raise BacktestError(f"{path}: {time_column} {off[0]} is not on the hour: the backtest reads hourly series")
     spread = series.groupby(level=0).agg(["min", "max"])
-    clash = spread.index[spread["min"] != spread["max"]]
-    if len(clash):
-        raise BacktestError(f"{path}: the rows at {clash[0]} give different {value_column} values")
-    return series.groupby(level=0).first().sort_index()
+    merged = series.groupby(level=0).mean().sort_index()
+    # one observation per time; rows that disagree are averaged and named (the caller reports them), rather than
+    # failing a whole backtest on one odd hour
+    merged.attrs["conflicting_times"] = list(spread.index[spread["min"] != spread["max"]])
+    return merged
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ def run_backtest(series: pd.Series, *, timezone: str, start: pd.Timestamp, horiz
         if progress:
             progress(k + 1, len(origins))
     columns = ["origin", "ds", "forecast", "lo80", "hi80"]
-    forecasts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    empty = pd.DataFrame({"origin": pd.Series(dtype="datetime64[ns]"), "ds": pd.Series(dtype="datetime64[ns]"),
+                          **{c: pd.Series(dtype=float) for c in columns[2:]}})
+    forecasts = pd.concat(frames, ignore_index=True) if frames else empty
     forecasts = forecasts[columns]
     if len(forecasts):
         forecasts = forecasts[_exists(forecasts["ds"], zone)].reset_index(drop=True)

@@ -65,14 +65,15 @@ def test_dst_days_have_each_local_hour_once(tmp_path: Path) -> None:
     assert pd.Timestamp("2017-03-12 02:00") not in set(day["ds"]) and len(day) == 23
 
 
-def test_repeated_rows_are_one_observation_and_conflicts_are_named(tmp_path: Path) -> None:
+def test_repeated_rows_are_one_observation_and_bad_rows_are_named(tmp_path: Path) -> None:
     series = synthetic_flow(weeks=1)
     path = _csv(series, tmp_path / "c.csv", repeat_every=3)
     assert read_counts(path, "date_time", "traffic_volume").equals(series.astype(float))
+    assert read_counts(path, "date_time", "traffic_volume").attrs["conflicting_times"] == []
     bad = tmp_path / "bad.csv"
     bad.write_text("date_time,traffic_volume\n2017-01-02 00:00:00,5\n2017-01-02 00:00:00,6\n")
-    with pytest.raises(BacktestError, match="2017-01-02 00:00:00 give different"):
-        read_counts(bad, "date_time", "traffic_volume")
+    clash = read_counts(bad, "date_time", "traffic_volume")
+    assert clash.tolist() == [5.5] and clash.attrs["conflicting_times"] == [pd.Timestamp("2017-01-02")]
     bad.write_text("date_time,traffic_volume\n2017-01-02 00:00:00,5\n2017-01-02 01:00:00,many\n")
     with pytest.raises(BacktestError, match=r"bad.csv:3: traffic_volume 'many'"):
         read_counts(bad, "date_time", "traffic_volume")
@@ -87,3 +88,18 @@ def test_origins_without_history_are_counted_not_invented() -> None:
     assert "2017-01-03 00:00:00" in result.skipped
     assert result.forecasts["origin"].min() >= pd.Timestamp("2017-01-09")
     assert result.forecast_share < 1.0
+
+
+def test_cli_says_so_when_no_origin_has_enough_history(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_text("date_time,traffic_volume\n2017-01-02 00:00:00,5\n2017-01-02 00:00:00,6\n"
+                    "2017-01-02 01:00:00,7\n")
+    out = tmp_path / "forecasts.csv"
+    res = CliRunner().invoke(app, [
+        "forecast", "backtest", str(path), "--time-column", "date_time", "--value-column", "traffic_volume",
+        "--timezone", TZ, "--start", "2017-01-02", "--out", str(out)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1
+    assert "no forecast from any of the 2 origins" in text and "days observed" in text
+    assert "1 times have rows with different traffic_volume values" in text
+    assert out.read_text().splitlines() == ["origin,ds,forecast,lo80,hi80"]
