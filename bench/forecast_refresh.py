@@ -210,7 +210,7 @@ def main() -> None:
               f"seeding {f['seed_s']:.0f} s; full history read (a process's first refresh) {f['full_read_s']:.1f} s",
               flush=True)
         print(f"{db}: fit per series {f['fit_h_s']:.2f} s hourly + {f['fit_15min_s']:.2f} s 15-min -> daily refit "
-              f"{daily:.0f} s = {daily / 96:.1f} s per 15-min refresh (fit_budget_s 30)", flush=True)
+              f"{daily:.0f} s = {daily / 96:.1f} s per 15-min refresh (fit_budget_s 12)", flush=True)
 
 
 if __name__ == "__main__":

@@ -546,7 +546,7 @@ class ForecastsConfig(_Strict):
     )
     lanes: bool = Field(True, description="Forecast lanes' vehicles entered as well as lines.")
     fit_budget_s: float = Field(
-        30.0, ge=0, le=3600,
+        12.0, ge=0, le=3600,
         description="Seconds one refresh may spend refitting models (the rest predict from their newest model).",
     )
     keep_days: float = Field(90, gt=0, description="Past forecasts kept (forecast vs actual) this many days.")

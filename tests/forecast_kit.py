@@ -82,7 +82,7 @@ def seed_forecast_scene(store: Store, now: datetime) -> dict[str, object]:
     # the morning of ``now``'s day observed as usual (the history right up to the refresh)
     first = int(end.timestamp())
     t0 = int(now.timestamp()) // 900 * 900
-    report = ForecastRefresher(store, CitywatchConfig()).refresh(now)
+    report = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600).refresh(now)
     with store._session() as s:
         from server.forecasting.tables import ForecastRow
 

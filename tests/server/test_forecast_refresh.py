@@ -46,7 +46,7 @@ def _series(store: Store) -> dict[str, ForecastSeriesRow]:
 def test_refresh_forecasts_each_line_with_its_band_and_says_when_history_is_too_short(store: Store) -> None:
     seed_line(store, camera_id="cam-a", end=END, days=70)
     seed_line(store, camera_id="cam-b", end=END, days=4, source_start="2016-03-07")
-    rep = ForecastRefresher(store, CitywatchConfig()).refresh(NOW)
+    rep = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600).refresh(NOW)
     assert rep.by_status == {"ok": 1, "cold_start": 1}
 
     hourly = _forecasts(store, A, "h")
@@ -101,7 +101,7 @@ def _observe(store: Store, camera_id: str, start: datetime, values: list[float])
 
 def test_a_sustained_drop_opens_one_flow_anomaly_and_typical_flow_closes_it(store: Store) -> None:
     seed_line(store, camera_id="cam-a", end=END, days=70)
-    ForecastRefresher(store, CitywatchConfig()).refresh(NOW)
+    ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600).refresh(NOW)
     expected = [r.forecast for r in _forecasts(store, A, "15min")]
     t0 = datetime.fromtimestamp(int(NOW.timestamp()) // 900 * 900, timezone.utc)
     watch = FlowAnomalyWatch(store, CitywatchConfig())
@@ -147,7 +147,7 @@ def test_a_sustained_drop_opens_one_flow_anomaly_and_typical_flow_closes_it(stor
 def test_a_drop_to_zero_with_a_degraded_or_silent_camera_is_no_traffic_anomaly(store: Store) -> None:
     seed_line(store, camera_id="cam-a", end=END, days=70)
     seed_line(store, camera_id="cam-c", end=END, days=70)
-    ForecastRefresher(store, CitywatchConfig()).refresh(NOW)
+    ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600).refresh(NOW)
     t0 = datetime.fromtimestamp(int(NOW.timestamp()) // 900 * 900, timezone.utc)
     later = t0 + timedelta(minutes=90)
     _observe(store, "cam-a", t0, [0.0] * 6)  # zero vehicles counted while the source reconnects
@@ -198,7 +198,7 @@ def test_the_app_refreshes_forecasts_on_its_schedule(sqlite_url: str) -> None:
 
 def test_cached_history_moves_forward_and_rereads_the_last_day(store: Store) -> None:
     seed_line(store, camera_id="cam-a", end=END, days=20)
-    r = ForecastRefresher(store, CitywatchConfig())
+    r = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600)
     origin = int(END.timestamp()) + 3 * 3600
     full = r.histories("15min", origin)
     # an hour arrives (imported, as a late replay would) two hours after the first read
@@ -213,7 +213,7 @@ def test_cached_history_moves_forward_and_rereads_the_last_day(store: Store) -> 
 
 def test_a_series_that_falls_back_to_cold_start_keeps_no_stale_future_forecasts(store: Store) -> None:
     seed_line(store, camera_id="cam-a", end=END, days=70)
-    r = ForecastRefresher(store, CitywatchConfig())
+    r = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600)
     r.refresh(NOW)
     assert _forecasts(store, A, "h")
     # weeks later, with nothing observed since, the line has too little recent history
@@ -224,7 +224,7 @@ def test_a_series_that_falls_back_to_cold_start_keeps_no_stale_future_forecasts(
 
 def test_a_line_imported_after_the_first_refresh_gets_its_whole_history(store: Store) -> None:
     seed_line(store, camera_id="cam-a", end=END, days=20)
-    r = ForecastRefresher(store, CitywatchConfig())
+    r = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600)
     origin = int(END.timestamp())
     r.histories("h", origin, r._known_series())
     seed_line(store, camera_id="cam-n", end=END - timedelta(days=3), days=20)  # ends before the re-read day
