@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -642,6 +643,79 @@ class ServerIncidentsConfig(_Strict):
     retries: int = Field(3, ge=0, le=20, description="Attempts per notification and channel beyond the first.")
 
 
+class HolidaysConfig(_Strict):
+    """Public holidays of a site (python ``holidays`` package): forecasts treat them apart from weekdays."""
+
+    country: str = Field("VN", pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 (VN includes Tết).")
+    subdivision: str | None = Field(None, max_length=10, description="Province/state code, where it has its own.")
+    extra_dates: list[date] = Field(
+        default_factory=list, description="Local days treated as holidays too (festivals, bridge days)."
+    )
+
+    @model_validator(mode="after")
+    def _known_country(self) -> HolidaysConfig:
+        import holidays
+
+        if self.country not in holidays.list_supported_countries():
+            raise ValueError(f"country {self.country!r} is not known to the holidays package")
+        subs = holidays.list_supported_countries()[self.country]
+        if self.subdivision is not None and self.subdivision not in subs:
+            raise ValueError(f"subdivision {self.subdivision!r} is not one of {self.country}'s ({', '.join(subs)})")
+        return self
+
+
+class ForecastsConfig(_Strict):
+    """Server forecasts per counting line and direction, refreshed on a schedule, and flow anomalies."""
+
+    enabled: bool = Field(True, description="Refresh forecasts and watch for flow anomalies.")
+    refresh_interval_s: float = Field(900.0, ge=60, le=86400, description="How often forecasts are refreshed.")
+    horizon_15min_h: int = Field(6, ge=1, le=48, description="15-minute forecasts this many hours ahead.")
+    horizon_hourly_h: int = Field(48, ge=1, le=168, description="Hourly forecasts this many hours ahead.")
+    history_days: int = Field(
+        400, ge=28, le=1830,
+        description="Hourly rollup history given to the model (days): over a year, so the model sees last "
+        "year's same week and holidays.",
+    )
+    history_days_15min: int = Field(
+        84, ge=28, le=400, description="15-minute rollup history given to the model (days)."
+    )
+    min_history_days: int = Field(
+        14, ge=1, le=365, description="Fewer observed days than this: no forecast (says so, never invents one)."
+    )
+    min_coverage: float = Field(
+        0.5, gt=0, le=1, description="A bucket the camera observed less than this share of is missing data."
+    )
+    classes: list[ClassName] = Field(
+        default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle"],
+        description="Classes summed into the forecast flow.",
+    )
+    lanes: bool = Field(True, description="Forecast lanes' vehicles entered as well as lines.")
+    fit_budget_s: float = Field(
+        12.0, ge=0, le=3600,
+        description="Seconds one refresh may spend refitting models (the rest predict from their newest model).",
+    )
+    keep_days: float = Field(90, gt=0, description="Past forecasts kept (forecast vs actual) this many days.")
+    holidays: HolidaysConfig = HolidaysConfig()
+    sites: dict[Ident, HolidaysConfig] = Field(
+        default_factory=dict, description="Holidays per site id where they differ from the default."
+    )
+    anomaly_window_min: int = Field(
+        60, ge=15, le=360, description="Flow anomalies: observed flow over this recent window is compared."
+    )
+    anomaly_close_after_min: int = Field(
+        30, ge=15, le=360, description="A flow anomaly closes when the flow was typical for this long."
+    )
+    anomaly_severity: Literal["low", "medium", "high"] = "medium"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ForecastsConfig:
+        if self.min_history_days > min(self.history_days, self.history_days_15min):
+            raise ValueError("min_history_days must not exceed history_days or history_days_15min")
+        if self.anomaly_window_min % 15 or self.anomaly_close_after_min % 15:
+            raise ValueError("anomaly_window_min and anomaly_close_after_min must be whole quarter hours")
+        return self
+
+
 class ServerConfig(_Strict):
     database_url: str = "sqlite:///data/citywatch.sqlite"
     host: str = "127.0.0.1"
@@ -653,6 +727,7 @@ class ServerConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     auth: ServerAuthConfig = ServerAuthConfig()
     incidents: ServerIncidentsConfig = ServerIncidentsConfig()
+    forecasts: ForecastsConfig = ForecastsConfig()
     map_tiles_url: str | None = Field(
         None,
         max_length=500,

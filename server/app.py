@@ -19,9 +19,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
-from server.api import cameras, counts, dead_letters, events, health, incidents, keys, planner, session, ui
+from server.api import cameras, counts, dead_letters, events, forecasts, health, incidents, keys, planner, session, ui
 from server.api_docs import mount_docs
 from server.auth import ENV_API_KEYS, Auth, OpenModeRefused, open_mode_problem
+from server.forecasting.service import ForecastService
 from server.incidents import IncidentService
 from server.ingest import Ingest
 from server.live import LiveHub
@@ -49,6 +50,7 @@ def create_app(
     api_keys: str | None = None,
     retention: bool | None = None,
     bind_host: str | None = None,
+    forecasts_schedule: bool | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -58,6 +60,7 @@ def create_app(
     ``retention``: prune old rows every ``server.retention.interval_s`` (default: only with its own store).
     ``bind_host``: the address uvicorn binds (default ``server.host``): open local mode refuses any other
     than loopback, and any proxy setting.
+    ``forecasts_schedule``: refresh forecasts on ``server.forecasts`` (default: like ``retention``, if enabled).
     """
     auth = Auth.from_spec(api_keys if api_keys is not None else os.environ.get(ENV_API_KEYS), config.server.auth)
     open_problem = open_mode_problem(config.server.auth, bind_host or config.server.host, trusted_proxies(config))
@@ -90,9 +93,15 @@ def create_app(
         janitor = Retention(st, config.server.retention) if retention else None
         if janitor is not None:
             janitor.start()
+        schedule = retention if forecasts_schedule is None else forecasts_schedule
+        forecaster = ForecastService(st, config) if schedule and config.server.forecasts.enabled else None
+        if forecaster is not None:
+            forecaster.start()
         try:
             yield
         finally:
+            if forecaster is not None:
+                await run_in_threadpool(forecaster.stop)
             if janitor is not None:
                 janitor.stop()
             await run_in_threadpool(incident_service.stop)
@@ -121,7 +130,7 @@ def create_app(
     csp = CSP.replace("img-src 'self' data:", f"img-src 'self' data: {tiles}") if tiles else CSP
     app.state.registry = registry
 
-    for module in (health, cameras, counts, planner, events, dead_letters, keys, session, incidents, ui):
+    for module in (health, cameras, counts, planner, forecasts, events, dead_letters, keys, session, incidents, ui):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.middleware("http")

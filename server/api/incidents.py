@@ -25,7 +25,7 @@ IncidentId = Annotated[UUID, Path(description="The incident's UUID.")]
 TypeQ = Annotated[
     str | None,
     Query(pattern=r"^(stopped_vehicle|wrong_way|congestion|pedestrian_on_carriageway|cyclist_on_carriageway|"
-                  r"crash_candidate)$"),
+                  r"crash_candidate|flow_anomaly)$"),
 ]
 
 

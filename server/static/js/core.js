@@ -36,6 +36,7 @@ export const INCIDENT_LABEL = {
   pedestrian_on_carriageway: "Người đi bộ trên đường / Pedestrian on carriageway",
   cyclist_on_carriageway: "Xe đạp trên làn xe / Cyclist on carriageway",
   crash_candidate: "Nghi va chạm / Possible crash",
+  flow_anomaly: "Lưu lượng bất thường / Unusual flow",
 };
 export const SEVERITY_LABEL = { low: "Thấp / Low", medium: "Trung bình / Medium", high: "Cao / High" };
 export const STATUS_LABEL = { new: "Mới / New", acknowledged: "Đã xác nhận / Acknowledged", resolved: "Đã xử lý / Resolved" };

@@ -1,0 +1,179 @@
+// Planner's forecast panel: for one counting line/direction (or lane), the forecast with its 80 % band
+// next to the observed flow (a bucket the camera did not observe has no actual: a gap, never a zero),
+// the typical week (median and 25-75 % of each hour of the week, holidays left out), the flow anomaly
+// history and the forecasts CSV. Times are the city's wall-clock time.
+import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, svg } from "./core.js";
+import { query } from "./planner.js";
+
+const W = 960, H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8;
+const STATUS_LABEL = {
+  ok: "Có dự báo / Forecast available", cold_start: "Chưa đủ lịch sử / Not enough history",
+  pending: "Đang chờ mô hình / Model pending", failed: "Lỗi dự báo / Forecast failed", unknown: "Chưa có / None yet",
+};
+let ready = false;
+
+function $(id) { return document.getElementById(id); }
+
+function seriesParams() {
+  const [kind, camera_id, series_id, direction] = ($("fc-series").value || "").split("|");
+  return { kind, camera_id, series_id, direction: kind === "line" ? direction : "" };
+}
+
+async function loadSeries() {
+  const sel = clear($("fc-series"));
+  const d = await cw.api("/forecasts/series");
+  for (const s of d.series) {
+    const dir = s.direction ? ` · ${s.direction === "in" ? "Vào / In" : "Ra / Out"}` : "";
+    const what = s.kind === "lane" ? `Làn / Lane ${s.series_id}` : `Vạch / Line ${s.series_id}`;
+    sel.append(el("option", { value: [s.kind, s.camera_id, s.series_id, s.direction || ""].join("|"),
+      "data-status": s.status }, `${s.camera_id} · ${what}${dir}`));
+  }
+  if (!d.series.length) sel.append(el("option", { value: "" }, "Chưa có chuỗi nào / No series yet"));
+  ready = true;
+}
+
+function niceMax(v) {
+  const p = 10 ** Math.floor(Math.log10(Math.max(v, 1e-9)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+/** The chart: band (lo80-hi80) as an area, forecast as a line, actual as a line broken where not observed. */
+function drawChart(d) {
+  const chart = clear($("fc-chart"));
+  const rows = d.rows;
+  const max = niceMax(Math.max(1, ...rows.flatMap((r) => [r.hi80 ?? 0, r.actual ?? 0, r.forecast ?? 0])));
+  const plotW = W - LEFT - RIGHT, plotH = H - BOTTOM - TOP;
+  const step = plotW / Math.max(1, rows.length);
+  const x = (i) => LEFT + (i + 0.5) * step;
+  const y = (v) => TOP + plotH - (plotH * v) / max;
+  for (let i = 0; i <= 4; i++) {
+    const gy = TOP + plotH - (plotH * i) / 4;
+    chart.append(svg("line", { class: "grid", x1: LEFT, y1: gy, x2: W - RIGHT, y2: gy }));
+    chart.append(svg("text", { class: "tick", x: LEFT - 6, y: gy + 4, "text-anchor": "end" }, fmtNum((max * i) / 4)));
+  }
+  // the band: one polygon per run of buckets that have a forecast
+  const runs = [];
+  rows.forEach((r, i) => {
+    if (r.forecast === null) return;
+    if (!runs.length || runs[runs.length - 1].end !== i) runs.push({ start: i, end: i + 1 });
+    else runs[runs.length - 1].end = i + 1;
+  });
+  for (const run of runs) {
+    const idx = [...Array(run.end - run.start).keys()].map((k) => k + run.start);
+    const upper = idx.map((i) => `${x(i).toFixed(1)},${y(rows[i].hi80).toFixed(1)}`);
+    const lower = idx.reverse().map((i) => `${x(i).toFixed(1)},${y(rows[i].lo80).toFixed(1)}`);
+    chart.append(svg("polygon", { class: "fc-band", points: upper.concat(lower).join(" ") }));
+    chart.append(svg("polyline", { class: "fc-line", points: idx.reverse().map((i) => `${x(i).toFixed(1)},${y(rows[i].forecast).toFixed(1)}`).join(" ") }));
+  }
+  let path = [];
+  const flush = () => { if (path.length) chart.append(svg("polyline", { class: "fc-actual", points: path.join(" ") })); path = []; };
+  rows.forEach((r, i) => { if (r.actual === null) flush(); else path.push(`${x(i).toFixed(1)},${y(r.actual).toFixed(1)}`); });
+  flush();
+  const labelEvery = Math.max(1, Math.ceil(rows.length / 12));
+  rows.forEach((r, i) => {
+    const g = svg("g", { class: "fc-bucket", "data-bucket-start": r.bucket_start, "data-forecast": r.forecast ?? "",
+      "data-lo80": r.lo80 ?? "", "data-hi80": r.hi80 ?? "", "data-actual": r.actual ?? "" });
+    g.append(svg("rect", { class: "hit", x: LEFT + i * step, y: TOP, width: step, height: plotH }));
+    const parts = [fmtShort(r.bucket_start)];
+    if (r.forecast !== null) parts.push(`dự báo / forecast ${fmtNum(r.forecast)} (80 %: ${fmtNum(r.lo80)}–${fmtNum(r.hi80)})`);
+    parts.push(r.actual === null ? "thực tế: không quan sát / actual: not observed" : `thực tế / actual ${fmtNum(r.actual)}`);
+    g.append(svg("title", {}, parts.join(" · ")));
+    chart.append(g);
+    if (i % labelEvery === 0) {
+      chart.append(svg("text", { class: "tick", x: LEFT + i * step + 1, y: H - BOTTOM + 18 }, fmtShort(r.bucket_start)));
+    }
+  });
+  chart.append(svg("line", { class: "axis", x1: LEFT, y1: TOP + plotH, x2: W - RIGHT, y2: TOP + plotH }));
+  chart.setAttribute("data-state", "ready");
+  chart.setAttribute("data-buckets", String(rows.length));
+  chart.setAttribute("data-forecasts", String(rows.filter((r) => r.forecast !== null).length));
+}
+
+function drawWeek(d) {
+  const chart = clear($("fc-week"));
+  const Wk = 960, Hk = 200, L = 52, T = 10, B = 30;
+  const hours = d.hours;
+  const max = niceMax(Math.max(1, ...hours.map((h) => h.q75 ?? 0)));
+  const plotW = Wk - L - 8, plotH = Hk - T - B;
+  const x = (i) => L + (i + 0.5) * (plotW / 168);
+  const y = (v) => T + plotH - (plotH * v) / max;
+  for (let i = 0; i <= 2; i++) {
+    const gy = T + plotH - (plotH * i) / 2;
+    chart.append(svg("line", { class: "grid", x1: L, y1: gy, x2: Wk - 8, y2: gy }));
+    chart.append(svg("text", { class: "tick", x: L - 6, y: gy + 4, "text-anchor": "end" }, fmtNum((max * i) / 2)));
+  }
+  DAY_LABEL.forEach((day, i) => chart.append(svg("text", { class: "tick", x: L + i * 24 * (plotW / 168) + 2, y: Hk - 10 }, day)));
+  const have = hours.filter((h) => h.median !== null);
+  if (have.length) {
+    const up = have.map((h) => `${x(h.hour_of_week).toFixed(1)},${y(h.q75).toFixed(1)}`);
+    const lo = [...have].reverse().map((h) => `${x(h.hour_of_week).toFixed(1)},${y(h.q25).toFixed(1)}`);
+    chart.append(svg("polygon", { class: "fc-band", points: up.concat(lo).join(" ") }));
+    chart.append(svg("polyline", { class: "fc-line", points: have.map((h) => `${x(h.hour_of_week).toFixed(1)},${y(h.median).toFixed(1)}`).join(" ") }));
+  }
+  for (const h of hours) {
+    chart.append(svg("g", { class: "fc-hour", "data-hour-of-week": h.hour_of_week, "data-median": h.median ?? "",
+      "data-n": h.n }));
+  }
+  chart.setAttribute("data-state", "ready");
+}
+
+function drawAnomalies(d) {
+  const body = clear($("fc-anomalies").querySelector("tbody"));
+  if (!d.items.length) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: 6, class: "muted" }, "Không có bất thường / No anomalies"));
+    body.append(tr);
+  }
+  for (const a of d.items) {
+    const tr = el("tr", { "data-incident-id": a.incident_id, "data-anomaly": a.anomaly });
+    tr.append(el("td", {}, `${fmtShort(a.window_start)} – ${fmtShort(a.window_end)}`),
+      el("td", {}, a.anomaly === "drop" ? "Giảm / Drop" : "Tăng / Surge"),
+      el("td", { class: "num" }, fmtNum(a.expected)),
+      el("td", { class: "num" }, `${fmtNum(a.lo80)}–${fmtNum(a.hi80)}`),
+      el("td", { class: "num" }, fmtNum(a.observed)),
+      el("td", {}, `${a.state === "open" ? "Đang mở / Open" : "Đã đóng / Closed"} · ${a.status}`));
+    body.append(tr);
+  }
+  $("fc-anomalies").setAttribute("data-state", "ready");
+}
+
+export async function refresh() {
+  $("fc-error").textContent = "";
+  try {
+    if (!ready) await loadSeries();
+    const p = seriesParams();
+    if (!p.camera_id) return;
+    const freq = $("fc-freq").value;
+    const span = freq === "h" ? 24 * 3600000 : 6 * 3600000;
+    const now = Date.now();
+    const from = new Date(Math.floor((now - span) / 3600000) * 3600000).toISOString();
+    const to = new Date(Math.ceil((now + span) / 3600000) * 3600000).toISOString();
+    const key = { camera_id: p.camera_id, series_id: p.series_id, kind: p.kind, direction: p.direction };
+    $("fc-chart").setAttribute("data-state", "loading");
+    const [va, week, anomalies] = await Promise.all([
+      cw.api("/forecasts/vs-actual?" + query({ ...key, freq, from, to })),
+      cw.api("/forecasts/typical-week?" + query(key)),
+      cw.api("/forecasts/anomalies?" + query({ camera_id: p.camera_id, series_id: p.series_id })),
+    ]);
+    $("fc-status").textContent = `${STATUS_LABEL[va.status] || va.status}${va.message ? ": " + va.message : ""}`;
+    $("fc-status").setAttribute("data-status", va.status);
+    drawChart(va);
+    drawWeek(week);
+    drawAnomalies(anomalies);
+    $("fc-export-csv").href = "/api/v1/export/forecasts.csv?" + query({ camera_id: p.camera_id, series_id: p.series_id,
+      freq, from: new Date(Math.floor(now / 3600000) * 3600000).toISOString() });
+  } catch (e) {
+    $("fc-chart").setAttribute("data-state", "error");
+    $("fc-error").textContent = e.status === 403
+      ? "Chỉ dành cho quy hoạch / For planners only"
+      : `Không tải được dự báo / Could not load forecasts: ${e.message}`;
+  }
+}
+
+cw.on("start", () => { ready = false; });
+cw.on("view", (v) => { if (v === "planner") refresh(); });
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("fc-form").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
+});
