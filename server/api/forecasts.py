@@ -20,7 +20,7 @@ from sqlalchemy import select
 from citywatch.config import CitywatchConfig
 from citywatch.contract import Direction
 from server import export
-from server.api.planner import IdParam, _bad, _range
+from server.api.params import LATEST, IdParam, aware_time, bad, time_range
 from server.auth import Principal, require_role
 from server.deps import SettingsDep, StoreDep
 from server.forecast.series import to_wall_clock
@@ -54,9 +54,9 @@ def series_key(
 ) -> SeriesKey:
     """The series parameters: a line needs its direction, a lane has none."""
     if kind == LINE and direction is None:
-        raise _bad("direction", "a line's forecast needs direction=in or direction=out")
+        raise bad("direction", "a line's forecast needs direction=in or direction=out")
     if kind == LANE and direction is not None:
-        raise _bad("direction", "lanes have no direction: leave it out")
+        raise bad("direction", "lanes have no direction: leave it out")
     return SeriesKey(kind, camera_id, series_id, direction or "")
 
 
@@ -153,7 +153,7 @@ async def vs_actual(
     observe at least ``min_coverage`` of the bucket: missing, not zero), per 15 minutes or hour."""
     now = datetime.now(timezone.utc)
     end = to or now + timedelta(hours=24)
-    start, end = _range("from", from_, end, timedelta(hours=48), FREQ_SECONDS[freq])
+    start, end = time_range("from", from_, end, timedelta(hours=48), FREQ_SECONDS[freq])
     return await run_in_threadpool(forecast_vs_actual, store, settings, key, freq, start, end)
 
 
@@ -168,7 +168,7 @@ async def typical_week(
 ) -> dict[str, Any]:
     """The typical week: for each of the 168 local hours (Monday 00:00 first), the median and the 10/25/75/90 %
     quantiles of the observed hourly flow, holidays left out (they are not typical)."""
-    start, end = _range("from", from_, to, timedelta(weeks=8), 3600)
+    start, end = time_range("from", from_, to, timedelta(weeks=8), 3600)
     return await run_in_threadpool(_typical_week, store, settings, key, start, end)
 
 
@@ -212,7 +212,7 @@ def anomalies(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     """Flow anomalies (newest first) with expected, observed, the window and the incident's workflow status."""
-    start, end = _range("from", from_, to, timedelta(days=30))
+    start, end = time_range("from", from_, to, timedelta(days=30))
     lo, hi = epoch_bounds(start, end)
     fa, inc = FlowAnomalyRow, IncidentRow
     stmt = (select(fa, inc.state, inc.status, inc.severity).join(inc, inc.incident_id == fa.incident_id)
@@ -252,8 +252,9 @@ def export_forecasts_csv(
     """Stored forecasts as CSV (UTF-8 with BOM): times in the site's time zone with their offset, and the
     zone's name in the ``timezone`` column."""
     now = datetime.now(timezone.utc)
-    start = from_ or now
-    start, end = _range("from", start, to or start + timedelta(hours=48), timedelta(hours=48), FREQ_SECONDS[freq])
+    start = aware_time("from", from_) or now
+    end = aware_time("to", to) or min(start + timedelta(hours=48), LATEST)
+    start, end = time_range("from", start, end, timedelta(hours=48), FREQ_SECONDS[freq])
     lo, hi = _aligned(start, end, FREQ_SECONDS[freq])
     ft = ForecastRow.__table__
     stmt = select(ft).where(ft.c.freq == freq, ft.c.ds >= lo, ft.c.ds < hi).order_by(
