@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from forecast_series import FAST, synthetic_flow
 
 from server.forecast import (
     HolidayCalendar,
+    ModelSettings,
     NotEnoughHistory,
     fit,
     forecast,
@@ -123,3 +126,22 @@ def test_a_holiday_is_forecast_from_the_same_holiday_last_year() -> None:
     holiday = forecast(history, origin=origin, horizon=24, calendar=HolidayCalendar("US"), settings=FAST)
     plain = forecast(history, origin=origin, horizon=24, calendar=None, settings=FAST)
     assert holiday["forecast"].sum() < 0.8 * plain["forecast"].sum()
+
+
+def test_model_settings_refuse_an_unknown_target_by_name() -> None:
+    with pytest.raises(ValueError, match="target must be 'level' or 'median'"):
+        ModelSettings(target="log")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ModelSettings(holiday_analog=1.5)
+
+
+def test_the_median_target_follows_a_level_shift_as_the_level_target_does() -> None:
+    """Dividing by the slot's weekly median must still forecast on the series' own scale."""
+    series = synthetic_flow() * 3.0
+    origin = pd.Timestamp("2017-03-13")
+    truth = synthetic_flow(weeks=13, seed=1) * 3.0
+    for target in ("level", "median"):
+        frame = forecast(series, origin=origin, horizon=24, settings=replace(FAST, target=target))
+        got = truth.reindex(frame["ds"]).to_numpy()
+        assert np.abs(frame["forecast"] - got).sum() / got.sum() < 0.1, target
+        assert (frame["lo80"] <= frame["forecast"]).all() and (frame["forecast"] <= frame["hi80"]).all()
