@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -529,13 +528,13 @@ def import_counts(
     line number and nothing is stored; buckets the camera already has are refused (never counted twice)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from citywatch.contract import CLASS_NAMES, ID_PATTERN
+    from citywatch.contract import CLASS_NAMES, is_id
     from server.forecasting.count_import import BUCKETS, CountImportError, read_counts_csv, span_text, store_counts
 
     cfg = _load(config)
     problems = [f"--{name} {value!r} is not a valid id" for name, value in
                 (("camera", camera), ("line", line), ("site", site)) if value is not None
-                and not re.match(ID_PATTERN, value)]
+                and not is_id(value)]
     if direction not in ("in", "out"):
         problems.append(f"--direction {direction!r}: use in or out")
     if bucket not in BUCKETS:

@@ -14,6 +14,7 @@ whose values were sane is read unchanged.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -99,6 +100,14 @@ TamperSign = Literal["view_moved", "covered", "out_of_focus", "too_dark"]
 
 #: Identifiers end up in MQTT topics and URLs: no wildcards, slashes or spaces.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def is_id(value: str) -> bool:
+    """``value`` may name a camera, site, line or zone (topic levels, URL parts, table keys)."""
+    return _ID_RE.fullmatch(value) is not None
+
+
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
 
 #: Namespace of the deterministic event ids (uuid5), fixed forever: changing it breaks de-duplication.

@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from citywatch.contract import ID_PATTERN
+from citywatch.contract import is_id
 
 SERVER_ROLE = "citywatch-server"
 DEFAULT_SERVER_USER = "citywatch-server"
@@ -43,7 +43,6 @@ PBKDF2_ITERATIONS = 101  # Mosquitto 2.0's own default (mosquitto_ctrl, mosquitt
 SALT_BYTES = 12
 MIN_PASSWORD_LENGTH = 16
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-_IDENT = re.compile(ID_PATTERN)
 
 
 class DynsecError(ValueError):
@@ -127,7 +126,7 @@ def camera_role(prefix: str, site: str, camera: str) -> dict[str, Any]:
 
 
 def _check_ident(value: str, what: str) -> None:
-    if not _IDENT.match(value):
+    if not is_id(value):
         raise DynsecError(f"{what} {value!r} is not a valid id (letters, digits, '_', '.', '-'; at most 64)")
 
 

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import json
 import logging
-import re
 import socket
 import struct
 import threading
@@ -33,7 +32,6 @@ from pydantic import ValidationError
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import (
-    ID_PATTERN,
     MAX_SEQ,
     SCHEMA_MAJOR,
     AnyEvent,
@@ -42,6 +40,7 @@ from citywatch.contract import (
     ControlConfig,
     ControlReplay,
     Topics,
+    is_id,
     parse_status,
     read_message,
     utcnow,
@@ -92,7 +91,6 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts)
 
 
-_ID = re.compile(ID_PATTERN)
 
 
 def resolvable_seqs(camera_id: str, payload: bytes) -> tuple[int, ...]:
@@ -668,7 +666,7 @@ class Ingest:
             site, camera, channel, _kind = self.topics.parse(m.topic)
         except ValueError:
             return letter, None
-        if channel != "event" or not (_ID.fullmatch(site) and _ID.fullmatch(camera)):  # no camera row holds it
+        if channel != "event" or not (is_id(site) and is_id(camera)):  # no camera row holds it
             return letter, None
         if m.what == "rejected":
             seqs = tuple(sorted({ev.seq for ev in m.value[1] if ev.camera_id == camera}))

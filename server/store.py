@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,7 +29,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.contract import (
-    ID_PATTERN,
     MAX_SEQ,
     AnyEvent,
     CameraStatus,
@@ -38,6 +36,7 @@ from citywatch.contract import (
     Event,
     LineCrossing,
     Topics,
+    is_id,
     utcnow,
 )
 from server import db_errors
@@ -74,7 +73,6 @@ _WALK_CHUNK = 1000
 _MIGRATION_LOCK_KEY = 0x63_77_6D_67  # "cwmg": serialises concurrent migrations on PostgreSQL
 
 T = TypeVar("T")
-_ID = re.compile(ID_PATTERN)
 
 
 def _chunks(items: Sequence[T], n: int) -> Iterator[Sequence[T]]:
@@ -125,7 +123,7 @@ class DeadLetterIn:
 
 def _resolves(d: DeadLetterIn) -> bool:
     """Whether ``d`` resolves seqs: a camera id as the contract allows it (it comes from a topic)."""
-    return bool(d.seqs and d.camera_id and _ID.fullmatch(d.camera_id))
+    return bool(d.seqs and d.camera_id and is_id(d.camera_id))
 
 
 _EARLIEST_S = EARLIEST_EVENT_TS.timestamp()
