@@ -111,7 +111,10 @@ def test_full_outbox_while_broker_is_down_delivers_every_count_as_crossings_or_t
     worker.start()
     try:
         assert worker.wait_sources_done(60)
-        time.sleep(0.3)  # a few more heartbeats into the full outbox
+        # More heartbeats into the full outbox until a compaction has dropped some (it runs on its own
+        # schedule: a fixed 0.3 s was sometimes too short on a quiet machine, which had finished the clip
+        # before two heartbeats met in one compaction).
+        wait_for(lambda: worker.stats()["cam-f"]["outbox_status_dropped"] > 0, 10)
         stats = worker.stats()["cam-f"]
         depth_full = stats["outbox_depth"]
         # Heartbeats keep arriving every 50 ms, so an empty outbox is a race; what must get through is
