@@ -88,6 +88,10 @@ Message500 = _text(500)
 #: Classes citywatch counts, in this order everywhere (detections carry indices into it).
 CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", "person")
 ClassName = Literal["car", "truck", "bus", "motorcycle", "bicycle", "person"]
+#: Road vehicles, bicycles included: what blurs as a plate carrier, what a stopped-vehicle rule watches.
+VEHICLE_CLASSES: frozenset[str] = frozenset({"car", "truck", "bus", "motorcycle", "bicycle"})
+#: Motor vehicles only: what congestion and the counting evaluation measure (a bicycle is not traffic flow there).
+MOTOR_VEHICLE_CLASSES: frozenset[str] = frozenset({"car", "truck", "bus", "motorcycle"})
 Direction = Literal["in", "out"]
 SourceState = Literal["starting", "ok", "reconnecting", "ended", "error"]
 IncidentType = Literal[
@@ -96,6 +100,8 @@ IncidentType = Literal[
 ]
 IncidentState = Literal["open", "update", "closed"]
 Severity = Literal["low", "medium", "high"]
+#: Order of severities, for sorting and thresholds (low < medium < high).
+SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
 TamperSign = Literal["view_moved", "covered", "out_of_focus", "too_dark"]
 
 #: Identifiers end up in MQTT topics and URLs: no wildcards, slashes or spaces.
@@ -436,6 +442,9 @@ def json_schema() -> dict[str, Any]:
 
 __all__ = [
     "CLASS_NAMES",
+    "MOTOR_VEHICLE_CLASSES",
+    "SEVERITY_RANK",
+    "VEHICLE_CLASSES",
     "EVENT_KINDS",
     "SCHEMA_VERSION",
     "AnyEvent",

@@ -1,0 +1,1 @@
+"""The commands on top of citywatch: the CLI, the demo and the runtimes that start an edge and a server."""
