@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TypedDict
+
+from citywatch.contract import SourceState
 
 
 @dataclass
@@ -33,3 +36,46 @@ class CameraCounters:
     fps_in: float = 0.0
     fps_processed: float = 0.0
     inference_ms: float = 0.0
+
+
+class CameraStats(TypedDict):
+    """One camera's entry of ``EdgeWorker.stats()`` (read by the metrics endpoint, the demo and the benches)."""
+
+    frames: int
+    frames_processed: int
+    frames_detected: int
+    frames_skipped: int
+    frames_handled: int
+    frames_dropped: int
+    source_reconnects: int
+    source_stalls: int
+    source_last_recovery_s: float | None
+    fps_in: float
+    fps_processed: float
+    inference_ms: float
+    tamper: list[str]
+    resumed_from: tuple[int, int] | None
+    suppressed: int
+    movements: int
+    zone_reports: int
+    incidents: int
+    snapshots: int
+    batches: int
+    events_rejected: int
+    outbox_status_dropped: int
+    outbox_zone_dropped: int
+    outbox_crossings_merged: int
+    crossings: dict[str, int]
+    events_appended: int
+    events_published: int
+    resends: int
+    replayed: int
+    committed_seq: int
+    outbox_depth: int | None
+    source_state: SourceState
+    message: str | None
+    mqtt_connected: bool
+    config_version: str
+    config_applied: int
+    config_rejected: int
+    invalid_controls: int

@@ -21,12 +21,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from citywatch.config import CameraConfig, CitywatchConfig
 from edge.camera_state import CameraState
 from edge.capture import CaptureLoop
 from edge.control import Control, ControlHandler
+from edge.counters import CameraStats
 from edge.heartbeat import Heartbeat
 from edge.merged import AnyEvent, Emit
 from edge.mqtt_link import MqttLink
@@ -344,8 +345,8 @@ class EdgeWorker:
         finally:
             self.stop(timeout)
 
-    def stats(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
+    def stats(self) -> dict[str, CameraStats]:
+        out: dict[str, CameraStats] = {}
         for cid, cam in self.cameras.items():
             n, st = cam.n, cam.state
             src = cam.capture.source
