@@ -161,7 +161,7 @@ class _Camera:
 
 
 class EdgeWorker:
-    """Runs every configured camera; see the module docstring for the delivery contract.
+    """Runs every configured camera (the delivery contract: :mod:`edge.sender` and :mod:`edge.control`).
 
     ``detector``: a shared detector (loaded once from ``config.model`` when omitted and no
     ``pipeline_factory`` is given). ``pipeline_factory(camera, fps)``: builds a camera's pipeline
