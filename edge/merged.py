@@ -7,17 +7,29 @@ includes it), and a total is never merged away: counts are never dropped.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from pydantic import TypeAdapter
 
-from citywatch.contract import CountTotal, Event, deterministic_event_id
+from citywatch.contract import (
+    CameraStatus,
+    CountTotal,
+    Event,
+    Incident,
+    LineCrossing,
+    Movement,
+    ZoneOccupancy,
+    deterministic_event_id,
+)
 
 #: Everything the outbox may hold: the contract's events (``count_total`` included since 1.2).
-stored_adapter: TypeAdapter[Any] = TypeAdapter(Event)
+AnyEvent = LineCrossing | CameraStatus | CountTotal | ZoneOccupancy | Movement | Incident
+stored_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)
+#: ``emit(event)``: called with every event stored in the outbox (e.g. a local display).
+Emit = Callable[[AnyEvent], None]
 
-__all__ = ["CountTotal", "interval_start", "merge_group", "stored_adapter"]
+__all__ = ["AnyEvent", "CountTotal", "Emit", "interval_start", "merge_group", "stored_adapter"]
 
 
 def interval_start(ts: datetime, interval_s: int) -> datetime:
@@ -25,7 +37,7 @@ def interval_start(ts: datetime, interval_s: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % interval_s, timezone.utc)
 
 
-def merge_group(events: list[Any], interval_s: int, seq: int) -> CountTotal:
+def merge_group(events: list[LineCrossing | CountTotal], interval_s: int, seq: int) -> CountTotal:
     """One total from crossings and/or earlier totals of the same line, direction, class and interval."""
     first = events[0]
     start = interval_start(first.ts, interval_s)

@@ -9,12 +9,15 @@ the tests, do not clash).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from edge.counters import CameraStats
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +44,29 @@ _SIMPLE: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 
+class StatsSource(Protocol):
+    """What the collector reads of an ``EdgeWorker``."""
+
+    @property
+    def uptime_s(self) -> float: ...
+
+    def stats(self) -> dict[str, CameraStats]: ...
+
+
+def _by_key(s: CameraStats) -> Mapping[str, object]:
+    return s
+
+
 class WorkerCollector(Collector):
-    def __init__(self, worker: Any) -> None:
+    def __init__(self, worker: StatsSource) -> None:
         self.worker = worker
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         stats = self.worker.stats()
         for name, key, doc, counter in _SIMPLE:
             fam = (CounterMetricFamily if counter else GaugeMetricFamily)(name, doc, labels=["camera"])
             for cam, s in stats.items():
-                v = s.get(key)
+                v = _by_key(s).get(key)
                 if isinstance(v, int | float):
                     fam.add_metric([cam], float(v))
             yield fam
@@ -86,11 +102,11 @@ class WorkerCollector(Collector):
 class MetricsServer:
     """``start()`` serves ``/metrics`` for one worker; ``stop()`` closes the port."""
 
-    def __init__(self, worker: Any, host: str, port: int) -> None:
+    def __init__(self, worker: StatsSource, host: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(WorkerCollector(worker))
         self.host, self.port = host, port
-        self._httpd: Any = None
+        self._httpd: WSGIServer | None = None
 
     def start(self) -> int:
         self._httpd, _thread = start_http_server(self.port, addr=self.host, registry=self.registry)

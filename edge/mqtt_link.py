@@ -272,7 +272,7 @@ class MqttLink:
 
     def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            control = parse_control(msg.payload)
+            control = parse_control(bytes(msg.payload))
         except (ValidationError, ValueError) as exc:
             self.invalid_controls += 1
             log.warning(

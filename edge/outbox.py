@@ -14,39 +14,32 @@ read and delete; contention is tiny at these rates).
 The ``seq`` counter lives in its own table (``cameras.last_seq``), not in ``max(seq)`` of the kept
 events, so it keeps increasing after everything has been committed and deleted.
 
-Bounded size (``max_events`` per camera) and the policy when full, applied by :meth:`Outbox.compact`
-only to the **never-published suffix** (events after the last one ever handed to the broker; nothing
-there can be at the server, so it may be renumbered without gaps in the seq watermark):
-
-1. camera_status heartbeats are dropped, except the newest one;
-2. zone_occupancy reports are dropped, oldest first (they are periodic measurements);
-3. line crossings are merged into per-interval totals (``edge.merged.CountTotal``) by line,
-   direction and class: ``merge_interval_s``, then hourly, then daily if that is still too many.
-   Counts are never dropped; movements and incidents are kept as they are.
-
-The kept suffix is renumbered contiguously after the last published seq. If the outbox is still
-over its bound (only counts left), it grows, with an error in the log: a count is worth more than a
-bound. The same database also keeps each file source's checkpoint (``positions``) and each
-camera's last pushed configuration (``applied_config``), so both survive kill -9 and power loss.
+Bounded size (``max_events`` per camera): when full, :func:`edge.compaction.shrink_suffix` drops
+heartbeats and zone reports and merges crossings into totals in the never-published suffix, which is
+renumbered contiguously after the last published seq (see :mod:`edge.compaction`). The same database
+also keeps each file source's checkpoint (``positions``) and each camera's last pushed configuration
+(``applied_config``), so both survive kill -9 and power loss.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from edge.merged import merge_group
+from edge.compaction import Compaction, CompactionLog, shrink_suffix
+from edge.merged import AnyEvent
 from edge.merged import stored_adapter as _event_adapter
 
-log = logging.getLogger(__name__)
+__all__ = ["Compaction", "Outbox", "Position", "StoredEvent"]
+
+E = TypeVar("E", bound=AnyEvent)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cameras (
@@ -82,9 +75,6 @@ CREATE TABLE IF NOT EXISTS applied_config (
 );
 """
 
-#: Merge levels tried in turn after the configured interval when a full outbox is still too full.
-_COARSER_INTERVALS = (3600, 86400)
-
 
 @dataclass(frozen=True)
 class Position:
@@ -94,19 +84,6 @@ class Position:
     pass_no: int
     frame_index: int
     ended: bool
-
-
-@dataclass
-class Compaction:
-    """What :meth:`Outbox.compact` did (also kept as ``Outbox.compactions[camera]`` totals)."""
-
-    before: int = 0
-    after: int = 0
-    status_dropped: int = 0
-    zone_dropped: int = 0
-    crossings_merged: int = 0
-    totals: int = 0
-    interval_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,11 +98,15 @@ class StoredEvent:
     sent_at: float | None
     send_count: int
 
-    def event(self) -> Any:
+    def event(self) -> AnyEvent:
         return _event_adapter.validate_json(self.payload)
 
 
 _COLS = "camera_id, seq, kind, event_id, payload, sent_at, send_count"
+_INSERT = (
+    "INSERT INTO events (camera_id, seq, kind, event_id, payload, created_at) "
+    "VALUES (?, ?, ?, ?, ?, strftime('%s','now'))"
+)
 
 
 class Outbox:
@@ -135,8 +116,9 @@ class Outbox:
         self.path = Path(path)
         self.max_events = max_events
         self.merge_interval_s = merge_interval_s
-        self._next_compact: dict[str, int] = {}
-        self.compactions: dict[str, Compaction] = defaultdict(Compaction)
+        self._compaction_log = CompactionLog()
+        #: per camera, the totals of what compactions did
+        self.compactions: dict[str, Compaction] = self._compaction_log.totals
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -147,11 +129,23 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         self._closed = False
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any error); the caller holds the lock."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _insert(self, camera_id: str, seq: int, event: AnyEvent) -> None:
+        self._db.execute(_INSERT, (camera_id, seq, event.kind, str(event.event_id), event.model_dump_json()))
+
     # --- writing ---------------------------------------------------------------------------
 
-    def append(
-        self, camera_id: str, make_event: Callable[[int], Any], position: tuple[str, int, int] | None = None
-    ) -> Any:
+    def append(self, camera_id: str, make_event: Callable[[int], E], position: tuple[str, int, int] | None = None) -> E:
         """Assign the next seq, build the event with it and store its JSON, in one transaction.
 
         ``make_event(seq)`` must return an event whose ``seq`` is the one given; the stored JSON is
@@ -161,181 +155,75 @@ class Outbox:
         return self.append_many(camera_id, [make_event], position)[0]
 
     def append_many(
-        self, camera_id: str, makers: list[Callable[[int], Any]], position: tuple[str, int, int] | None = None
-    ) -> list[Any]:
+        self, camera_id: str, makers: Sequence[Callable[[int], E]], position: tuple[str, int, int] | None = None
+    ) -> list[E]:
         """Append several events (e.g. every result of one frame) and the checkpoint atomically:
         after a crash, either all of a frame's events are stored and the position is past it, or
         none is and the frame is read again."""
-        if self.max_events is not None and makers:
-            limit = max(self.max_events, self._next_compact.get(camera_id, 0))
-            if self.depth(camera_id) + len(makers) > limit:
-                self.compact(camera_id)
-        out = []
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT last_seq FROM cameras WHERE camera_id=?", (camera_id,)).fetchone()
-                seq = row[0] if row else 0
-                for make_event in makers:
-                    seq += 1
-                    event = make_event(seq)
-                    if event.seq != seq or event.camera_id != camera_id:
-                        raise ValueError(
-                            f"make_event returned seq={event.seq} camera={event.camera_id}, "
-                            f"expected seq={seq} camera={camera_id}"
-                        )
-                    self._db.execute(
-                        "INSERT INTO events (camera_id, seq, kind, event_id, payload, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, strftime('%s','now'))",
-                        (camera_id, seq, event.kind, str(event.event_id), event.model_dump_json()),
+        if (
+            self.max_events is not None
+            and makers
+            and self._compaction_log.due(camera_id, self.depth(camera_id), len(makers), self.max_events)
+        ):
+            self.compact(camera_id)
+        out: list[E] = []
+        with self._lock, self._transaction() as db:
+            row = db.execute("SELECT last_seq FROM cameras WHERE camera_id=?", (camera_id,)).fetchone()
+            seq = row[0] if row else 0
+            for make_event in makers:
+                seq += 1
+                event = make_event(seq)
+                if event.seq != seq or event.camera_id != camera_id:
+                    raise ValueError(
+                        f"make_event returned seq={event.seq} camera={event.camera_id}, "
+                        f"expected seq={seq} camera={camera_id}"
                     )
-                    out.append(event)
-                if out:
-                    self._db.execute(
-                        "INSERT INTO cameras (camera_id, last_seq) VALUES (?, ?) "
-                        "ON CONFLICT(camera_id) DO UPDATE SET last_seq=excluded.last_seq",
-                        (camera_id, seq),
-                    )
-                if position is not None:
-                    self._save_position(camera_id, *position, ended=False)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return out
-
-    # --- the full-outbox policy ------------------------------------------------------------
+                self._insert(camera_id, seq, event)
+                out.append(event)
+            if out:
+                db.execute(
+                    "INSERT INTO cameras (camera_id, last_seq) VALUES (?, ?) "
+                    "ON CONFLICT(camera_id) DO UPDATE SET last_seq=excluded.last_seq",
+                    (camera_id, seq),
+                )
+            if position is not None:
+                self._save_position(camera_id, *position, ended=False)
+        return out
 
     def compact(self, camera_id: str, target: int | None = None) -> Compaction:
         """Shrink the never-published suffix to ``target`` events (default 80 % of ``max_events``).
 
-        See the module docstring for the policy. Returns what was done; runs in one transaction.
+        See :mod:`edge.compaction` for the policy. Returns what was done; runs in one transaction.
         """
         limit = self.max_events or 0
         target = int(limit * 0.8) if target is None else target
         res = Compaction(interval_s=self.merge_interval_s)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                res.before = self._db.execute("SELECT COUNT(*) FROM events WHERE camera_id=?", (camera_id,)).fetchone()[
-                    0
-                ]
-                floor = self._db.execute(
+        with self._lock, self._transaction() as db:
+            res.before = db.execute("SELECT COUNT(*) FROM events WHERE camera_id=?", (camera_id,)).fetchone()[0]
+            floor = max(
+                db.execute(
                     "SELECT COALESCE(MAX(seq), 0) FROM events WHERE camera_id=? AND send_count>0", (camera_id,)
-                ).fetchone()[0]
-                floor = max(
-                    floor,
-                    self._db.execute(
-                        "SELECT COALESCE(MAX(committed_seq), 0) FROM cameras WHERE camera_id=?", (camera_id,)
-                    ).fetchone()[0],
-                )
-                rows = self._db.execute(
-                    "SELECT seq, kind, payload FROM events WHERE camera_id=? AND seq>? ORDER BY seq",
-                    (camera_id, floor),
-                ).fetchall()
-                fixed = res.before - len(rows)  # published or committed: untouchable
-                items: list[tuple[int, str, str]] = list(rows)
-                # 1. heartbeats, except the newest
-                status = [i for i, r in enumerate(items) if r[1] == "camera_status"]
-                drop = set(status[:-1])
-                res.status_dropped = len(drop)
-                items = [r for i, r in enumerate(items) if i not in drop]
-                # 2. zone reports, oldest first
-                if fixed + len(items) > target:
-                    excess = fixed + len(items) - target
-                    zone = [i for i, r in enumerate(items) if r[1] == "zone_occupancy"][:excess]
-                    res.zone_dropped = len(zone)
-                    zs = set(zone)
-                    items = [r for i, r in enumerate(items) if i not in zs]
-                # 3. crossings into totals, coarser and coarser
-                kept: list[Any] = [(seq, kind, payload, None) for seq, kind, payload in items]
-                for interval in (self.merge_interval_s, *[c for c in _COARSER_INTERVALS if c > self.merge_interval_s]):
-                    if fixed + len(kept) <= target:
-                        break
-                    kept = self._merge(kept, interval, res)
-                    res.interval_s = interval
-                # renumber the suffix contiguously after the floor
-                self._db.execute("DELETE FROM events WHERE camera_id=? AND seq>?", (camera_id, floor))
-                seq = floor
-                for _old, _kind, payload, ev in kept:
-                    seq += 1
-                    ev = ev if ev is not None else _event_adapter.validate_json(payload)
-                    ev = ev.model_copy(update={"seq": seq})
-                    self._db.execute(
-                        "INSERT INTO events (camera_id, seq, kind, event_id, payload, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, strftime('%s','now'))",
-                        (camera_id, seq, ev.kind, str(ev.event_id), ev.model_dump_json()),
-                    )
-                if rows:
-                    self._db.execute("UPDATE cameras SET last_seq=? WHERE camera_id=?", (seq, camera_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        res.after = fixed + len(kept)
-        if limit and res.after >= limit:
-            # only counts (and what was published) left: let it grow a tenth before trying again
-            self._next_compact[camera_id] = res.after + max(1, limit // 10)
-            log.error(
-                "camera %s: outbox full (%d events, bound %d) even after merging crossings into %d s totals: "
-                "keeping every count and growing",
-                camera_id,
-                res.after,
-                limit,
-                res.interval_s,
+                ).fetchone()[0],
+                db.execute(
+                    "SELECT COALESCE(MAX(committed_seq), 0) FROM cameras WHERE camera_id=?", (camera_id,)
+                ).fetchone()[0],
             )
-        else:
-            self._next_compact.pop(camera_id, None)
-        total = self.compactions[camera_id]
-        total.before, total.after = res.before, res.after
-        total.status_dropped += res.status_dropped
-        total.zone_dropped += res.zone_dropped
-        total.crossings_merged += res.crossings_merged
-        total.totals += res.totals
-        total.interval_s = res.interval_s
-        log.warning(
-            "camera %s: outbox full: %d -> %d events (%d heartbeats and %d zone reports dropped, %d crossings "
-            "merged into %d totals of %d s)",
-            camera_id,
-            res.before,
-            res.after,
-            res.status_dropped,
-            res.zone_dropped,
-            res.crossings_merged,
-            res.totals,
-            res.interval_s,
-        )
+            rows = db.execute(
+                "SELECT kind, payload FROM events WHERE camera_id=? AND seq>? ORDER BY seq", (camera_id, floor)
+            ).fetchall()
+            fixed = res.before - len(rows)  # published or committed: untouchable
+            kept = shrink_suffix(rows, fixed=fixed, target=target, merge_interval_s=self.merge_interval_s, res=res)
+            # renumber the suffix contiguously after the floor
+            db.execute("DELETE FROM events WHERE camera_id=? AND seq>?", (camera_id, floor))
+            seq = floor
+            for ev in kept:
+                seq += 1
+                self._insert(camera_id, seq, ev.model_copy(update={"seq": seq}))
+            if rows:
+                db.execute("UPDATE cameras SET last_seq=? WHERE camera_id=?", (seq, camera_id))
+        res.after = fixed + len(kept)
+        self._compaction_log.record(camera_id, res, limit)
         return res
-
-    @staticmethod
-    def _merge(kept: list[Any], interval: int, res: Compaction) -> list[Any]:
-        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-        parsed: list[Any] = []
-        for i, (_seq, kind, payload, ev) in enumerate(kept):
-            if kind in ("line_crossing", "count_total"):
-                ev = ev if ev is not None else _event_adapter.validate_json(payload)
-                key = (int(ev.ts.timestamp()) // interval, ev.line_id, ev.direction, ev.class_name)
-                groups[key].append(i)
-            parsed.append(ev)
-        out: list[Any] = []
-        first_of = {members[0]: key for key, members in groups.items()}
-        merged_away = {i for members in groups.values() for i in members[1:]}
-        for i, item in enumerate(kept):
-            if i in merged_away:
-                continue
-            if i in first_of:
-                members = groups[first_of[i]]
-                evs = [parsed[j] for j in members]
-                if len(evs) == 1 and evs[0].kind == "count_total" and evs[0].interval_s >= interval:
-                    out.append(item)
-                    continue
-                total = merge_group(evs, interval, seq=1)
-                res.crossings_merged += sum(1 for e in evs if e.kind == "line_crossing")
-                res.totals += 1
-                out.append((item[0], total.kind, None, total))
-            else:
-                out.append(item)
-        return out
 
     # --- file checkpoints and pushed configurations ------------------------------------------
 
@@ -407,21 +295,15 @@ class Outbox:
 
     def commit_up_to(self, camera_id: str, seq: int) -> int:
         """The server stored every event ``<= seq``: delete them; returns how many were deleted."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._db.execute("DELETE FROM events WHERE camera_id=? AND seq<=?", (camera_id, seq))
-                self._db.execute(
-                    "INSERT INTO cameras (camera_id, committed_seq) VALUES (?, ?) "
-                    "ON CONFLICT(camera_id) DO UPDATE SET "
-                    "committed_seq=MAX(committed_seq, excluded.committed_seq)",
-                    (camera_id, seq),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return cur.rowcount
+        with self._lock, self._transaction() as db:
+            cur = db.execute("DELETE FROM events WHERE camera_id=? AND seq<=?", (camera_id, seq))
+            db.execute(
+                "INSERT INTO cameras (camera_id, committed_seq) VALUES (?, ?) "
+                "ON CONFLICT(camera_id) DO UPDATE SET "
+                "committed_seq=MAX(committed_seq, excluded.committed_seq)",
+                (camera_id, seq),
+            )
+        return cur.rowcount
 
     def rebase(self, camera_id: str, after_seq: int) -> int:
         """Renumber the kept events to ``after_seq+1, ...`` (same event_id, rewritten JSON).
@@ -430,33 +312,20 @@ class Outbox:
         the outbox was deleted or replaced, and its fresh seqs would otherwise be taken as already
         committed and deleted unsent. Returns how many events were renumbered.
         """
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute(
-                    "SELECT seq, payload FROM events WHERE camera_id=? ORDER BY seq", (camera_id,)
-                ).fetchall()
-                self._db.execute("DELETE FROM events WHERE camera_id=?", (camera_id,))
-                seq = after_seq
-                for _old, payload in rows:
-                    seq += 1
-                    ev = _event_adapter.validate_json(payload).model_copy(update={"seq": seq})
-                    self._db.execute(
-                        "INSERT INTO events (camera_id, seq, kind, event_id, payload, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, strftime('%s','now'))",
-                        (camera_id, seq, ev.kind, str(ev.event_id), ev.model_dump_json()),
-                    )
-                self._db.execute(
-                    "INSERT INTO cameras (camera_id, last_seq, committed_seq) VALUES (?, ?, ?) "
-                    "ON CONFLICT(camera_id) DO UPDATE SET last_seq=excluded.last_seq, "
-                    "committed_seq=excluded.committed_seq",
-                    (camera_id, seq, after_seq),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return len(rows)
+        with self._lock, self._transaction() as db:
+            rows = db.execute("SELECT payload FROM events WHERE camera_id=? ORDER BY seq", (camera_id,)).fetchall()
+            db.execute("DELETE FROM events WHERE camera_id=?", (camera_id,))
+            seq = after_seq
+            for (payload,) in rows:
+                seq += 1
+                self._insert(camera_id, seq, _event_adapter.validate_json(payload).model_copy(update={"seq": seq}))
+            db.execute(
+                "INSERT INTO cameras (camera_id, last_seq, committed_seq) VALUES (?, ?, ?) "
+                "ON CONFLICT(camera_id) DO UPDATE SET last_seq=excluded.last_seq, "
+                "committed_seq=excluded.committed_seq",
+                (camera_id, seq, after_seq),
+            )
+        return len(rows)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -488,10 +357,10 @@ class Outbox:
             (camera_id, from_seq, to_seq if to_seq is not None else 2**62, limit),
         )
 
-    def _scalar(self, sql: str, args: tuple[Any, ...]) -> Any:
+    def _scalar(self, sql: str, args: tuple[Any, ...]) -> int | None:
         with self._lock:
             row = self._db.execute(sql, args).fetchone()
-            return row[0] if row else None
+            return int(row[0]) if row and row[0] is not None else None
 
     def depth(self, camera_id: str) -> int:
         return int(self._scalar("SELECT COUNT(*) FROM events WHERE camera_id=?", (camera_id,)) or 0)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-VEHICLES = {"car", "truck", "bus", "motorcycle", "bicycle"}
+from citywatch.contract import VEHICLE_CLASSES
 
 
 def _obscure(region: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def blur_sensitive(
             continue
         if name == "person":
             top = y1
-        elif name in VEHICLES:
+        elif name in VEHICLE_CLASSES:
             if vehicle_lower_fraction <= 0:
                 continue
             top = int(y2 - (y2 - y1) * vehicle_lower_fraction)

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -53,7 +53,10 @@ class SourceNotSupported(SourceError, NotImplementedError):
     """A source kind that this edge version does not read."""
 
 
-class Frame(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame read: ``(source_key, pass_key, index)`` names it (a dataclass, as ``index`` is a tuple method)."""
+
     index: int
     pass_no: int
     image: np.ndarray

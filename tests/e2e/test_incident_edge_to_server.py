@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -18,6 +17,7 @@ from citywatch.config import parse_config
 from edge.worker import EdgeWorker
 from server.runner import serve_in_thread
 from vision.detections import Detections
+from vision.pipeline import FrameResult
 from vision.results import IncidentResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "edge"))
@@ -28,11 +28,13 @@ class IncidentPipeline:
     """A stopped car (track 4) in lane nb-1: open at frame 5, an update at 10, closed at 20."""
 
     model_version = "fake-incidents-1"
+    incidents = None
+    lag_s = 0.0
 
     def __init__(self, camera: Any, fps: float) -> None:
         self.camera, self.fps = camera, fps
 
-    def process(self, frame: Any, i: int) -> Any:
+    def process(self, frame: Any, i: int) -> FrameResult:
         dets = Detections(np.asarray([[4.0, 4.0, 20.0, 20.0]], np.float32), np.ones(1), np.zeros(1, np.int64),
                           np.asarray([4]))
         incidents = []
@@ -45,7 +47,7 @@ class IncidentPipeline:
         elif i == 20:
             incidents.append(IncidentResult(state="closed", frame_index=i, update_no=2, ended_frame=18,
                                             ended_s=0.9, **common))
-        return SimpleNamespace(frame_index=i, crossings=[], inference_ms=1.0, detections=dets, incidents=incidents)
+        return FrameResult(i, dets, inference_ms=1.0, incidents=incidents)
 
     def reconfigure(self, camera: Any) -> None:
         self.camera = camera

@@ -11,7 +11,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -22,6 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from citywatch.config import CameraConfig, CitywatchConfig
 from citywatch.contract import ControlCommitted, Topics
 from edge.merged import stored_adapter
+from vision.detections import Detections
+from vision.pipeline import FrameResult
 
 
 def parse_message(payload: bytes | str) -> list[Any]:
@@ -59,20 +60,22 @@ class FakePipeline:
     """Emits one crossing per configured line on every frame in ``frames``."""
 
     model_version = "fake-model-1"
+    incidents = None
+    lag_s = 0.0
 
     def __init__(self, camera: CameraConfig, fps: float, frames: Iterable[int]) -> None:
         self.camera = camera
         self.fps = fps
         self.frames = set(frames)
 
-    def process(self, frame: Any, frame_index: int) -> Any:
-        crossings = []
+    def process(self, frame: Any, frame_index: int) -> FrameResult:
+        crossings: list[Any] = []
         if frame_index in self.frames:
             for line in self.camera.lines:
                 crossings.append(
                     FakeCrossing(line.id, "in" if frame_index % 2 else "out", "car", frame_index, frame_index, 30.0)
                 )
-        return SimpleNamespace(frame_index=frame_index, crossings=crossings, inference_ms=1.5)
+        return FrameResult(frame_index, Detections.empty(), crossings=crossings, inference_ms=1.5)
 
     def reconfigure(self, camera: CameraConfig) -> None:
         self.camera = camera
@@ -236,7 +239,7 @@ class RandomTrackPipeline(FakePipeline):
         super().__init__(camera, fps, frames)
         self.offset = int.from_bytes(os.urandom(3), "big")
 
-    def process(self, frame: Any, frame_index: int) -> Any:
+    def process(self, frame: Any, frame_index: int) -> FrameResult:
         out = super().process(frame, frame_index)
         out.crossings = [
             FakeCrossing(c.line_id, c.direction, c.class_name, c.track_id + self.offset, c.frame_index, c.speed_kmh)

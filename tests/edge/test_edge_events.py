@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from edge_testkit import FakePipeline, FakeServer, camera_dict, make_clip, make_config
@@ -28,7 +28,7 @@ class ODPipeline(FakePipeline):
             movements.append(MovementResult(99, "spaceship", "north", "east", 0, 1, 0.1))  # invalid: rejected alone
         if frame_index % 20 == 19:
             zones.append(ZoneReport("z1", frame_index, 1.0, occupancy={"car": 2}, occupied_fraction=0.5))
-        return SimpleNamespace(**vars(out), movements=movements, zone_reports=zones)
+        return replace(out, movements=movements, zone_reports=zones)
 
 
 @pytest.mark.parametrize("batch", [True, False])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from edge_testkit import FakeServer, camera_dict, make_clip, make_config
 from support import wait_for
 
 from edge.worker import EdgeWorker
+from vision.detections import Detections
+from vision.pipeline import FrameResult
 from vision.results import IncidentResult
 
 
@@ -30,17 +31,18 @@ class StoppedVehiclePipeline:
     """Opens one stopped-vehicle incident at frame 5 of every pass and never closes it itself."""
 
     model_version = "fake-model-1"
+    lag_s = 0.0
 
     def __init__(self, camera: Any, fps: float) -> None:
         self.camera = camera
         self.incidents = _Engine()
 
-    def process(self, frame: Any, frame_index: int) -> Any:
+    def process(self, frame: Any, frame_index: int) -> FrameResult:
         opened = []
         if frame_index == 5:
             self.incidents.open = IncidentResult("inc-1", "stopped_vehicle", "open", 5, 5, 0.2, track_ids=(7,))
             opened.append(self.incidents.open)
-        return SimpleNamespace(frame_index=frame_index, crossings=[], incidents=opened, inference_ms=1.0)
+        return FrameResult(frame_index, Detections.empty(), incidents=opened, inference_ms=1.0)
 
     def reconfigure(self, camera: Any) -> None:
         self.camera = camera
