@@ -1,5 +1,5 @@
-"""``python -m citywatch`` is the ``citywatch`` command."""
+"""``python -m commands`` is the ``citywatch`` command."""
 
-from citywatch.cli import entrypoint
+from commands.cli import entrypoint
 
 entrypoint()
