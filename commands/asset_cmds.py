@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
+from citywatch.assets import AssetDownloader
+from citywatch.assets import Progress as PullProgress
 from citywatch.config import ConfigError, load_config
 from commands.console import err, out
 
@@ -37,7 +41,7 @@ def schema() -> None:
 
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
-def _pull(what: str, fetch) -> list[Path]:  # type: ignore[no-untyped-def]
+def _pull(what: str, fetch: Callable[[PullProgress], Path | list[Path]]) -> list[Path]:
     """Run a download with a progress bar per file; offline, one clear line and exit 1."""
     from citywatch.assets import PullError
 
@@ -69,7 +73,17 @@ def weights_pull() -> None:
     """Download the official yolov8n.pt into weights/ (needs internet)."""
     from citywatch.assets import pull_weights
 
-    _pull("weights", pull_weights)
+    _pull("weights", lambda progress: pull_weights(progress, downloader=_ultralytics_downloader()))
+
+
+def _ultralytics_downloader() -> AssetDownloader | None:
+    """Ultralytics' own release-asset download when it is installed (the plain HTTPS download otherwise)."""
+    try:
+        from ultralytics.utils import downloads
+    except ImportError:
+        return None
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    return lambda dest: Path(downloads.attempt_download_asset(str(dest)))
 
 
 @weights_app.command("export")
@@ -88,13 +102,15 @@ def weights_export(
     (openvino/onnxruntime) and model.imgsz (or processing.imgsz): the cached export is found, or built, by itself.
     """
     from citywatch.paths import AssetNotFound, resolve_weights
-    from vision.export import ExportError, export_model
+    from vision.export import ExportError, Format, export_model
 
-    if format not in ("openvino", "onnx"):
+    formats: dict[str, Format] = {"openvino": "openvino", "onnx": "onnx"}
+    fmt = formats.get(format)
+    if fmt is None:
         err.print(f"[red]error:[/red] --format must be openvino or onnx, not {format!r}")
         raise typer.Exit(2)
     try:
-        path = export_model(resolve_weights(weights), imgsz=imgsz, fmt=format, batch=batch, force=force)  # type: ignore[arg-type]
+        path = export_model(resolve_weights(weights), imgsz=imgsz, fmt=fmt, batch=batch, force=force)
     except (ExportError, AssetNotFound) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

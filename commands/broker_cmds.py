@@ -26,7 +26,7 @@ ReplaceOpt = Annotated[bool, typer.Option("--replace", help="Overwrite an existi
 DYNSEC_FILE = Path("/var/lib/mosquitto/dynamic-security.json")
 
 
-def _edit_dynsec(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+def _edit_dynsec(path: Path, change: Callable[[dict[str, Any]], object]) -> None:
     from citywatch import dynsec
 
     try:

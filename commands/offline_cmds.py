@@ -121,9 +121,9 @@ def eval_(
     out.print(f"true {c.true_total}, counted {c.counted_total}: total error {pct(c.total_error)}, "
               f"WAPE by class {pct(c.wape)}, line/direction abs error {c.line_abs_error}")
     if result.tracking is not None:
-        t = result.tracking
-        out.print(f"tracking: IDF1 {pct(t.idf1)}, MOTA {pct(t.mota)}, ID switches {t.id_switches}, "
-                  f"misses {t.misses}, false positives {t.false_positives} of {t.gt_boxes} ground-truth boxes")
+        tr = result.tracking
+        out.print(f"tracking: IDF1 {pct(tr.idf1)}, MOTA {pct(tr.mota)}, ID switches {tr.id_switches}, "
+                  f"misses {tr.misses}, false positives {tr.false_positives} of {tr.gt_boxes} ground-truth boxes")
 
 def eval_stationary(
     gt: Annotated[list[Path], typer.Argument(help="Ground-truth tracks (CSV or CVAT 1.1 XML) with stopped flags.")],
@@ -152,15 +152,20 @@ def eval_stationary(
             if not video:
                 per[g.name] = evaluate_stationary(truth, fps, cfg.counting)
                 continue
+            from vision.detections import Detections
             from vision.offline import count_video
+            from vision.pipeline import FrameResult
             from vision.video import open_video
 
             clip = video[i]
             info, _ = open_video(clip)
-            tracked: list = []
+            tracked: list[tuple[int, Detections]] = []
+
+            def keep(r: FrameResult, acc: list[tuple[int, Detections]] = tracked) -> None:
+                acc.append((r.frame_index, r.detections))
+
             count_video(clip, CameraConfig(id="eval", source=str(clip), realtime=False), model=cfg.model,
-                        tracker=cfg.tracker, counting=cfg.counting,
-                        on_result=lambda r, acc=tracked: acc.append((r.frame_index, r.detections)))
+                        tracker=cfg.tracker, counting=cfg.counting, on_result=keep)
             per[g.name] = evaluate_stationary(truth, info.fps, cfg.counting, tracked)
     except (GroundTruthError, OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from citywatch.config.base import StrictModel
+from citywatch.config.base import StrictModel, class_list
 from citywatch.contract import ClassName
 
 
@@ -47,7 +47,7 @@ class WrongWayRule(_IncidentRule):
     min_distance_px: float = Field(40.0, ge=0, description="...and this far against it (pixels).")
     min_distance_boxes: float = Field(1.0, ge=0, le=50, description="...and this many of its box sizes.")
     max_angle_deg: float = Field(45.0, gt=0, le=90, description="Motion within this angle of the reverse direction.")
-    classes: list[ClassName] = Field(default_factory=lambda: ["car", "truck", "bus", "motorcycle"])
+    classes: list[ClassName] = Field(default_factory=lambda: class_list("car", "truck", "bus", "motorcycle"))
     severity: Literal["low", "medium", "high"] = "high"
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
 from citywatch.config.base import StrictModel
-from citywatch.contract import CLASS_NAMES, ClassName
+from citywatch.contract import ClassName
 
 
 class ModelConfig(StrictModel):
@@ -34,7 +34,7 @@ class ModelConfig(StrictModel):
     agnostic_nms: bool = Field(
         True, description="One box per object across classes: a pickup seen as car and truck is one vehicle."
     )
-    classes: list[ClassName] = Field(default_factory=lambda: list(CLASS_NAMES))
+    classes: list[ClassName] = Field(default_factory=lambda: list(get_args(ClassName)))
     device: str = "cpu"
     threads: int | None = Field(None, ge=1, le=256, description="Inference threads; default: all cores.")
 

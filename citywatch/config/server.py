@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from citywatch.config.base import Ident, StrictModel
+from citywatch.config.base import Ident, StrictModel, class_list
 from citywatch.contract import ClassName
 
 
@@ -235,7 +235,7 @@ class ForecastsConfig(StrictModel):
         0.5, gt=0, le=1, description="A bucket the camera observed less than this share of is missing data."
     )
     classes: list[ClassName] = Field(
-        default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle"],
+        default_factory=lambda: class_list("car", "truck", "bus", "motorcycle", "bicycle"),
         description="Classes summed into the forecast flow.",
     )
     lanes: bool = Field(True, description="Forecast lanes' vehicles entered as well as lines.")
