@@ -6,11 +6,11 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
-from server.api.params import IdPath
+from server.api.params import IdPath, bad, invalid, not_found, unavailable
 from server.deps import AdminDep, IngestDep, ReaderDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["cameras"])
@@ -99,7 +99,7 @@ def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _wh
     """One camera: registry entry, its configured block (lines, lanes, zones) and the last pushed one."""
     cams = {c["id"]: c for c in list_cameras(store, settings, _who)["cameras"]}
     if camera_id not in cams:
-        raise HTTPException(404, detail=f"unknown camera {camera_id!r}")
+        raise not_found(f"unknown camera {camera_id!r}")
     cfg = next((c for c in settings.cameras if c.id == camera_id), None)
     pushed = store.camera_states().get(camera_id, {})
     return {
@@ -123,17 +123,17 @@ def push_camera_config(
     try:
         cam = validate_camera(body)
     except ConfigError as exc:
-        raise HTTPException(422, detail=[{"loc": ["body", *p.split(".")], "msg": m} for p, m in exc.errors]) from None
+        raise invalid([(("body", *p.split(".")), m) for p, m in exc.errors]) from None
     if cam.id != camera_id:
-        raise HTTPException(422, detail=f"the body is camera {cam.id!r}, the path says {camera_id!r}")
+        raise bad("camera_id", f"the body is camera {cam.id!r}, the path says {camera_id!r}", "path")
     if ingest is None or not ingest.connected:
-        raise HTTPException(503, detail="not connected to the MQTT broker: the configuration cannot be sent")
+        raise unavailable("not connected to the MQTT broker: the configuration cannot be sent")
     site = cam.site or next((r["site_id"] for r in store.list_cameras() if r["camera_id"] == camera_id), None)
     site = site or settings.site
     version = cam.config_version()
     data = cam.model_dump(mode="json")
     delivered = ingest.push_config(site, camera_id, data, version)
     if not delivered:
-        raise HTTPException(503, detail="the broker did not acknowledge the configuration message")
+        raise unavailable("the broker did not acknowledge the configuration message")
     store.set_pushed_config(camera_id, json.dumps(data), version, utcnow())
     return {"camera_id": camera_id, "site": site, "config_version": version, "sent": True}

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from citywatch.config import CitywatchConfig
 from citywatch.contract import Direction
 from server import export
-from server.api.params import LATEST, IdParam, aware_time, bad, time_range
+from server.api.params import LATEST, IdParam, IdQuery, aware_time, bad, time_range
 from server.auth import Principal, require_role
 from server.deps import SettingsDep, StoreDep
 from server.forecast.series import to_wall_clock
@@ -44,13 +44,12 @@ router = APIRouter(tags=["forecasts"])
 PlannerDep = Annotated[Principal, Depends(require_role("planner"))]
 Freq = Literal["15min", "h"]
 Kind = Literal["line", "lane"]
-Id = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
 def series_key(
-    camera_id: Id, series_id: Id, kind: Kind = "line", direction: Direction | None = None
+    camera_id: IdQuery, series_id: IdQuery, kind: Kind = "line", direction: Direction | None = None
 ) -> SeriesKey:
     """The series parameters: a line needs its direction, a lane has none."""
     if kind == LINE and direction is None:

@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from citywatch.config import CitywatchConfig
 from server import export
-from server.api.params import IdParam, aware_time
+from server.api.params import IdParam, aware_time, conflict, not_found
 from server.auth import Principal, require_role
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.incidents import IncidentConflict, IncidentService, IncidentStore
@@ -73,7 +72,7 @@ def get_incident(incident_id: IncidentId, store: StoreDep, _who: ReaderDep) -> d
     """One incident with its audit trail (``actions``: acknowledgements, resolution, escalations, notices)."""
     rec = _incidents(store).get(str(incident_id))
     if rec is None:
-        raise HTTPException(404, detail=f"no incident {incident_id}")
+        raise not_found(f"no incident {incident_id}")
     return rec
 
 
@@ -86,9 +85,9 @@ def _step(request: Request, store: Any, who: Principal, incident_id: str, action
         else:
             rec = db.resolve(incident_id, actor, who.role, body.note or "")
     except IncidentConflict as exc:
-        raise HTTPException(409, detail=str(exc)) from None
+        raise conflict(str(exc)) from None
     if rec is None:
-        raise HTTPException(404, detail=f"no incident {incident_id}")
+        raise not_found(f"no incident {incident_id}")
     svc = _service(request)
     if svc is not None:
         svc.publish_status(rec)
@@ -109,20 +108,6 @@ def resolve(
 ) -> dict[str, Any]:
     """Dealt with, with a note (required). 409 when already resolved."""
     return _step(request, store, who, str(incident_id), "resolve", body)
-
-
-def _where(settings: CitywatchConfig, store: Any) -> Any:
-    configured = {c.id: c for c in settings.cameras}
-    known = {r["camera_id"]: r for r in store.list_cameras()}
-
-    def where(cam: str) -> tuple[dict[str, Any] | None, str | None]:
-        cfg = configured.get(cam)
-        if cfg is not None and cfg.location is not None:
-            return export.geo_point(cfg.location.lat, cfg.location.lon), cfg.name or None
-        row = known.get(cam, {})
-        return export.geo_point(row.get("lat"), row.get("lon")), row.get("name")
-
-    return where
 
 
 @router.get(
@@ -151,9 +136,9 @@ def export_incidents(
             export.incidents_csv(items), media_type=export.CSV_MEDIA_TYPE,
             headers={"Content-Disposition": 'attachment; filename="incidents.csv"'},
         )
-    where = _where(settings, store)
+    place = export.camera_places(settings, store.list_cameras())
     out = []
     for it in items:
-        location, name = where(it["camera_id"])
-        out.append(export.alert(it, location=location, name=name))
+        at = place(it["camera_id"])
+        out.append(export.alert(it, location=at.location, name=at.name))
     return out

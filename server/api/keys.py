@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
+from server.api.params import not_found
 from server.auth import get_auth, hash_key, new_key
 from server.deps import AdminDep, StoreDep
 
@@ -52,6 +53,6 @@ def revoke_key(
     key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, store: StoreDep, _who: AdminDep
 ) -> Response:
     if not store.revoke_api_key(key_id):
-        raise HTTPException(404, detail=f"no active key {key_id}")
+        raise not_found(f"no active key {key_id}")
     get_auth(request).invalidate()
     return Response(status_code=204)

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Query
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import CLASS_NAMES
-from server.api.params import IdParam, time_range
-from server.api.planner import BUCKET_SECONDS, _offset
+from server.api.params import BUCKET_SECONDS, FromQ, IdParam, ToQ, city_offset_s, time_range
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.history import epoch_bounds
 
@@ -64,8 +63,8 @@ def coverage(
     settings: SettingsDep,
     _who: ReaderDep,
     camera_id: IdParam = None,
-    from_: Annotated[datetime | None, Query(alias="from", description="default: to - 24 h")] = None,
-    to: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    from_: FromQ = None,
+    to: ToQ = None,
     bucket: Annotated[str, Query(pattern=r"^(1m|15m|1h|1d)$")] = "1h",
 ) -> dict[str, Any]:
     """Every bucket of the range (the same buckets as ``/flow``), with the seconds observed and
@@ -74,7 +73,7 @@ def coverage(
     bucket_s = int(BUCKET_SECONDS[bucket] or 3600)
     start, end = time_range("from", from_, to, timedelta(hours=24), bucket_s)
     lo, hi = epoch_bounds(start, end)
-    off = _offset(settings, start)
+    off = city_offset_s(settings, start)
     first = (lo + off) // bucket_s * bucket_s - off
     if (hi - first) / bucket_s > MAX_COVERAGE_BUCKETS:
         first = hi  # the caller asked for too many buckets: an empty list, not a slow answer
