@@ -10,7 +10,8 @@ from fastapi import APIRouter
 
 from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
-from server.api.params import IdPath, bad, invalid, not_found, unavailable
+from server.api.models import CameraDetailOut, CamerasOut, ConfigSentOut
+from server.api.params import NOT_FOUND, IdPath, bad, invalid, not_found, unavailable
 from server.deps import AdminDep, IngestDep, ReaderDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["cameras"])
@@ -45,7 +46,7 @@ def _health(state: str, stale: bool, status: dict[str, Any] | None) -> str:
     return "ok"
 
 
-@router.get("/cameras")
+@router.get("/cameras", response_model=CamerasOut)
 def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
     """One entry per camera; ``stale`` means online but not heard from for 3 heartbeats (min 60 s)."""
     rows = {r["camera_id"]: r for r in store.list_cameras()}
@@ -94,7 +95,7 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
     return {"cameras": out}
 
 
-@router.get("/cameras/{camera_id}")
+@router.get("/cameras/{camera_id}", response_model=CameraDetailOut, responses=NOT_FOUND)
 def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
     """One camera: registry entry, its configured block (lines, lanes, zones) and the last pushed one."""
     cams = {c["id"]: c for c in list_cameras(store, settings, _who)["cameras"]}
@@ -109,7 +110,7 @@ def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _wh
     }
 
 
-@router.put("/cameras/{camera_id}/config", status_code=202)
+@router.put("/cameras/{camera_id}/config", status_code=202, response_model=ConfigSentOut)
 def push_camera_config(
     camera_id: IdPath,
     body: dict[str, Any],

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter
 
 from citywatch.contract import ClassName, Direction
+from server.api.models import CountsOut
 from server.api.params import BUCKET_SECONDS, Bucket, FromQ, IdParam, ToQ, time_range
 from server.deps import ReaderDep, SettingsDep, StoreDep
 
@@ -17,7 +18,7 @@ router = APIRouter(tags=["counts"])
 DEFAULT_RANGE = timedelta(hours=24)
 
 
-@router.get("/counts")
+@router.get("/counts", response_model=CountsOut)
 def counts(
     store: StoreDep,
     settings: SettingsDep,

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from citywatch.config import CitywatchConfig
 from citywatch.contract import Direction
 from server import export
-from server.api.params import LATEST, IdParam, IdQuery, aware_time, bad, time_range
+from server.api.models import AnomaliesOut, SeriesListOut, TypicalWeekOut, VsActualOut
+from server.api.params import CSV_CONTENT, LATEST, IdParam, IdQuery, aware_time, bad, time_range
 from server.auth import Principal, require_role
 from server.deps import SettingsDep, StoreDep
 from server.forecast.series import to_wall_clock
@@ -88,7 +89,7 @@ def _iso(ts: int, tz: Any) -> str:
     return datetime.fromtimestamp(ts, tz).isoformat()
 
 
-@router.get("/forecasts/series")
+@router.get("/forecasts/series", response_model=SeriesListOut)
 def list_series(store: StoreDep, _who: PlannerDep) -> dict[str, Any]:
     """Every forecast series with its status (``cold_start`` says how many observed days it has and needs)."""
     with store._session() as s:
@@ -138,7 +139,7 @@ def forecast_vs_actual(
     }
 
 
-@router.get("/forecasts/vs-actual")
+@router.get("/forecasts/vs-actual", response_model=VsActualOut, response_model_exclude_unset=True)
 async def vs_actual(
     store: StoreDep,
     settings: SettingsDep,
@@ -156,7 +157,7 @@ async def vs_actual(
     return await run_in_threadpool(forecast_vs_actual, store, settings, key, freq, start, end)
 
 
-@router.get("/forecasts/typical-week")
+@router.get("/forecasts/typical-week", response_model=TypicalWeekOut)
 async def typical_week(
     store: StoreDep,
     settings: SettingsDep,
@@ -200,7 +201,7 @@ def _typical_week(store: Store, settings: CitywatchConfig, key: SeriesKey, start
             "timezone": settings.server.timezone, "hours": hours}
 
 
-@router.get("/forecasts/anomalies")
+@router.get("/forecasts/anomalies", response_model=AnomaliesOut)
 def anomalies(
     store: StoreDep,
     _who: PlannerDep,
@@ -237,7 +238,7 @@ CSV_HEADER = ("bucket_start", "timezone", "camera_id", "kind", "series_id", "dir
               "hi80", "origin", "made_at")
 
 
-@router.get("/export/forecasts.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get("/export/forecasts.csv", response_class=Response, responses={200: {"content": CSV_CONTENT}})
 def export_forecasts_csv(
     store: StoreDep,
     settings: SettingsDep,

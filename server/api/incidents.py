@@ -11,7 +11,17 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from server import export
-from server.api.params import IdParam, aware_time, conflict, not_found
+from server.api.models import IncidentDetailOut, IncidentOut, IncidentsOut
+from server.api.params import (
+    CONFLICT,
+    CSV_CONTENT,
+    ENTITIES_SCHEMA,
+    NOT_FOUND,
+    IdParam,
+    aware_time,
+    conflict,
+    not_found,
+)
 from server.auth import Principal, require_role
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.incidents import IncidentConflict, IncidentService, IncidentStore
@@ -46,7 +56,7 @@ def _service(request: Request) -> IncidentService | None:
     return getattr(request.app.state, "incidents", None)
 
 
-@router.get("/incidents")
+@router.get("/incidents", response_model=IncidentsOut)
 def list_incidents(
     store: StoreDep,
     _who: ReaderDep,
@@ -67,7 +77,7 @@ def list_incidents(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/incidents/{incident_id}")
+@router.get("/incidents/{incident_id}", response_model=IncidentDetailOut, responses=NOT_FOUND)
 def get_incident(incident_id: IncidentId, store: StoreDep, _who: ReaderDep) -> dict[str, Any]:
     """One incident with its audit trail (``actions``: acknowledgements, resolution, escalations, notices)."""
     rec = _incidents(store).get(str(incident_id))
@@ -94,7 +104,7 @@ def _step(request: Request, store: Any, who: Principal, incident_id: str, action
     return rec
 
 
-@router.post("/incidents/{incident_id}/ack")
+@router.post("/incidents/{incident_id}/ack", response_model=IncidentOut, responses=NOT_FOUND | CONFLICT)
 def acknowledge(
     incident_id: IncidentId, request: Request, store: StoreDep, who: OperatorDep, body: StepIn | None = None
 ) -> dict[str, Any]:
@@ -102,7 +112,9 @@ def acknowledge(
     return _step(request, store, who, str(incident_id), "ack", body or StepIn())
 
 
-@router.post("/incidents/{incident_id}/resolve")
+@router.post(
+    "/incidents/{incident_id}/resolve", response_model=IncidentOut, responses=NOT_FOUND | CONFLICT
+)
 def resolve(
     incident_id: IncidentId, request: Request, store: StoreDep, who: OperatorDep, body: ResolveIn
 ) -> dict[str, Any]:
@@ -113,7 +125,7 @@ def resolve(
 @router.get(
     "/export/incidents",
     response_model=None,
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    responses={200: {"content": {"application/json": {"schema": ENTITIES_SCHEMA}, **CSV_CONTENT}}},
 )
 def export_incidents(
     store: StoreDep,

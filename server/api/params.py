@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from citywatch.config import CitywatchConfig
@@ -68,6 +69,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such item."}}
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorOut, "description": "Not in a state that allows it."}}
+
+
+#: OpenAPI content of the files the API sends (CSV) and of its event stream.
+CSV_CONTENT: dict[str, Any] = {"text/csv": {"schema": {"type": "string", "description": "UTF-8 CSV with a BOM."}}}
+EVENT_STREAM_CONTENT: dict[str, Any] = {"text/event-stream": {"schema": {"type": "string"}}}
+ENTITIES_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "object", "description": "NGSI-LD key-values"}}
+
+
+class LdJsonResponse(JSONResponse):
+    """JSON-LD (NGSI-LD entities), as FIWARE context brokers expect it."""
+
+    media_type = "application/ld+json"
 
 
 def bad(param: str, msg: str, where: str = "query") -> HTTPException:

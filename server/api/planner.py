@@ -14,12 +14,25 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import CLASS_NAMES, ClassName, Direction
 from server import export
-from server.api.params import BUCKET_SECONDS, Bucket, FromQ, IdParam, IdQuery, ToQ, city_offset_s, time_range
+from server.api.models import CompareOut, FlowOut, OccupancyOut, OdOut, ProfileOut
+from server.api.params import (
+    BUCKET_SECONDS,
+    CSV_CONTENT,
+    ENTITIES_SCHEMA,
+    Bucket,
+    FromQ,
+    IdParam,
+    IdQuery,
+    LdJsonResponse,
+    ToQ,
+    city_offset_s,
+    time_range,
+)
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.history import FlowFilter, epoch_bounds
 from server.store import Store
@@ -86,7 +99,7 @@ def _flow_rows(
     return rows
 
 
-@router.get("/flow")
+@router.get("/flow", response_model=FlowOut)
 def flow(
     store: StoreDep,
     settings: SettingsDep,
@@ -144,7 +157,7 @@ def _pct(a: float | None, b: float | None) -> float | None:
     return round((b - a) / a * 100.0, 2)
 
 
-@router.get("/flow/compare")
+@router.get("/flow/compare", response_model=CompareOut)
 def compare(
     store: StoreDep,
     settings: SettingsDep,
@@ -173,7 +186,7 @@ def compare(
     }
 
 
-@router.get("/flow/profile")
+@router.get("/flow/profile", response_model=ProfileOut)
 def profile(
     store: StoreDep,
     settings: SettingsDep,
@@ -220,7 +233,7 @@ def profile(
     return {"from": start.isoformat(), "to": end.isoformat(), "timezone": settings.server.timezone, "hours": hours}
 
 
-@router.get("/od")
+@router.get("/od", response_model=OdOut)
 def od_matrix(
     store: StoreDep,
     _who: ReaderDep,
@@ -251,7 +264,7 @@ def od_matrix(
     }
 
 
-@router.get("/occupancy")
+@router.get("/occupancy", response_model=OccupancyOut)
 def occupancy(
     store: StoreDep,
     settings: SettingsDep,
@@ -299,7 +312,7 @@ CSV_HEADER = (
 )
 
 
-@router.get("/export/flow.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get("/export/flow.csv", response_class=Response, responses={200: {"content": CSV_CONTENT}})
 def export_flow_csv(
     store: StoreDep,
     settings: SettingsDep,
@@ -360,7 +373,11 @@ def _fiware_flow(
     )
 
 
-@router.get("/export/fiware/traffic-flow")
+@router.get(
+    "/export/fiware/traffic-flow",
+    response_class=LdJsonResponse,
+    responses={200: {"content": {"application/ld+json": {"schema": ENTITIES_SCHEMA}}}},
+)
 async def export_fiware_traffic_flow(
     store: StoreDep,
     settings: SettingsDep,
@@ -370,8 +387,8 @@ async def export_fiware_traffic_flow(
     to: ToQ = None,
     bucket: Bucket = "15m",
     per_class: bool = True,
-) -> JSONResponse:
+) -> LdJsonResponse:
     """FIWARE Smart Data Models ``TrafficFlowObserved`` entities (NGSI-LD key-values, ``application/ld+json``)."""
     start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
     body = await run_in_threadpool(_fiware_flow, store, settings, start, end, bucket, camera_id, per_class)
-    return JSONResponse(body, media_type="application/ld+json")
+    return LdJsonResponse(body)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import CLASS_NAMES
+from server.api.models import CoverageOut, UiConfigOut
 from server.api.params import BUCKET_SECONDS, FromQ, IdParam, ToQ, city_offset_s, time_range
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.history import epoch_bounds
@@ -31,7 +32,7 @@ def tiles_origin(config: CitywatchConfig) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-@router.get("/ui-config")
+@router.get("/ui-config", response_model=UiConfigOut)
 def ui_config(settings: SettingsDep, who: ReaderDep) -> dict[str, Any]:
     """Dashboard settings: the city's time zone (every time on the page is shown in it), map tiles
     (``null``: a schematic), PCU weights and each configured camera's lines, lanes and zones."""
@@ -57,7 +58,7 @@ def ui_config(settings: SettingsDep, who: ReaderDep) -> dict[str, Any]:
     }
 
 
-@router.get("/coverage")
+@router.get("/coverage", response_model=CoverageOut)
 def coverage(
     store: StoreDep,
     settings: SettingsDep,
