@@ -109,22 +109,22 @@ def pull_samples(progress: Progress | None = None, timeout: float = 30.0) -> lis
     return got
 
 
-def pull_weights(progress: Progress | None = None, timeout: float = 30.0) -> Path:
+#: Fetches a release asset to the given path and returns the file it wrote (Ultralytics' downloader, passed
+#: in by the command so that the base never imports a model library).
+AssetDownloader = Callable[[Path], Path]
+
+
+def pull_weights(
+    progress: Progress | None = None, timeout: float = 30.0, downloader: AssetDownloader | None = None
+) -> Path:
     """Download the official ``yolov8n.pt`` the way Ultralytics does (its GitHub release assets)."""
     dest = weights_dir() / DEFAULT_WEIGHTS_NAME
     if dest.is_file():
         return dest
     hint = f"Offline? Set {WEIGHTS_ENV} to a model on disk (e.g. ../shared/weights/yolov8n-coco-rebuilt.pt)."
-    try:
-        from ultralytics.utils import downloads
-    except ImportError:
-        downloads = None  # type: ignore[assignment]
-    if downloads is not None:
-        import os
-
-        os.environ.setdefault("YOLO_OFFLINE", "1")
+    if downloader is not None:
         try:
-            path = Path(downloads.attempt_download_asset(str(dest)))
+            path = downloader(dest)
         except Exception as exc:  # ultralytics raises several types when offline
             raise PullError(f"cannot download {DEFAULT_WEIGHTS_NAME} ({exc}). {hint}") from None
         if not path.is_file():

@@ -78,12 +78,10 @@ Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
 Counter = Annotated[int, Field(ge=0, le=MAX_COUNTER)]
 
 
-def _text(max_length: int) -> Any:
-    """Free text of at most ``max_length`` characters, without NUL."""
-    return Annotated[str, Field(max_length=max_length, pattern=_NO_NUL)]
-
-
-Message500 = _text(500)
+#: Free text of at most 64, 128 or 500 characters, without NUL.
+Text64 = Annotated[str, Field(max_length=64, pattern=_NO_NUL)]
+Text128 = Annotated[str, Field(max_length=128, pattern=_NO_NUL)]
+Message500 = Annotated[str, Field(max_length=500, pattern=_NO_NUL)]
 
 #: Classes citywatch counts, in this order everywhere (detections carry indices into it).
 CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", "person")
@@ -141,8 +139,8 @@ class EventBase(_Model):
     site_id: Ident
     seq: Seq = Field(description="Per-camera, strictly increasing, assigned by the edge outbox.")
     ts: Time = Field(description="When it happened, by the edge clock (UTC).")
-    config_version: _text(64)  # type: ignore[valid-type]
-    model_version: _text(128)  # type: ignore[valid-type]
+    config_version: Text64
+    model_version: Text128
 
     @field_validator("schema_version")
     @classmethod
@@ -281,7 +279,7 @@ class Incident(EventBase):
     track_ids: list[Counter] = Field(default_factory=list, max_length=100)
     started_at: Time
     ended_at: Time | None = None
-    snapshot_id: _text(128) | None = Field(  # type: ignore[valid-type]
+    snapshot_id: Text128 | None = Field(
         default=None, description="Evidence image kept on the edge."
     )
     message: Message500 | None = None
@@ -358,12 +356,12 @@ class ControlConfig(_Model):
     schema_version: str = SCHEMA_VERSION
     kind: Literal["config"] = "config"
     camera_id: Ident
-    config_version: _text(64)  # type: ignore[valid-type]
+    config_version: Text64
     camera: dict[str, Any]
 
 
 Control = Annotated[ControlCommitted | ControlReplay | ControlConfig, Field(discriminator="kind")]
-_control_adapter: TypeAdapter[Any] = TypeAdapter(Control)
+_control_adapter: TypeAdapter[ControlCommitted | ControlReplay | ControlConfig] = TypeAdapter(Control)
 
 
 def parse_control(payload: bytes | str) -> ControlCommitted | ControlReplay | ControlConfig:
@@ -376,7 +374,7 @@ class StatusPayload(_Model):
 
     state: Literal["online", "offline"]
     camera_id: Ident
-    device_id: _text(128)  # type: ignore[valid-type]
+    device_id: Text128
     ts: Time | None = None
 
 

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
 from server.api import cameras, counts, dead_letters, events, forecasts, health, incidents, keys, planner, session, ui
+from server.api.params import ERRORS
 from server.api_docs import mount_docs
 from server.auth import ENV_API_KEYS, Auth, OpenModeRefused, open_mode_problem
 from server.forecasting.service import ForecastService
@@ -131,7 +132,7 @@ def create_app(
     app.state.registry = registry
 
     for module in (health, cameras, counts, planner, forecasts, events, dead_letters, keys, session, incidents, ui):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERRORS)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -100,7 +100,7 @@ def parse_api_keys(spec: str) -> list[tuple[Role, str]]:
             raise ValueError(f"{ENV_API_KEYS} entry {i + 1} must be role:key with role one of {', '.join(ROLES)}")
         if len(key) < 8:
             raise ValueError(f"{ENV_API_KEYS} entry {i + 1}: the key must be at least 8 characters")
-        keys.append((cast(Role, role), key))
+        keys.append((role, key))  # narrowed to a Role by the check above
     return keys
 
 
@@ -220,7 +220,7 @@ class Auth:
         if found is None:
             managed_role = self.managed().get(hash_key(key))
             if managed_role in ROLES:
-                found = cast(Role, managed_role)
+                found = managed_role
         return found
 
     # Session tokens: role.expiry.key-fingerprint.session-id.signature. Removing the key revokes its
@@ -269,9 +269,9 @@ class Auth:
         for r, k in self.keys or []:
             if r == role and hmac.compare_digest(_fingerprint(k), fp):
                 return r
-        for h, r in self.managed().items():  # _fingerprint(key) is the first 16 hex of its hash
-            if r == role and hmac.compare_digest(h[:16], fp):
-                return cast(Role, r)
+        for h, managed_role in self.managed().items():  # _fingerprint(key) is the first 16 hex of its hash
+            if managed_role == role and managed_role in ROLES and hmac.compare_digest(h[:16], fp):
+                return managed_role
         return None
 
     def check_key(self, request: Request, key: str) -> Role | None:

@@ -1,8 +1,9 @@
 """Exports: CSV for spreadsheets and FIWARE Smart Data Models (NGSI-LD key-values) for city platforms.
 
-One module for every export so that flows (``TrafficFlowObserved``, here) and incidents (``Alert``,
-added by the incidents work) share the id scheme, the ``@context`` handling and the CSV writer.
-Entities are the key-values form the official schemas in ``../shared/standards/fiware`` describe.
+One module for every export so that flows (``TrafficFlowObserved``) and incidents (``Alert``) share the
+id scheme, the ``@context`` handling, where a camera is and the CSV writer. Entities are the key-values
+form the official schemas in ``../shared/standards/fiware`` describe. Pure: the API reads the rows and
+hands them here, so the builders are tested on plain rows.
 
 Vocabulary: citywatch class names map to the schema's own ``vehicleType`` enumeration (``truck`` is
 ``lorry``); ``person`` is not a vehicle and never appears in a traffic-flow entity. A line's ``in``
@@ -14,9 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from citywatch.config import CitywatchConfig
 
 #: ``text/csv`` with a UTF-8 byte-order mark so that Excel shows Vietnamese text correctly.
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -143,6 +147,108 @@ def traffic_flow_observed(
     return e
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a camera is, as an entity states it: its site, a GeoJSON point (or None) and a name (or None)."""
+
+    site_id: str
+    location: dict[str, Any] | None
+    name: str | None
+
+
+def camera_places(settings: CitywatchConfig, known: Iterable[Mapping[str, Any]]) -> Callable[[str], Place]:
+    """Each camera's place: its configured block first, then what the database knows (``list_cameras`` rows:
+    ``camera_id``, ``site_id``, ``lat``, ``lon``, ``name``), then the configuration's site."""
+    configured = {c.id: c for c in settings.cameras}
+    rows = {r["camera_id"]: r for r in known}
+
+    def place(camera_id: str) -> Place:
+        cfg = configured.get(camera_id)
+        row = rows.get(camera_id, {})
+        site = (settings.camera_site(cfg) if cfg else None) or row.get("site_id") or settings.site
+        if cfg is not None and cfg.location is not None:
+            return Place(site, geo_point(cfg.location.lat, cfg.location.lon), cfg.name or None)
+        return Place(site, geo_point(row.get("lat"), row.get("lon")), row.get("name"))
+
+    return place
+
+
+def traffic_flow_entities(
+    settings: CitywatchConfig,
+    known: Iterable[Mapping[str, Any]],
+    flows: Iterable[Mapping[str, Any]],
+    lanes: Iterable[Mapping[str, Any]],
+    *,
+    start: datetime,
+    end: datetime,
+    bucket_s: int | None,
+    per_class: bool = True,
+) -> list[dict[str, Any]]:
+    """``TrafficFlowObserved`` entities for ``[start, end)``: per bucket, line and direction (all vehicles, and
+    one per vehicle class when ``per_class``), and per lane (vehicles entered, occupancy, mean speed).
+
+    ``flows``: the ``/flow`` rows (``bucket_start`` ISO or None for the whole range, ``camera_id``, ``line_id``,
+    ``direction``, ``counts`` by class, ``mean_speed_kmh``); ``lanes``: lane rows of the zone history
+    (``bucket`` epoch seconds or None, ``camera_id``, ``zone_id``, ``vehicles_entered``, ``occupancy``,
+    ``mean_speed_kmh``); ``known``: the database's cameras, for cameras the configuration does not place."""
+    place = camera_places(settings, known)
+    lane_ids = {c.id: [ln.id for ln in c.lanes] for c in settings.cameras}
+
+    def period(b_iso: str | None) -> tuple[datetime, datetime]:
+        if b_iso is None or not bucket_s:
+            return start, end
+        b = datetime.fromisoformat(b_iso)
+        return b, b + timedelta(seconds=bucket_s)
+
+    out: list[dict[str, Any]] = []
+    for r in flows:
+        at = place(r["camera_id"])
+        p0, p1 = period(r["bucket_start"])
+        vehicles = {c: n for c, n in r["counts"].items() if c in VEHICLE_TYPE}
+        common: dict[str, Any] = {
+            "site_id": at.site_id, "camera_id": r["camera_id"], "start": p0, "end": p1, "location": at.location,
+            "name": at.name,
+        }
+        out.append(
+            traffic_flow_observed(
+                **common,
+                line_id=r["line_id"],
+                direction=r["direction"],
+                intensity=sum(vehicles.values()),
+                average_speed_kmh=r["mean_speed_kmh"],
+            )
+        )
+        if per_class:
+            for c, n in vehicles.items():
+                if n:
+                    out.append(
+                        traffic_flow_observed(
+                            **common, line_id=r["line_id"], direction=r["direction"], intensity=n, class_name=c
+                        )
+                    )
+    for z in lanes:
+        ids = lane_ids.get(z["camera_id"], [])
+        at = place(z["camera_id"])
+        p0 = datetime.fromtimestamp(z["bucket"], timezone.utc) if z["bucket"] is not None else start
+        p1 = p0 + timedelta(seconds=bucket_s) if z["bucket"] is not None and bucket_s else end
+        out.append(
+            traffic_flow_observed(
+                site_id=at.site_id,
+                camera_id=z["camera_id"],
+                start=p0,
+                end=p1,
+                lane_id=z["zone_id"],
+                lane_number=ids.index(z["zone_id"]) + 1 if z["zone_id"] in ids else None,
+                intensity=z["vehicles_entered"],
+                occupancy=z["occupancy"],
+                average_speed_kmh=z["mean_speed_kmh"],
+                location=at.location,
+                name=at.name,
+            )
+        )
+    return out
+
+
 # --- incidents: FIWARE Alert ------------------------------------------------------------------
 
 #: citywatch incident type -> Alert ``subCategory`` (the schema's enumeration); category is ``traffic``.
@@ -220,7 +326,9 @@ __all__ = [
     "ALERT_CONTEXT",
     "ALERT_SUBCATEGORY",
     "INCIDENT_CSV_HEADER",
+    "Place",
     "alert",
+    "camera_places",
     "incidents_csv",
     "BOM",
     "CSV_MEDIA_TYPE",
@@ -231,5 +339,6 @@ __all__ = [
     "entity_id",
     "geo_point",
     "iso_z",
+    "traffic_flow_entities",
     "traffic_flow_observed",
 ]

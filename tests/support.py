@@ -159,7 +159,7 @@ def broker_cli(*args: str, password: str | None = None) -> str:
     """Run ``citywatch broker ...`` (the documented command) with the password in $CW_TEST_BROKER_PW."""
     from typer.testing import CliRunner
 
-    from citywatch.cli import app
+    from commands.cli import app
 
     env = {"CW_TEST_BROKER_PW": password} if password is not None else {}
     result = CliRunner().invoke(app, ["broker", *args, "--password-env", "CW_TEST_BROKER_PW"], env=env)

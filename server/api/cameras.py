@@ -6,11 +6,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
-from server.api.params import IdPath
+from server.api.models import CameraDetailOut, CamerasOut, ConfigSentOut
+from server.api.params import NOT_FOUND, IdPath, bad, invalid, not_found, unavailable
 from server.deps import AdminDep, IngestDep, ReaderDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["cameras"])
@@ -45,7 +46,7 @@ def _health(state: str, stale: bool, status: dict[str, Any] | None) -> str:
     return "ok"
 
 
-@router.get("/cameras")
+@router.get("/cameras", response_model=CamerasOut)
 def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
     """One entry per camera; ``stale`` means online but not heard from for 3 heartbeats (min 60 s)."""
     rows = {r["camera_id"]: r for r in store.list_cameras()}
@@ -94,12 +95,12 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
     return {"cameras": out}
 
 
-@router.get("/cameras/{camera_id}")
+@router.get("/cameras/{camera_id}", response_model=CameraDetailOut, responses=NOT_FOUND)
 def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
     """One camera: registry entry, its configured block (lines, lanes, zones) and the last pushed one."""
     cams = {c["id"]: c for c in list_cameras(store, settings, _who)["cameras"]}
     if camera_id not in cams:
-        raise HTTPException(404, detail=f"unknown camera {camera_id!r}")
+        raise not_found(f"unknown camera {camera_id!r}")
     cfg = next((c for c in settings.cameras if c.id == camera_id), None)
     pushed = store.camera_states().get(camera_id, {})
     return {
@@ -109,7 +110,7 @@ def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _wh
     }
 
 
-@router.put("/cameras/{camera_id}/config", status_code=202)
+@router.put("/cameras/{camera_id}/config", status_code=202, response_model=ConfigSentOut)
 def push_camera_config(
     camera_id: IdPath,
     body: dict[str, Any],
@@ -123,17 +124,17 @@ def push_camera_config(
     try:
         cam = validate_camera(body)
     except ConfigError as exc:
-        raise HTTPException(422, detail=[{"loc": ["body", *p.split(".")], "msg": m} for p, m in exc.errors]) from None
+        raise invalid([(("body", *p.split(".")), m) for p, m in exc.errors]) from None
     if cam.id != camera_id:
-        raise HTTPException(422, detail=f"the body is camera {cam.id!r}, the path says {camera_id!r}")
+        raise bad("camera_id", f"the body is camera {cam.id!r}, the path says {camera_id!r}", "path")
     if ingest is None or not ingest.connected:
-        raise HTTPException(503, detail="not connected to the MQTT broker: the configuration cannot be sent")
+        raise unavailable("not connected to the MQTT broker: the configuration cannot be sent")
     site = cam.site or next((r["site_id"] for r in store.list_cameras() if r["camera_id"] == camera_id), None)
     site = site or settings.site
     version = cam.config_version()
     data = cam.model_dump(mode="json")
     delivered = ingest.push_config(site, camera_id, data, version)
     if not delivered:
-        raise HTTPException(503, detail="the broker did not acknowledge the configuration message")
+        raise unavailable("the broker did not acknowledge the configuration message")
     store.set_pushed_config(camera_id, json.dumps(data), version, utcnow())
     return {"camera_id": camera_id, "site": site, "config_version": version, "sent": True}

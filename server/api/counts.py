@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from citywatch.contract import ClassName, Direction
-from server.api.params import IdParam, time_range
+from server.api.models import CountsOut
+from server.api.params import BUCKET_SECONDS, Bucket, FromQ, IdParam, ToQ, time_range
 from server.deps import ReaderDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["counts"])
 
-Bucket = Literal["1m", "15m", "1h", "1d", "total"]
-BUCKET_SECONDS: dict[str, int | None] = {"1m": 60, "15m": 900, "1h": 3600, "1d": 86400, "total": None}
 DEFAULT_RANGE = timedelta(hours=24)
 
 
-@router.get("/counts")
+@router.get("/counts", response_model=CountsOut)
 def counts(
     store: StoreDep,
     settings: SettingsDep,
@@ -28,8 +27,8 @@ def counts(
     line_id: IdParam = None,
     direction: Direction | None = None,
     class_name: ClassName | None = None,
-    from_: Annotated[datetime | None, Query(alias="from", description="ISO-8601 with offset")] = None,
-    to: Annotated[datetime | None, Query(description="ISO-8601 with offset; exclusive")] = None,
+    from_: FromQ = None,
+    to: ToQ = None,
     bucket: Bucket = "total",
 ) -> dict[str, Any]:
     """Counts in ``[from, to)`` (defaults: to = now, from = to - 24 h). Buckets align to the server's time zone."""

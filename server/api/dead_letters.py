@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from server.api.models import DeadLettersOut
 from server.deps import AdminDep, StoreDep
 
 router = APIRouter(tags=["dead-letters"])
 
 
-@router.get("/dead-letters")
+@router.get("/dead-letters", response_model=DeadLettersOut)
 def dead_letters(
     store: StoreDep,
     _who: AdminDep,

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from server.api.params import IdParam
+from server.api.models import EventsOut
+from server.api.params import EVENT_STREAM_CONTENT, IdParam
 from server.deps import HubDep, ReaderDep, StoreDep
 
 router = APIRouter(tags=["events"])
@@ -17,7 +18,7 @@ router = APIRouter(tags=["events"])
 KEEPALIVE_S = 15.0
 
 
-@router.get("/events")
+@router.get("/events", response_model=EventsOut)
 def recent_events(
     store: StoreDep,
     _who: ReaderDep,
@@ -29,7 +30,9 @@ def recent_events(
     return {"events": store.recent_events(camera_id=camera_id, kind=kind, limit=limit)}
 
 
-@router.get("/events/live")
+@router.get(
+    "/events/live", response_class=StreamingResponse, responses={200: {"content": EVENT_STREAM_CONTENT}}
+)
 async def live_events(
     request: Request, hub: HubDep, _who: ReaderDep, camera_id: IdParam = None
 ) -> StreamingResponse:

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from citywatch.config import CitywatchConfig
 from citywatch.contract import Direction
 from server import export
-from server.api.params import LATEST, IdParam, aware_time, bad, time_range
+from server.api.models import AnomaliesOut, SeriesListOut, TypicalWeekOut, VsActualOut
+from server.api.params import CSV_CONTENT, LATEST, IdParam, IdQuery, aware_time, bad, time_range
 from server.auth import Principal, require_role
 from server.deps import SettingsDep, StoreDep
 from server.forecast.series import to_wall_clock
@@ -44,13 +45,12 @@ router = APIRouter(tags=["forecasts"])
 PlannerDep = Annotated[Principal, Depends(require_role("planner"))]
 Freq = Literal["15min", "h"]
 Kind = Literal["line", "lane"]
-Id = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
 def series_key(
-    camera_id: Id, series_id: Id, kind: Kind = "line", direction: Direction | None = None
+    camera_id: IdQuery, series_id: IdQuery, kind: Kind = "line", direction: Direction | None = None
 ) -> SeriesKey:
     """The series parameters: a line needs its direction, a lane has none."""
     if kind == LINE and direction is None:
@@ -89,7 +89,7 @@ def _iso(ts: int, tz: Any) -> str:
     return datetime.fromtimestamp(ts, tz).isoformat()
 
 
-@router.get("/forecasts/series")
+@router.get("/forecasts/series", response_model=SeriesListOut)
 def list_series(store: StoreDep, _who: PlannerDep) -> dict[str, Any]:
     """Every forecast series with its status (``cold_start`` says how many observed days it has and needs)."""
     with store._session() as s:
@@ -139,7 +139,7 @@ def forecast_vs_actual(
     }
 
 
-@router.get("/forecasts/vs-actual")
+@router.get("/forecasts/vs-actual", response_model=VsActualOut, response_model_exclude_unset=True)
 async def vs_actual(
     store: StoreDep,
     settings: SettingsDep,
@@ -157,7 +157,7 @@ async def vs_actual(
     return await run_in_threadpool(forecast_vs_actual, store, settings, key, freq, start, end)
 
 
-@router.get("/forecasts/typical-week")
+@router.get("/forecasts/typical-week", response_model=TypicalWeekOut)
 async def typical_week(
     store: StoreDep,
     settings: SettingsDep,
@@ -201,7 +201,7 @@ def _typical_week(store: Store, settings: CitywatchConfig, key: SeriesKey, start
             "timezone": settings.server.timezone, "hours": hours}
 
 
-@router.get("/forecasts/anomalies")
+@router.get("/forecasts/anomalies", response_model=AnomaliesOut)
 def anomalies(
     store: StoreDep,
     _who: PlannerDep,
@@ -238,7 +238,7 @@ CSV_HEADER = ("bucket_start", "timezone", "camera_id", "kind", "series_id", "dir
               "hi80", "origin", "made_at")
 
 
-@router.get("/export/forecasts.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get("/export/forecasts.csv", response_class=Response, responses={200: {"content": CSV_CONTENT}})
 def export_forecasts_csv(
     store: StoreDep,
     settings: SettingsDep,

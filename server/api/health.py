@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from server.api.models import HealthOut
 from server.deps import IngestDep
 from server.store import Store
 
@@ -107,7 +108,11 @@ def health_report(app: Any, ingest: Any) -> tuple[dict[str, Any], int]:
     return body, 503 if status == "error" else 200
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_class=JSONResponse,
+    responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "The database is down."}},
+)
 async def health(request: Request, ingest: IngestDep) -> JSONResponse:
     """200 ``ok`` or ``degraded`` (with ``problems``), 503 ``error`` when the database fails."""
     body, code = await run_in_threadpool(health_report, request.app, ingest)

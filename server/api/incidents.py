@@ -7,12 +7,21 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from citywatch.config import CitywatchConfig
 from server import export
-from server.api.params import IdParam, aware_time
+from server.api.models import IncidentDetailOut, IncidentOut, IncidentsOut
+from server.api.params import (
+    CONFLICT,
+    CSV_CONTENT,
+    ENTITIES_SCHEMA,
+    NOT_FOUND,
+    IdParam,
+    aware_time,
+    conflict,
+    not_found,
+)
 from server.auth import Principal, require_role
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.incidents import IncidentConflict, IncidentService, IncidentStore
@@ -47,7 +56,7 @@ def _service(request: Request) -> IncidentService | None:
     return getattr(request.app.state, "incidents", None)
 
 
-@router.get("/incidents")
+@router.get("/incidents", response_model=IncidentsOut)
 def list_incidents(
     store: StoreDep,
     _who: ReaderDep,
@@ -68,12 +77,12 @@ def list_incidents(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/incidents/{incident_id}")
+@router.get("/incidents/{incident_id}", response_model=IncidentDetailOut, responses=NOT_FOUND)
 def get_incident(incident_id: IncidentId, store: StoreDep, _who: ReaderDep) -> dict[str, Any]:
     """One incident with its audit trail (``actions``: acknowledgements, resolution, escalations, notices)."""
     rec = _incidents(store).get(str(incident_id))
     if rec is None:
-        raise HTTPException(404, detail=f"no incident {incident_id}")
+        raise not_found(f"no incident {incident_id}")
     return rec
 
 
@@ -86,16 +95,16 @@ def _step(request: Request, store: Any, who: Principal, incident_id: str, action
         else:
             rec = db.resolve(incident_id, actor, who.role, body.note or "")
     except IncidentConflict as exc:
-        raise HTTPException(409, detail=str(exc)) from None
+        raise conflict(str(exc)) from None
     if rec is None:
-        raise HTTPException(404, detail=f"no incident {incident_id}")
+        raise not_found(f"no incident {incident_id}")
     svc = _service(request)
     if svc is not None:
         svc.publish_status(rec)
     return rec
 
 
-@router.post("/incidents/{incident_id}/ack")
+@router.post("/incidents/{incident_id}/ack", response_model=IncidentOut, responses=NOT_FOUND | CONFLICT)
 def acknowledge(
     incident_id: IncidentId, request: Request, store: StoreDep, who: OperatorDep, body: StepIn | None = None
 ) -> dict[str, Any]:
@@ -103,7 +112,9 @@ def acknowledge(
     return _step(request, store, who, str(incident_id), "ack", body or StepIn())
 
 
-@router.post("/incidents/{incident_id}/resolve")
+@router.post(
+    "/incidents/{incident_id}/resolve", response_model=IncidentOut, responses=NOT_FOUND | CONFLICT
+)
 def resolve(
     incident_id: IncidentId, request: Request, store: StoreDep, who: OperatorDep, body: ResolveIn
 ) -> dict[str, Any]:
@@ -111,24 +122,10 @@ def resolve(
     return _step(request, store, who, str(incident_id), "resolve", body)
 
 
-def _where(settings: CitywatchConfig, store: Any) -> Any:
-    configured = {c.id: c for c in settings.cameras}
-    known = {r["camera_id"]: r for r in store.list_cameras()}
-
-    def where(cam: str) -> tuple[dict[str, Any] | None, str | None]:
-        cfg = configured.get(cam)
-        if cfg is not None and cfg.location is not None:
-            return export.geo_point(cfg.location.lat, cfg.location.lon), cfg.name or None
-        row = known.get(cam, {})
-        return export.geo_point(row.get("lat"), row.get("lon")), row.get("name")
-
-    return where
-
-
 @router.get(
     "/export/incidents",
     response_model=None,
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    responses={200: {"content": {"application/json": {"schema": ENTITIES_SCHEMA}, **CSV_CONTENT}}},
 )
 def export_incidents(
     store: StoreDep,
@@ -151,9 +148,9 @@ def export_incidents(
             export.incidents_csv(items), media_type=export.CSV_MEDIA_TYPE,
             headers={"Content-Disposition": 'attachment; filename="incidents.csv"'},
         )
-    where = _where(settings, store)
+    place = export.camera_places(settings, store.list_cameras())
     out = []
     for it in items:
-        location, name = where(it["camera_id"])
-        out.append(export.alert(it, location=location, name=name))
+        at = place(it["camera_id"])
+        out.append(export.alert(it, location=at.location, name=at.name))
     return out

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
+from server.api.models import KeysOut, NewKeyOut
+from server.api.params import NOT_FOUND, not_found
 from server.auth import get_auth, hash_key, new_key
 from server.deps import AdminDep, StoreDep
 
@@ -31,13 +33,13 @@ def _public(k: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/keys")
+@router.get("/keys", response_model=KeysOut)
 def list_keys(store: StoreDep, _who: AdminDep) -> dict[str, Any]:
     """Managed keys (never the secret; ``prefix`` identifies one). Environment keys are not listed."""
     return {"keys": [_public(k) for k in store.list_api_keys()]}
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, response_model=NewKeyOut)
 def add_key(body: KeyIn, request: Request, store: StoreDep, _who: AdminDep) -> dict[str, Any]:
     """Create a key; the response is the only time its secret is shown."""
     key = new_key(body.role)
@@ -47,11 +49,11 @@ def add_key(body: KeyIn, request: Request, store: StoreDep, _who: AdminDep) -> d
     return {**_public(item), "key": key}
 
 
-@router.delete("/keys/{key_id}", status_code=204)
+@router.delete("/keys/{key_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
 def revoke_key(
     key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, store: StoreDep, _who: AdminDep
 ) -> Response:
     if not store.revoke_api_key(key_id):
-        raise HTTPException(404, detail=f"no active key {key_id}")
+        raise not_found(f"no active key {key_id}")
     get_auth(request).invalidate()
     return Response(status_code=204)

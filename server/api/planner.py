@@ -12,22 +12,33 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import CLASS_NAMES, ClassName, Direction
 from server import export
-from server.api.params import IdParam, time_range
+from server.api.models import CompareOut, FlowOut, OccupancyOut, OdOut, ProfileOut
+from server.api.params import (
+    BUCKET_SECONDS,
+    CSV_CONTENT,
+    ENTITIES_SCHEMA,
+    Bucket,
+    FromQ,
+    IdParam,
+    IdQuery,
+    LdJsonResponse,
+    ToQ,
+    city_offset_s,
+    time_range,
+)
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.history import FlowFilter, epoch_bounds
 from server.store import Store
 
 router = APIRouter(tags=["planner"])
 
-Bucket = Literal["1m", "15m", "1h", "1d", "total"]
-BUCKET_SECONDS: dict[str, int | None] = {"1m": 60, "15m": 900, "1h": 3600, "1d": 86400, "total": None}
 Unit = Literal["vehicles", "pcu"]
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -50,10 +61,6 @@ def _pcu(settings: CitywatchConfig) -> dict[str, float]:
     return {c: float(getattr(w, c)) for c in CLASS_NAMES}
 
 
-def _offset(settings: CitywatchConfig, at: datetime) -> int:
-    return int((ZoneInfo(settings.server.timezone).utcoffset(at) or timedelta(0)).total_seconds())
-
-
 def _flow_rows(
     store: Store,
     settings: CitywatchConfig,
@@ -63,7 +70,7 @@ def _flow_rows(
     flt: FlowFilter,
 ) -> list[dict[str, Any]]:
     bucket_s = BUCKET_SECONDS[bucket]
-    off = _offset(settings, start)
+    off = city_offset_s(settings, start)
     lo, hi = epoch_bounds(start, end)
     cells = store.history.flow(lo, hi, bucket_s=bucket_s, offset_s=off, flt=flt)
     cams = sorted({k[1] for k in cells})
@@ -92,16 +99,14 @@ def _flow_rows(
     return rows
 
 
-@router.get("/flow")
+@router.get("/flow", response_model=FlowOut)
 def flow(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
     flt: FlowFilterDep,
-    from_: Annotated[
-        datetime | None, Query(alias="from", description="ISO-8601 with offset; default to - 24 h")
-    ] = None,
-    to: Annotated[datetime | None, Query(description="ISO-8601 with offset; exclusive; default now")] = None,
+    from_: FromQ = None,
+    to: ToQ = None,
     bucket: Bucket = "1h",
     unit: Unit = "vehicles",
 ) -> dict[str, Any]:
@@ -152,7 +157,7 @@ def _pct(a: float | None, b: float | None) -> float | None:
     return round((b - a) / a * 100.0, 2)
 
 
-@router.get("/flow/compare")
+@router.get("/flow/compare", response_model=CompareOut)
 def compare(
     store: StoreDep,
     settings: SettingsDep,
@@ -181,14 +186,14 @@ def compare(
     }
 
 
-@router.get("/flow/profile")
+@router.get("/flow/profile", response_model=ProfileOut)
 def profile(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
     flt: FlowFilterDep,
-    from_: Annotated[datetime | None, Query(alias="from", description="default: to - 28 days")] = None,
-    to: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    from_: FromQ = None,
+    to: ToQ = None,
 ) -> dict[str, Any]:
     """Hour-of-week profile in the city's time zone: for each of the 168 hours (Monday 00:00 first),
     vehicles and PCU per observed hour (hours the camera was down do not dilute the mean)."""
@@ -228,14 +233,14 @@ def profile(
     return {"from": start.isoformat(), "to": end.isoformat(), "timezone": settings.server.timezone, "hours": hours}
 
 
-@router.get("/od")
+@router.get("/od", response_model=OdOut)
 def od_matrix(
     store: StoreDep,
     _who: ReaderDep,
-    camera_id: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")],
+    camera_id: IdQuery,
     class_name: ClassName | None = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: FromQ = None,
+    to: ToQ = None,
 ) -> dict[str, Any]:
     """Origin-destination matrix of one camera (movements from entry to exit zone, by exit time;
     the range is rounded out to whole minutes)."""
@@ -259,7 +264,7 @@ def od_matrix(
     }
 
 
-@router.get("/occupancy")
+@router.get("/occupancy", response_model=OccupancyOut)
 def occupancy(
     store: StoreDep,
     settings: SettingsDep,
@@ -267,8 +272,8 @@ def occupancy(
     camera_id: IdParam = None,
     zone_id: IdParam = None,
     lanes_only: bool = False,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: FromQ = None,
+    to: ToQ = None,
     bucket: Bucket = "1h",
 ) -> dict[str, Any]:
     """Zone and lane state per bucket: occupancy (share of time occupied), vehicles entered (a lane's
@@ -279,7 +284,7 @@ def occupancy(
         lo,
         hi,
         bucket_s=BUCKET_SECONDS[bucket],
-        offset_s=_offset(settings, start),
+        offset_s=city_offset_s(settings, start),
         camera_ids=[camera_id] if camera_id else None,
         zone_id=zone_id,
         lanes_only=lanes_only,
@@ -307,14 +312,14 @@ CSV_HEADER = (
 )
 
 
-@router.get("/export/flow.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get("/export/flow.csv", response_class=Response, responses={200: {"content": CSV_CONTENT}})
 def export_flow_csv(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
     flt: FlowFilterDep,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: FromQ = None,
+    to: ToQ = None,
     bucket: Bucket = "1h",
 ) -> Response:
     """The ``/flow`` rows as CSV (UTF-8 with BOM: Excel shows Vietnamese names correctly)."""
@@ -346,7 +351,7 @@ def export_flow_csv(
     )
 
 
-def fiware_flow_entities(
+def _fiware_flow(
     store: Store,
     settings: CitywatchConfig,
     start: datetime,
@@ -355,91 +360,35 @@ def fiware_flow_entities(
     camera_id: str | None = None,
     per_class: bool = True,
 ) -> list[dict[str, Any]]:
-    """``TrafficFlowObserved`` entities: per bucket, line and direction (all vehicles, and one per
-    vehicle class when ``per_class``), and per lane (vehicles entered, occupancy, mean speed)."""
+    """Reads the flow and lane rows of the range; ``export.traffic_flow_entities`` builds the entities."""
     bucket_s = BUCKET_SECONDS[bucket]
     flt = FlowFilter([camera_id] if camera_id else None)
     rows = _flow_rows(store, settings, start, end, bucket, flt)
-    configured = {c.id: c for c in settings.cameras}
-    known = {r["camera_id"]: r for r in store.list_cameras()}
-
-    def where(cam: str) -> tuple[str, dict[str, Any] | None, str | None]:
-        cfg = configured.get(cam)
-        row = known.get(cam, {})
-        site = (settings.camera_site(cfg) if cfg else None) or row.get("site_id") or settings.site
-        if cfg is not None and cfg.location is not None:
-            return site, export.geo_point(cfg.location.lat, cfg.location.lon), cfg.name or None
-        return site, export.geo_point(row.get("lat"), row.get("lon")), row.get("name")
-
-    def period(b_iso: str | None) -> tuple[datetime, datetime]:
-        if b_iso is None or not bucket_s:
-            return start, end
-        b = datetime.fromisoformat(b_iso)
-        return b, b + timedelta(seconds=bucket_s)
-
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        site, loc, name = where(r["camera_id"])
-        p0, p1 = period(r["bucket_start"])
-        vehicles = {c: n for c, n in r["counts"].items() if c in export.VEHICLE_TYPE}
-        common = {"site_id": site, "camera_id": r["camera_id"], "start": p0, "end": p1, "location": loc, "name": name}
-        out.append(
-            export.traffic_flow_observed(
-                **common,
-                line_id=r["line_id"],
-                direction=r["direction"],
-                intensity=sum(vehicles.values()),
-                average_speed_kmh=r["mean_speed_kmh"],
-            )
-        )
-        if per_class:
-            for c, n in vehicles.items():
-                if n:
-                    out.append(
-                        export.traffic_flow_observed(
-                            **common, line_id=r["line_id"], direction=r["direction"], intensity=n, class_name=c
-                        )
-                    )
     lo, hi = epoch_bounds(start, end)
-    zones = store.history.zones(
-        lo, hi, bucket_s=bucket_s, offset_s=_offset(settings, start), camera_ids=flt.camera_ids, lanes_only=True
+    lanes = store.history.zones(
+        lo, hi, bucket_s=bucket_s, offset_s=city_offset_s(settings, start), camera_ids=flt.camera_ids, lanes_only=True
     )
-    for z in zones:
-        cfg = configured.get(z["camera_id"])
-        lane_ids = [ln.id for ln in cfg.lanes] if cfg else []
-        site, loc, name = where(z["camera_id"])
-        p0 = datetime.fromtimestamp(z["bucket"], timezone.utc) if z["bucket"] is not None else start
-        p1 = p0 + timedelta(seconds=bucket_s) if z["bucket"] is not None and bucket_s else end
-        out.append(
-            export.traffic_flow_observed(
-                site_id=site,
-                camera_id=z["camera_id"],
-                start=p0,
-                end=p1,
-                lane_id=z["zone_id"],
-                lane_number=lane_ids.index(z["zone_id"]) + 1 if z["zone_id"] in lane_ids else None,
-                intensity=z["vehicles_entered"],
-                occupancy=z["occupancy"],
-                average_speed_kmh=z["mean_speed_kmh"],
-                location=loc,
-                name=name,
-            )
-        )
-    return out
+    return export.traffic_flow_entities(
+        settings, store.list_cameras(), rows, lanes, start=start, end=end, bucket_s=bucket_s, per_class=per_class
+    )
 
 
-@router.get("/export/fiware/traffic-flow")
+@router.get(
+    "/export/fiware/traffic-flow",
+    response_class=LdJsonResponse,
+    responses={200: {"content": {"application/ld+json": {"schema": ENTITIES_SCHEMA}}}},
+)
 async def export_fiware_traffic_flow(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
     camera_id: IdParam = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: FromQ = None,
+    to: ToQ = None,
     bucket: Bucket = "15m",
     per_class: bool = True,
-) -> JSONResponse:
+) -> LdJsonResponse:
     """FIWARE Smart Data Models ``TrafficFlowObserved`` entities (NGSI-LD key-values, ``application/ld+json``)."""
     start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
-    body = await run_in_threadpool(fiware_flow_entities, store, settings, start, end, bucket, camera_id, per_class)
-    return JSONResponse(body, media_type="application/ld+json")
+    body = await run_in_threadpool(_fiware_flow, store, settings, start, end, bucket, camera_id, per_class)
+    return LdJsonResponse(body)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from server.api.models import LoginOut, WhoAmIOut
 from server.auth import SESSION_COOKIE, check_same_origin, get_auth
 from server.deps import ReaderDep
 
@@ -20,7 +21,7 @@ class SessionIn(BaseModel):
     key: str = Field(min_length=1, max_length=512)
 
 
-@router.post("/session")
+@router.post("/session", response_model=LoginOut)
 def create_session(body: SessionIn, request: Request, response: Response) -> dict[str, Any]:
     auth = get_auth(request)
     if auth.open:
@@ -40,12 +41,12 @@ def create_session(body: SessionIn, request: Request, response: Response) -> dic
     return {"role": role, "mode": "keys"}
 
 
-@router.get("/session")
+@router.get("/session", response_model=WhoAmIOut)
 def who_am_i(request: Request, who: ReaderDep) -> dict[str, Any]:
     return {"role": who.role, "mode": "open" if get_auth(request).open else "keys", "via": who.via}
 
 
-@router.delete("/session", status_code=204)
+@router.delete("/session", status_code=204, response_class=Response)
 def end_session(request: Request, response: Response) -> Response:
     """Log out: the session is revoked on the server (every route refuses it from now on), the cookie
     cleared. Cross-site log-outs are refused like any other cookie-authenticated change."""

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import CLASS_NAMES
-from server.api.params import IdParam, time_range
-from server.api.planner import BUCKET_SECONDS, _offset
+from server.api.models import CoverageOut, UiConfigOut
+from server.api.params import BUCKET_SECONDS, FromQ, IdParam, ToQ, city_offset_s, time_range
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.history import epoch_bounds
 
@@ -32,7 +32,7 @@ def tiles_origin(config: CitywatchConfig) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-@router.get("/ui-config")
+@router.get("/ui-config", response_model=UiConfigOut)
 def ui_config(settings: SettingsDep, who: ReaderDep) -> dict[str, Any]:
     """Dashboard settings: the city's time zone (every time on the page is shown in it), map tiles
     (``null``: a schematic), PCU weights and each configured camera's lines, lanes and zones."""
@@ -58,14 +58,14 @@ def ui_config(settings: SettingsDep, who: ReaderDep) -> dict[str, Any]:
     }
 
 
-@router.get("/coverage")
+@router.get("/coverage", response_model=CoverageOut)
 def coverage(
     store: StoreDep,
     settings: SettingsDep,
     _who: ReaderDep,
     camera_id: IdParam = None,
-    from_: Annotated[datetime | None, Query(alias="from", description="default: to - 24 h")] = None,
-    to: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
+    from_: FromQ = None,
+    to: ToQ = None,
     bucket: Annotated[str, Query(pattern=r"^(1m|15m|1h|1d)$")] = "1h",
 ) -> dict[str, Any]:
     """Every bucket of the range (the same buckets as ``/flow``), with the seconds observed and
@@ -74,7 +74,7 @@ def coverage(
     bucket_s = int(BUCKET_SECONDS[bucket] or 3600)
     start, end = time_range("from", from_, to, timedelta(hours=24), bucket_s)
     lo, hi = epoch_bounds(start, end)
-    off = _offset(settings, start)
+    off = city_offset_s(settings, start)
     first = (lo + off) // bucket_s * bucket_s - off
     if (hi - first) / bucket_s > MAX_COVERAGE_BUCKETS:
         first = hi  # the caller asked for too many buckets: an empty list, not a slow answer

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from citywatch.cli import app
 from citywatch.paths import AssetNotFound, resolve_source, resolve_weights
+from commands.cli import app
 
 OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
 

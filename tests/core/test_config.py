@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from citywatch.cli import app
 from citywatch.config import ConfigError, load_config, parse_config
+from commands.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ def test_demo_runs_the_whole_slice_and_reports_nothing_lost(
         "CITYWATCH_SAMPLES": str(sample_clip.parents[1].resolve()),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "citywatch", "demo", "--duration", "25", "--port", "0", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "commands", "demo", "--duration", "25", "--port", "0", "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
     )
     out = proc.stdout + proc.stderr
@@ -44,7 +44,7 @@ def test_demo_without_its_sample_clip_says_which_file_is_missing(tmp_path: Path,
 
     from rich.console import Console
 
-    from citywatch.demo import run_demo
+    from commands.demo import run_demo
 
     monkeypatch.setenv("CITYWATCH_SAMPLES", str(tmp_path / "empty"))
     out = StringIO()

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from citywatch.cli import app
+from commands.cli import app
 from server.forecasting.count_import import CountImportError, parse_counts, split_evenly
 from server.forecasting.history import load_histories
 from server.forecasting.tables import LINE, SeriesKey

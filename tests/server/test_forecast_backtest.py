@@ -9,7 +9,7 @@ import pytest
 from forecast_series import FAST, synthetic_flow
 from typer.testing import CliRunner
 
-from citywatch.cli import app
+from commands.cli import app
 from server.forecast.backtest import BacktestError, read_counts, run_backtest
 
 TZ = "America/Chicago"

@@ -84,7 +84,7 @@ def test_relinking_lost_tracks_never_makes_london_counts_worse(london_clips: lis
 def test_eval_command_reports_counts_and_tracking_quality_as_json(
     london_clips: list[LondonClip], london_detector: CachedDetector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from citywatch.cli import app
+    from commands.cli import app
 
     monkeypatch.setattr("vision.pipeline.load_detector", lambda config, frame_hw=None: london_detector)
     clip = london_clips[0]
@@ -110,7 +110,7 @@ def test_eval_command_reports_counts_and_tracking_quality_as_json(
 
 
 def test_eval_command_names_a_bad_ground_truth_file(tmp_path, sample_clip) -> None:
-    from citywatch.cli import app
+    from commands.cli import app
 
     bad = tmp_path / "gt.csv"
     bad.write_text("frame,id\n1,2\n")

@@ -10,8 +10,8 @@ import pytest
 from support import require, weights_dir
 from typer.testing import CliRunner
 
-from citywatch.cli import app
 from citywatch.config import ModelConfig
+from commands.cli import app
 from vision.detections import Detections
 from vision.detector import DetectorError, load_detector
 from vision.evaluation import iou_matrix

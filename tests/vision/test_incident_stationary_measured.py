@@ -12,8 +12,8 @@ import pytest
 from support import require_asset, samples_dir
 from typer.testing import CliRunner
 
-from citywatch.cli import app
 from citywatch.config import CameraConfig
+from commands.cli import app
 from vision.ground_truth import load_tracks_csv
 from vision.incidents import StationaryScore, evaluate_stationary
 from vision.pipeline import VisionPipeline

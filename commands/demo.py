@@ -16,6 +16,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,6 +24,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from citywatch.broker import EmbeddedBroker
 from citywatch.config import CitywatchConfig, ConfigError, load_config
 from citywatch.paths import AssetNotFound, resolve_source
+
+if TYPE_CHECKING:
+    from edge.worker import EdgeWorker
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +123,8 @@ def run_demo(
         worker.stop(5)
         server.stop()
         broker.stop()
-        for s, h in previous.items():
-            signal.signal(s, h)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     appended = sum(s["events_appended"] for s in stats.values())
     published = sum(s["events_published"] for s in stats.values())
     crossings = sum(sum(s["crossings"].values()) for s in stats.values())
@@ -129,10 +133,10 @@ def run_demo(
     # did not come back before the edge disconnected: those are not pending)
     pending = min(sum(s["outbox_depth"] or 0 for s in stats.values()), max(0, appended - stored))
     lost = max(0, appended - stored - pending)
-    for cid, s in stats.items():
+    for cid, st in stats.items():
         console.print(
-            f"camera {cid}: {s['frames']} frames offered, {s['frames_detected']} detected, "
-            f"{s['frames_skipped']} skipped by design"
+            f"camera {cid}: {st['frames']} frames offered, {st['frames_detected']} detected, "
+            f"{st['frames_skipped']} skipped by design"
         )
     console.print(
         f"demo summary: {time.monotonic() - started:.0f} s, {frames} frames, {appended} events created, "
@@ -144,7 +148,7 @@ def run_demo(
     return 0 if lost == 0 and counted_server == crossings else 1
 
 
-def _watch(worker, stop: threading.Event, duration: float | None, console: Console) -> None:  # type: ignore[no-untyped-def]
+def _watch(worker: EdgeWorker, stop: threading.Event, duration: float | None, console: Console) -> None:
     columns = [TextColumn("{task.description}"), TimeElapsedColumn()]
     if duration:
         columns.insert(1, BarColumn())
