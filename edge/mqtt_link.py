@@ -13,9 +13,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import ConnectFlags, DisconnectFlags
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from citywatch.config import MQTTConfig
@@ -168,7 +170,14 @@ class MqttLink:
 
     # --- callbacks (paho network thread) ---------------------------------------------------
 
-    def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason.is_failure:
             self.last_error = f"connect refused: {reason}"
             log.error(
@@ -199,13 +208,22 @@ class MqttLink:
         if self._on_connect_cb is not None:
             self._on_connect_cb(session_present)
 
-    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+    def _handle_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reasons: list[ReasonCode], properties: Properties | None
+    ) -> None:
         if any(getattr(r, "is_failure", False) for r in reasons):
             log.error("camera %s: the broker refused the control subscription: %s", self.camera_id, reasons)
             return
         self._subscribed.set()
 
-    def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
         self._subscribed.clear()
@@ -233,7 +251,7 @@ class MqttLink:
         elif self._started:
             log.warning("camera %s: MQTT disconnected (%s); paho reconnects in the background", self.camera_id, reason)
 
-    def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:
             control = parse_control(bytes(msg.payload))
         except (ValidationError, ValueError) as exc:

@@ -88,7 +88,7 @@ class Ingest:
             idle_gap_s=idle_gap_s,
             stopping=self._stopping,
         )
-        self.writer = BatchWriter(
+        self.batch_writer = BatchWriter(
             store,
             self.topics,
             self.counters,
@@ -179,7 +179,7 @@ class Ingest:
 
     def health(self) -> tuple[IngestState, list[str]]:
         """``(state, problems)``, worst first (:func:`server.ingest.health.assess`)."""
-        since = self.writer.retry_since
+        since = self.batch_writer.retry_since
         inputs = HealthInputs(
             oldest_unacked_s=self.oldest_unacked_s(),
             retrying_for_s=None if since is None else time.monotonic() - since,
@@ -243,7 +243,7 @@ class Ingest:
     def _process(self, batch: list[Received]) -> None:
         """Commit, acknowledge, update cameras and watermarks, ask for gaps, tell live viewers."""
         t0 = time.perf_counter()
-        committed = self.writer.commit(batch)
+        committed = self.batch_writer.commit(batch)
         if committed is None:
             return  # nothing committed (stopping while the database is down): leave unacknowledged
         msgs = committed.messages

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import ConnectFlags, MQTTMessage, MQTTMessageInfo
+from paho.mqtt.client import ConnectFlags, DisconnectFlags, MQTTMessage, MQTTMessageInfo
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -180,7 +180,7 @@ class IngestTransport:
         self,
         _client: mqtt.Client,
         _userdata: object,
-        _flags: object,
+        _flags: DisconnectFlags,
         reason_code: ReasonCode,
         _props: Properties | None,
     ) -> None:
