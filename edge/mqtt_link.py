@@ -9,17 +9,15 @@ down at start neither blocks nor crashes the edge: paho keeps retrying (1 s .. 3
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.client import ConnectFlags, DisconnectFlags
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from citywatch.config import MQTTConfig
@@ -32,6 +30,7 @@ from citywatch.contract import (
     parse_control,
     utcnow,
 )
+from citywatch.mqtt import build_client, connect_async, guard
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +40,6 @@ Control = ControlCommitted | ControlReplay | ControlConfig
 SESSION_TAKEN_OVER = 142
 #: Dropped this many times within FLAP_WINDOW_S, each time less than FLAP_CONNECTION_S after connecting.
 FLAP_COUNT, FLAP_WINDOW_S, FLAP_CONNECTION_S = 3, 60.0, 5.0
-
-
-def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
-    """An exception in a callback is logged; it must never kill paho's network thread."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except Exception:
-            log.exception("error in MQTT callback %s", fn.__name__)
-
-    return wrapper
 
 
 class MqttLink:
@@ -92,34 +78,19 @@ class MqttLink:
         self._unacked_lock = threading.Lock()
 
         self.v5 = mqtt_config.protocol == "5"
-        if self.v5:
-            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
-        else:
-            self.client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.client_id,
-                protocol=mqtt.MQTTv311,
-                clean_session=False,
-            )
-        user, password = mqtt_config.credentials(camera_id)
-        if user:
-            self.client.username_pw_set(user, password)
-        if mqtt_config.tls.enabled:
-            tls = mqtt_config.tls
-            self.client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-            )
-            if tls.insecure:
-                self.client.tls_insecure_set(True)
+        self.client = build_client(
+            mqtt_config,
+            client_id=self.client_id,
+            credentials=mqtt_config.credentials(camera_id),
+            client_class=mqtt.Client,
+            reconnect_max_s=reconnect_max_s,
+        )
         self.client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
-        self.client.reconnect_delay_set(1, max(1, int(reconnect_max_s)))
         self.client.max_inflight_messages_set(max_inflight)
-        self.client.on_connect = _guarded(self._handle_connect)
-        self.client.on_disconnect = _guarded(self._handle_disconnect)
-        self.client.on_message = _guarded(self._handle_message)
-        self.client.on_subscribe = _guarded(self._handle_subscribe)
+        self.client.on_connect = guard(self._handle_connect, logger=log)
+        self.client.on_disconnect = guard(self._handle_disconnect, logger=log)
+        self.client.on_message = guard(self._handle_message, logger=log)
+        self.client.on_subscribe = guard(self._handle_subscribe, logger=log)
 
     @property
     def status_topic(self) -> str:
@@ -137,13 +108,7 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background; returns at once even when the broker is down."""
-        kwargs: dict[str, Any] = {}
-        if self.v5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = self.config.session_expiry_s
-            kwargs = {"clean_start": False, "properties": props}
-        self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_s, **kwargs)
-        self.client.loop_start()
+        connect_async(self.client, self.config)
         self._started = True
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -205,7 +170,14 @@ class MqttLink:
 
     # --- callbacks (paho network thread) ---------------------------------------------------
 
-    def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason.is_failure:
             self.last_error = f"connect refused: {reason}"
             log.error(
@@ -236,13 +208,22 @@ class MqttLink:
         if self._on_connect_cb is not None:
             self._on_connect_cb(session_present)
 
-    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+    def _handle_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reasons: list[ReasonCode], properties: Properties | None
+    ) -> None:
         if any(getattr(r, "is_failure", False) for r in reasons):
             log.error("camera %s: the broker refused the control subscription: %s", self.camera_id, reasons)
             return
         self._subscribed.set()
 
-    def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
         self._subscribed.clear()
@@ -270,7 +251,7 @@ class MqttLink:
         elif self._started:
             log.warning("camera %s: MQTT disconnected (%s); paho reconnects in the background", self.camera_id, reason)
 
-    def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:
             control = parse_control(bytes(msg.payload))
         except (ValidationError, ValueError) as exc:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from citywatch.config import CameraConfig, CitywatchConfig
+from citywatch.mqtt import guard
 from edge.camera_state import CameraState
 from edge.capture import CaptureLoop
 from edge.control import Control, ControlHandler
@@ -118,15 +119,12 @@ class _Camera:
 
     def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
         """A thread body that reports a crash as the camera's ``error`` state instead of dying silently."""
+        name = getattr(fn, "__name__", repr(fn))
 
-        def run() -> None:
-            try:
-                fn()
-            except Exception as exc:
-                log.exception("camera %s: %s crashed", self.id, fn.__name__)
-                self.state.report("error", f"{fn.__name__} crashed: {exc}"[:500])
+        def report(exc: Exception) -> None:
+            self.state.report("error", f"{name} crashed: {exc}"[:500])
 
-        return run
+        return guard(fn, logger=log, message=f"camera {self.id}: %s crashed", on_error=report)
 
     # --- sender thread ---------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 
 from citywatch.config import CitywatchConfig
 from server.auth import Principal, Role, require_role
-from server.ingest import Ingest
+from server.ingest import ControlChannel, Ingest
 from server.live import LiveHub
 from server.store import Store
 
@@ -32,10 +32,17 @@ def get_ingest(request: Request) -> Ingest | None:
     return getattr(request.app.state, "ingest", None)
 
 
+def get_control(request: Request) -> ControlChannel | None:
+    """Control messages to the edges (None: the ingest, which holds the broker connection, is off)."""
+    ingest = get_ingest(request)
+    return ingest.control if ingest is not None else None
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[CitywatchConfig, Depends(get_settings)]
 HubDep = Annotated[LiveHub, Depends(get_hub)]
 IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
+ControlDep = Annotated[ControlChannel | None, Depends(get_control)]
 
 READERS: tuple[Role, ...] = ("operator", "planner")
 ReaderDep = Annotated[Principal, Depends(require_role(*READERS))]

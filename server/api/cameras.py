@@ -12,7 +12,7 @@ from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
 from server.api.models import CameraDetailOut, CamerasOut, ConfigSentOut
 from server.api.params import NOT_FOUND, IdPath, bad, invalid, not_found, unavailable
-from server.deps import AdminDep, IngestDep, ReaderDep, SettingsDep, StoreDep
+from server.deps import AdminDep, ControlDep, ReaderDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["cameras"])
 
@@ -116,7 +116,7 @@ def push_camera_config(
     body: dict[str, Any],
     store: StoreDep,
     settings: SettingsDep,
-    ingest: IngestDep,
+    control: ControlDep,
     _who: AdminDep,
 ) -> dict[str, Any]:
     """Send a camera's new configuration (lines, lanes, zones) to its edge over ``.../control/config``
@@ -127,13 +127,13 @@ def push_camera_config(
         raise invalid([(("body", *p.split(".")), m) for p, m in exc.errors]) from None
     if cam.id != camera_id:
         raise bad("camera_id", f"the body is camera {cam.id!r}, the path says {camera_id!r}", "path")
-    if ingest is None or not ingest.connected:
+    if control is None or not control.connected:
         raise unavailable("not connected to the MQTT broker: the configuration cannot be sent")
     site = cam.site or next((r["site_id"] for r in store.list_cameras() if r["camera_id"] == camera_id), None)
     site = site or settings.site
     version = cam.config_version()
     data = cam.model_dump(mode="json")
-    delivered = ingest.push_config(site, camera_id, data, version)
+    delivered = control.push_config(site, camera_id, data, version)
     if not delivered:
         raise unavailable("the broker did not acknowledge the configuration message")
     store.set_pushed_config(camera_id, json.dumps(data), version, utcnow())

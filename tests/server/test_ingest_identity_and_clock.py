@@ -13,7 +13,9 @@ from datetime import datetime, timedelta, timezone
 from server_testkit import crossing, make_config, status_event
 
 from citywatch.contract import MAX_SEQ, utcnow
-from server.ingest import Ingest, _Msg
+from server.ingest import Ingest
+from server.ingest.messages import Received
+from server.ingest.parse import parsed
 from server.store import CameraUpdateIn, DeadLetterIn, Store
 
 SITE, CAM_A, CAM_B = "site-1", "cam-a", "cam-b"
@@ -184,7 +186,7 @@ def _ingest(store: Store) -> Ingest:
 
 def _run(ingest: Ingest, messages: list[tuple[str, bytes]]) -> None:
     now = utcnow()
-    ingest._process([ingest._classify(_Msg(t, p, i, 1, now, 0)) for i, (t, p) in enumerate(messages)])
+    ingest._process([parsed(ingest.topics, Received(t, p, i, 1, now, 0)) for i, (t, p) in enumerate(messages)])
 
 
 def test_a_schema_invalid_event_is_a_dead_letter_naming_the_field_and_its_seq_is_resolved(store: Store) -> None:

@@ -13,6 +13,7 @@ from server_testkit import close_client, crossing, make_config, publisher, statu
 
 from citywatch.contract import EventBatch, StatusPayload, Topics, parse_control
 from server.ingest import Ingest, InvalidMessage
+from server.ingest.messages import Events, Ignored, Received, Status
 from server.store import Store
 
 SITE, CAM = "site-1", "cam-1"
@@ -180,19 +181,17 @@ def test_unparseable_topics_and_payloads_get_readable_reasons(sqlite_url: str) -
     with pytest.raises(InvalidMessage, match="schema error: .*seq"):
         bad = crossing(1).model_dump(mode="json") | {"seq": 0}
         ingest.parse(f"{prefix}/site-1/cam-1/event/line_crossing", json.dumps(bad).encode())
-    assert ingest.parse(f"{prefix}/site-1/cam-1/status", b"") == ("ignore", None)
+    assert ingest.parse(f"{prefix}/site-1/cam-1/status", b"") == Ignored()
 
 
 def test_a_transaction_is_sized_by_messages_and_by_events_never_splitting_a_message(sqlite_url: str) -> None:
     from citywatch.contract import utcnow
-    from server.ingest import _Msg
-
     config = make_config(run_id="b", database_url=sqlite_url)
     config.server.ingest.batch_max, config.server.ingest.batch_max_events = 4, 120
     ingest = Ingest(config, store=None, linger_s=0)  # type: ignore[arg-type]
     topics, seq = ingest.topics, iter(range(1, 10_000))
 
-    def msg(n_events: int) -> _Msg:
+    def msg(n_events: int) -> Received:
         if n_events == 0:  # a status message: no events
             body = StatusPayload(camera_id="cam-1", state="online", device_id="edge-1")
             topic = topics.status("site-1", "cam-1")
@@ -201,14 +200,14 @@ def test_a_transaction_is_sized_by_messages_and_by_events_never_splitting_a_mess
         else:
             evs = [crossing(next(seq)) for _ in range(n_events)]
             topic, body = topics.event("site-1", "cam-1", "batch"), EventBatch(events=evs)
-        return _Msg(topic, body.model_dump_json().encode(), 1, 1, utcnow(), 0)
+        return Received(topic, body.model_dump_json().encode(), 1, 1, utcnow(), 0)
 
     for n in (50, 50, 50, 300, 1, 1, 1, 1, 1, 0):
-        ingest._pending.append(msg(n))
+        ingest.batcher.put([msg(n)])
     sizes = []
-    while ingest._pending or ingest._carry:
-        batch = ingest._collect()
-        assert batch and all(m.what in ("events", "status") for m in batch)
+    while ingest.batcher.depth():
+        batch = ingest.batcher.collect()
+        assert batch and all(isinstance(m.result, (Events, Status)) for m in batch)
         sizes.append([m.n_events for m in batch])
     # 50+50 leaves no room for 50 more; 300 goes alone; then 4 messages at most
     assert sizes == [[50, 50], [50], [300], [1, 1, 1, 1], [1, 0]]

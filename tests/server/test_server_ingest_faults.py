@@ -15,7 +15,9 @@ from server_testkit import close_client, crossing, make_config, publisher, statu
 from sqlalchemy import create_engine, text
 
 from citywatch.contract import AnyEvent, EventBatch, LineCrossing, utcnow
-from server.ingest import Ingest, _Msg
+from server.ingest import Ingest
+from server.ingest.messages import Events, Received
+from server.ingest.parse import parsed
 from server.runner import serve_in_thread
 from server.store import Store
 
@@ -49,23 +51,23 @@ def reject_rows(store: Store, table: str, condition: str, message: str) -> None:
                 )
 
 
-def message(ingest: Ingest, ev: AnyEvent | EventBatch, *, classify: bool = True, mid: int = 1) -> _Msg:
+def message(ingest: Ingest, ev: AnyEvent | EventBatch, *, classify: bool = True, mid: int = 1) -> Received:
     """One received message as paho's thread hands it to the writer (classified by the real parser)."""
     if isinstance(ev, EventBatch):
         first = ev.events[0]
         topic = ingest.topics.event(first.site_id, first.camera_id, "batch")
     else:
         topic = ingest.topics.event(ev.site_id, ev.camera_id, ev.kind)
-    m = _Msg(topic, ev.model_dump_json().encode(), mid, 1, utcnow(), 0)
-    return ingest._classify(m) if classify else m
+    m = Received(topic, ev.model_dump_json().encode(), mid, 1, utcnow(), 0)
+    return parsed(ingest.topics, m) if classify else m
 
 
-def unchecked(ingest: Ingest, ev: AnyEvent, **bad: Any) -> _Msg:
+def unchecked(ingest: Ingest, ev: AnyEvent, **bad: Any) -> Received:
     """A message whose event carries ``bad`` values as if the contract had let them through (the
     database is the last line: this is what it must survive)."""
     raw = type(ev).model_construct(**(ev.model_dump() | bad))
     topic = ingest.topics.event(ev.site_id, ev.camera_id, ev.kind)
-    return _Msg(topic, raw.model_dump_json().encode(), 9, 1, utcnow(), 0, what="events", value=[raw], n_events=1)
+    return Received(topic, raw.model_dump_json().encode(), 9, 1, utcnow(), 0, result=Events([raw]))
 
 
 def committed(store: Store) -> dict[str, int]:
@@ -384,8 +386,8 @@ def test_health_turns_degraded_while_the_events_table_is_locked_and_ok_again_aft
 def test_health_reports_a_high_dead_letter_rate(store: Store) -> None:
     ingest = fast_ingest(store, dead_letters_warn_per_min=2)
     bad = message(ingest, crossing(1))._replace(payload=b"{not json")
-    ingest._process([ingest._classify(bad._replace(what="raw")) for _ in range(3)])
-    ingest.connected = True  # the broker side is not under test here
+    ingest._process([parsed(ingest.topics, bad._replace(result=None)) for _ in range(3)])
+    ingest.transport.connected = True  # the broker side is not under test here
     state, problems = ingest.health()
     assert state == "degraded" and "3 dead letters in the last minute" in problems[0]
     assert ingest.stats()["dead_letters_per_min"] == 3
@@ -443,5 +445,5 @@ def test_an_unknown_error_of_a_message_alone_in_its_batch_is_blamed_once_later_m
         assert ingest.counters.db_rejected == 1 and ingest.oldest_unacked_s() == 0.0
         assert committed(store)["cam-a"] == 3 and ingest.health()[0] in ("ok", "disconnected")
     finally:
-        ingest._stopping = True
+        ingest.stop()
         writer.join(10)

@@ -14,10 +14,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 from server_testkit import close_client, crossing, make_config, publisher, wait_for
 
-import server.mqtt_reader as reader
+import server.ingest.mqtt_reader as reader
 from citywatch.contract import EventBatch
 from server.ingest import Ingest
-from server.mqtt_reader import IngestClient, Publish, decode_publish
+from server.ingest.mqtt_reader import IngestClient, Publish, decode_publish
 from server.store import Store
 
 
@@ -180,7 +180,7 @@ def test_the_installed_paho_takes_the_fast_path_and_a_big_message_arrives_whole(
 ) -> None:
     ingest, store, pub = broker_ingest
     _publish_and_store(ingest, store, pub)
-    assert isinstance(ingest._client, IngestClient) and ingest._client.fast_path
+    assert isinstance(ingest.transport.client, IngestClient) and ingest.transport.client.fast_path
 
 
 def test_without_the_paho_internals_it_needs_the_reader_falls_back_to_paho(
@@ -189,4 +189,4 @@ def test_without_the_paho_internals_it_needs_the_reader_falls_back_to_paho(
     monkeypatch.setattr(reader, "_PAHO_INTERNALS", (*reader._PAHO_INTERNALS, "_not_in_any_paho"))
     ingest, store, pub = broker_ingest
     _publish_and_store(ingest, store, pub)
-    assert ingest._client is not None and not ingest._client.fast_path
+    assert ingest.transport.client is not None and not ingest.transport.client.fast_path

@@ -21,12 +21,15 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import _InPacket
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ class MalformedPublish(ValueError):
     pass
 
 
-def _fresh_in_packet() -> dict[str, Any]:
+def _fresh_in_packet() -> _InPacket:
+    """paho's reader state between packets."""
     return {
         "command": 0,
         "have_remaining": 0,
@@ -53,6 +57,12 @@ def _fresh_in_packet() -> dict[str, Any]:
         "to_process": 0,
         "pos": 0,
     }
+
+
+def _whole_packet(command: int, length: int, body: bytes) -> _InPacket:
+    """paho's reader state holding one whole packet, as its own reader leaves it for the handler."""
+    return {**_fresh_in_packet(), "command": command, "have_remaining": 1, "remaining_length": length,
+            "packet": bytearray(body)}  # fmt: skip
 
 
 def read_varint(buf: bytes | bytearray, p: int, end: int) -> tuple[int, int] | None:
@@ -183,12 +193,11 @@ class IngestClient(mqtt.Client):
                     self._send_puback(mid)
 
     def _handle_other(self, command: int, body: bytes, length: int) -> MQTTErrorCode:
-        self._in_packet = {**_fresh_in_packet(), "command": command, "have_remaining": 1,
-                           "remaining_length": length, "packet": bytearray(body)}  # fmt: skip
+        self._in_packet = _whole_packet(command, length, body)
         try:
             return self._packet_handle()
         except MalformedPacket as exc:
             self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
         finally:
-            self._in_packet = _fresh_in_packet()  # type: ignore[assignment]
+            self._in_packet = _fresh_in_packet()
