@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from citywatch.config import CameraConfig, LineConfig, ModelConfig, ProcessingConfig  # noqa: E402
-from vision.evaluation import TrackingReport, evaluate_tracks, true_counts  # noqa: E402
-from vision.ground_truth import load_ground_truth  # noqa: E402
-from vision.offline import count_video  # noqa: E402
+from evaluation.accuracy import TrackingReport, evaluate_tracks, true_counts  # noqa: E402
+from evaluation.ground_truth import load_ground_truth  # noqa: E402
+from evaluation.offline import count_video  # noqa: E402
 from vision.video import open_video  # noqa: E402
 
 VEHICLE_COCO = [1, 2, 3, 5, 7]  # bicycle, car, motorcycle, bus, truck (the GT annotates vehicles only)

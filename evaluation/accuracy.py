@@ -33,10 +33,10 @@ from scipy.optimize import linear_sum_assignment
 
 from citywatch.config import CameraConfig, CountingConfig, LineConfig, ModelConfig, TrackerConfig
 from citywatch.contract import CLASS_NAMES
+from evaluation.ground_truth import GroundTruth
 from vision.counting import LineCounter
 from vision.detections import Anchor, Detections
 from vision.detector import Detector
-from vision.ground_truth import GroundTruth
 
 VEHICLES = ("car", "truck", "bus", "motorcycle")
 GT_COUNTING = CountingConfig(hysteresis_px=1.0, hysteresis_box_fraction=0.0, min_travel_px=0.0, relink_window_frames=0)
@@ -293,7 +293,7 @@ def evaluate_video(
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Run the pipeline over the clip and score its counts and tracks against the ground truth."""
-    from vision.offline import count_video
+    from evaluation.offline import count_video
 
     tracked: list[tuple[int, Detections]] = []
     result = count_video(
