@@ -85,8 +85,8 @@ class IncidentLifecycle:
         """This frame's candidates (one per key; a later one for the same key replaces an earlier one in
         place) -> what opened, updated and closed."""
         active: dict[Key, tuple[Observation, float]] = {}
-        for c in candidates:
-            active[c.key] = (c.observation, c.open_after_s)
+        for cand in candidates:
+            active[cand.key] = (cand.observation, cand.open_after_s)
         out: list[IncidentResult] = []
         for key, (obs, open_after_s) in active.items():
             c = self._live.get(key)
