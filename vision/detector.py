@@ -265,7 +265,7 @@ class OnnxRuntimeDetector(_RawYoloDetector):
 
 class OpenVINODetector(_RawYoloDetector):
     """``streams`` > 1: several cameras call at once; the runtime then runs that many requests side by side on
-    a thread each (25 % less CPU per frame than two threads each taking turns, measured on 2 cores)."""
+    a thread each, which costs less CPU per frame than threads taking turns (figures: bench/edge_throughput.py)."""
 
     def __init__(self, weights: Path, config: ModelConfig, imgsz: Size | None = None, streams: int = 1) -> None:
         super().__init__(config, imgsz or _fixed_size(config))

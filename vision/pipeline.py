@@ -216,7 +216,8 @@ class VisionPipeline:
                 speed = max(x2 - x1, y2 - y1) / self.fps
             if tid >= 0:
                 seen[int(tid)] = (frame_index, x, y)
-            # half a box: a track at the dead band's edge (a narrower reach cost 1 of 41 London crossings)
+            # half a box: a track at the dead band's edge (a narrower reach misses crossings: see
+            # bench/counting_accuracy.py --max-stride)
             reach = speed * (self.max_stride + 1) + 0.5 * max(x2 - x1, y2 - y1)
             if not near and any(counter.distance_to(x, y) <= reach for counter in self.counters):
                 near = True
