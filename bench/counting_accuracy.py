@@ -14,6 +14,9 @@ the true crossings are derived from the annotated tracks, then both counters run
 
 One ObjectCounter per line, all sharing the first one's tracks per frame (the model runs once a frame).
 Prints per-line tables side by side and pooled errors; the machine's other load makes timings noisy.
+
+Recorded (moved here from vision/pipeline.py): the adaptive stride's reach includes half a box (a track at
+the dead band's edge); without that half box, ``--max-stride`` lost 1 of the 41 London crossings.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from citywatch.config import CameraConfig, LineConfig, ModelConfig, ProcessingConfig  # noqa: E402
-from vision.evaluation import TrackingReport, evaluate_tracks, true_counts  # noqa: E402
-from vision.ground_truth import load_ground_truth  # noqa: E402
-from vision.offline import count_video  # noqa: E402
+from evaluation.accuracy import TrackingReport, evaluate_tracks, true_counts  # noqa: E402
+from evaluation.ground_truth import load_ground_truth  # noqa: E402
+from evaluation.offline import count_video  # noqa: E402
 from vision.video import open_video  # noqa: E402
 
 VEHICLE_COCO = [1, 2, 3, 5, 7]  # bicycle, car, motorcycle, bus, truck (the GT annotates vehicles only)

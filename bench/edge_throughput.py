@@ -19,9 +19,14 @@ Columns: frames/s (all frames of all clips over the wall time from the first rea
 processed), CPU % (process CPU time over wall time; 200 % = both cores), peak RSS, p50/p95 frame->event
 latency (the frame's read to its crossing coming out of the pipeline, or to MQTT delivery for e2e),
 the counting error (pooled |counted - true| / true over every London line, true crossings from the GT
-tracks, harness of vision/evaluation.py; the baseline against its own centre anchor as in
+tracks, harness of evaluation/accuracy.py; the baseline against its own centre anchor as in
 bench/counting_accuracy.py), and frames/s as ratios to the baseline and to decode-only.
 Exported models (320 px) come from the cache (``citywatch weights export``), built on first use.
+
+Recorded on the 2-core box (moved here from the vision docstrings):
+- OpenVINO ``streams`` > 1 (one infer request per camera thread, side by side): 25 % less CPU per frame
+  than two threads taking turns on one request;
+- motion gating (``vision/motion.py``): well under 1 ms a frame for the comparison.
 """
 
 from __future__ import annotations
@@ -152,8 +157,8 @@ def child_baseline() -> dict:
     from ultralytics.utils import LOGGER
 
     from citywatch.contract import CLASS_NAMES  # noqa: F401 - same import cost as citywatch rows
-    from vision.evaluation import true_counts
-    from vision.ground_truth import load_ground_truth
+    from evaluation.accuracy import true_counts
+    from evaluation.ground_truth import load_ground_truth
 
     LOGGER.setLevel(logging.ERROR)
     torch.set_num_threads(2)
@@ -193,8 +198,8 @@ def child_baseline() -> dict:
 
 def score(clips_counted: dict[str, dict]) -> tuple[int, int, int]:
     """Pooled (true, counted, sum of line/direction abs errors) over the London clips, bottom-centre truth."""
-    from vision.evaluation import evaluate_tracks
-    from vision.ground_truth import load_ground_truth
+    from evaluation.accuracy import evaluate_tracks
+    from evaluation.ground_truth import load_ground_truth
 
     true = counted = line_abs = 0
     for clip, _, lines in london():

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from citywatch.config import CameraConfig, LineConfig, ModelConfig
-from vision.offline import count_video
+from evaluation.offline import count_video
 
 BACKENDS = {
     "ultralytics (.pt)": ("ultralytics", "yolov8n-coco-rebuilt.pt"),

@@ -43,8 +43,8 @@ def count(
 ) -> None:
     """Count crossings per line, direction and class in a video file (offline, no network)."""
     from citywatch.paths import AssetNotFound
+    from evaluation.offline import count_video
     from vision.detector import DetectorError
-    from vision.offline import count_video
     from vision.video import VideoError
 
     cfg, model, camera = _offline_setup(config, video, line, "offline", weights, imgsz)
@@ -87,9 +87,9 @@ def eval_(
 ) -> None:
     """Score counts (true vs counted, WAPE, GEH) and tracks (IDF1, MOTA) against ground-truth tracks."""
     from citywatch.paths import AssetNotFound
+    from evaluation.accuracy import evaluate_video
+    from evaluation.ground_truth import GroundTruthError, load_ground_truth
     from vision.detector import DetectorError
-    from vision.evaluation import evaluate_video
-    from vision.ground_truth import GroundTruthError, load_ground_truth
     from vision.video import VideoError
 
     cfg, model, camera = _offline_setup(config, video, line, "eval", weights, imgsz)
@@ -138,8 +138,8 @@ def eval_stationary(
 
     Without --video the state runs over the annotated boxes (the rule alone); with --video over the
     detector's and tracker's tracks, matched to the annotations by IoU."""
-    from vision.ground_truth import GroundTruthError, load_ground_truth
-    from vision.incidents import StationaryScore, evaluate_stationary
+    from evaluation.ground_truth import GroundTruthError, load_ground_truth
+    from evaluation.stationary import StationaryScore, evaluate_stationary
 
     cfg = load_or_exit(config)
     if video and len(video) != len(gt):
@@ -152,8 +152,8 @@ def eval_stationary(
             if not video:
                 per[g.name] = evaluate_stationary(truth, fps, cfg.counting)
                 continue
+            from evaluation.offline import count_video
             from vision.detections import Detections
-            from vision.offline import count_video
             from vision.pipeline import FrameResult
             from vision.video import open_video
 

@@ -23,15 +23,12 @@ of the anchor from the side where the cross product (B-A)x(P-A) is negative to w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from citywatch.config import CountingConfig, LineConfig
-from citywatch.contract import CLASS_NAMES
+from citywatch.contract import CLASS_NAMES, Direction
 from vision.detections import Anchor, Detections
-
-Direction = Literal["in", "out"]
 
 #: A lost track moving at least this fast (anchor px per frame) is re-linked only to a new track that
 #: moves the same way.
@@ -95,7 +92,7 @@ class LineCounter:
     def signed_distance(self, points: np.ndarray) -> np.ndarray:
         """Pixels from the infinite line; positive on the side where (B-A)x(P-A) > 0."""
         rel = points - self.a
-        return (self._ab[0] * rel[:, 1] - self._ab[1] * rel[:, 0]) / self._length
+        return np.asarray((self._ab[0] * rel[:, 1] - self._ab[1] * rel[:, 0]) / self._length)
 
     def distance_to(self, x: float, y: float) -> float:
         """Pixels from the point to the drawn segment (not the infinite line)."""

@@ -31,7 +31,8 @@ class Detections:
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
-    tracker_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    # None (not given): no track yet, made an array of -1 in __post_init__; typed as the array it always is after.
+    tracker_id: np.ndarray = field(default=None)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         self.xyxy = _as(self.xyxy, np.float32, (4,))

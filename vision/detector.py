@@ -9,8 +9,9 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +20,13 @@ from citywatch.contract import CLASS_NAMES
 from citywatch.paths import resolve_weights
 from vision.detections import Detections
 from vision.export import Size, size_hw, size_tag
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import openvino
+    import torch
+    from ultralytics.engine.results import Results
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +40,18 @@ class Detector(Protocol):
     def detect(self, frame: np.ndarray) -> Detections: ...
 
 
+@runtime_checkable
+class RegionDetector(Protocol):
+    """A detector that can look at a part of the frame only (boxes still in whole-frame pixels)."""
+
+    def detect_region(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> Detections: ...
+
+
 class DetectorError(RuntimeError):
     """The model cannot be loaded or run; the message says which file and why."""
 
 
-def _coco_lookup(classes: list[str]) -> tuple[list[int], np.ndarray]:
+def _coco_lookup(classes: Sequence[str]) -> tuple[list[int], np.ndarray]:
     """COCO ids to ask the model for, and a COCO id -> citywatch index table (-1: ignored)."""
     wanted = set(classes)
     lut = np.full(80, -1, dtype=np.int64)
@@ -76,6 +91,11 @@ def shift(dets: Detections, dx: float, dy: float) -> Detections:
     return dets
 
 
+def _numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Ultralytics' box fields are tensors (on any device) or arrays."""
+    return values if isinstance(values, np.ndarray) else values.cpu().numpy()
+
+
 class UltralyticsDetector:
     """Any model Ultralytics loads (``.pt``, ``.onnx``, OpenVINO folder), run through ``YOLO.predict``."""
 
@@ -100,7 +120,7 @@ class UltralyticsDetector:
         self.imgsz: Size = imgsz or _fixed_size(config)
 
     def detect(self, frame: np.ndarray) -> Detections:
-        r = self._model.predict(
+        results = self._model.predict(
             frame,
             imgsz=list(size_hw(self.imgsz)),
             conf=self.config.confidence,
@@ -109,13 +129,14 @@ class UltralyticsDetector:
             agnostic_nms=self.config.agnostic_nms,
             device=self.config.device,
             verbose=False,
-        )[0]
+        )
+        r = cast("Results", next(iter(results)))  # one frame in, one Results out (tensors only when embedding)
         boxes = r.boxes
         if boxes is None or len(boxes) == 0:
             return Detections.empty()
-        cls = self._lut[boxes.cls.cpu().numpy().astype(np.int64)]
+        cls = self._lut[_numpy(boxes.cls).astype(np.int64)]
         keep = cls >= 0
-        return Detections(boxes.xyxy.cpu().numpy()[keep], boxes.conf.cpu().numpy()[keep], cls[keep])
+        return Detections(_numpy(boxes.xyxy)[keep], _numpy(boxes.conf)[keep], cls[keep])
 
     def detect_region(self, frame: np.ndarray, box: tuple[int, int, int, int]) -> Detections:
         """Detect inside ``box`` (x1, y1, x2, y2) only; boxes come back in whole-frame pixels."""
@@ -206,12 +227,12 @@ class _RawYoloDetector:
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
         xywh = np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], axis=1)
         if self.config.agnostic_nms:
-            keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.config.confidence, self.config.iou)
+            kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.config.confidence, self.config.iou)
         else:
-            keep = cv2.dnn.NMSBoxesBatched(
+            kept = cv2.dnn.NMSBoxesBatched(
                 xywh.tolist(), scores.tolist(), coco.tolist(), self.config.confidence, self.config.iou
             )
-        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        keep = np.asarray(kept, dtype=np.int64).reshape(-1)
         return Detections(xyxy[keep], scores[keep], self._lut[coco[keep]])
 
 
@@ -239,12 +260,12 @@ class OnnxRuntimeDetector(_RawYoloDetector):
         self.version = model_version(weights)
 
     def _infer(self, blob: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: blob})[0]
+        return np.asarray(self._session.run(None, {self._input: blob})[0])
 
 
 class OpenVINODetector(_RawYoloDetector):
     """``streams`` > 1: several cameras call at once; the runtime then runs that many requests side by side on
-    a thread each (25 % less CPU per frame than two threads each taking turns, measured on 2 cores)."""
+    a thread each, which costs less CPU per frame than threads taking turns (figures: bench/edge_throughput.py)."""
 
     def __init__(self, weights: Path, config: ModelConfig, imgsz: Size | None = None, streams: int = 1) -> None:
         super().__init__(config, imgsz or _fixed_size(config))
@@ -285,7 +306,7 @@ class OpenVINODetector(_RawYoloDetector):
         self.version = model_version(weights)
 
     @staticmethod
-    def _embed_preprocessing(ov, model):  # noqa: ANN001, ANN205
+    def _embed_preprocessing(ov: ModuleType, model: openvino.Model) -> openvino.Model:
         """Take the letterboxed BGR uint8 image as it is (NHWC): OpenVINO converts, swaps and scales in the
         graph, so no float copy of the frame is made in Python."""
         from openvino.preprocess import ColorFormat, PrePostProcessor
@@ -305,7 +326,7 @@ class OpenVINODetector(_RawYoloDetector):
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
-        return request.infer({0: blob}, share_inputs=True)[self._output]
+        return np.asarray(request.infer({0: blob}, share_inputs=True)[self._output])
 
 
 def _fixed_size(config: ModelConfig) -> int:

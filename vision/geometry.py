@@ -26,7 +26,7 @@ def points_in_polygon(points: np.ndarray, polygon: Sequence[Sequence[float]]) ->
     ex, ey = x2 - x1, y2 - y1
     t = np.clip(((x - x1) * ex + (y - y1) * ey) / np.maximum(ex * ex + ey * ey, 1e-12), 0, 1)
     on_edge = (np.hypot(x1 + t * ex - x, y1 + t * ey - y) < 1e-6).any(axis=1)
-    return inside | on_edge
+    return np.asarray(inside | on_edge)
 
 
 def _normalise(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +54,7 @@ def fit_homography(image: np.ndarray, ground: np.ndarray) -> np.ndarray:
         raise CalibrationError("the points are degenerate (three or more on one line, or repeated)")
     h = vt[-1].reshape(3, 3)
     h = np.linalg.inv(tb) @ h @ ta
-    return h / h[2, 2]
+    return np.asarray(h / h[2, 2])
 
 
 class GroundPlane:
@@ -83,4 +83,4 @@ class GroundPlane:
         w = q[:, 2] * self._sign
         out = q[:, :2] / q[:, 2:3]
         out[w <= 1e-12] = np.nan
-        return out
+        return np.asarray(out)

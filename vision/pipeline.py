@@ -22,8 +22,6 @@ area is a quarter of the frame is detected at that quarter's resolution.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -31,38 +29,27 @@ from citywatch.config import (
     CameraConfig,
     CountingConfig,
     IncidentsConfig,
+    LaneConfig,
     ModelConfig,
     ProcessingConfig,
     TrackerConfig,
+    ZoneConfig,
     effective_incidents,
 )
 from vision.counting import Crossing, LineCounter
 from vision.detections import Detections
-from vision.detector import Detector, load_detector
+from vision.detector import Detector, RegionDetector, load_detector
 from vision.geometry import GroundPlane
 from vision.incidents import IncidentEngine
 from vision.motion import MotionGate
-from vision.results import IncidentResult, MovementResult, ZoneReport
+from vision.results import FrameResult as FrameResult  # re-exported: the edge imports it from here too
+from vision.results import MovementResult, ZoneReport
 from vision.speed import SpeedEstimator
 from vision.tracker import Tracker
 from vision.zones import MovementTracker, StationaryState, ZoneMonitor
 
 #: A real-time camera this many seconds behind its source's clock sheds detections (``shed_max_stride``).
 SHED_AFTER_S = 0.2
-
-
-@dataclass
-class FrameResult:
-    frame_index: int
-    detections: Detections  # tracked; tracker_id >= 0 for confirmed tracks
-    crossings: list[Crossing] = field(default_factory=list)
-    inference_ms: float = 0.0
-    movements: list[MovementResult] = field(default_factory=list)
-    zone_reports: list[ZoneReport] = field(default_factory=list)
-    incidents: list[IncidentResult] = field(default_factory=list)
-    processed: bool = True  # False: a frame skipped by ``detect_every`` or the adaptive stride (nothing ran)
-    detected: bool = True  # False: the detector was skipped (no motion, a stride) and the last detections reused
-    skipped: bool = False  # True: skipped by design (adaptive stride, ``detect_every``); the tracker bridges it
 
 
 def detection_area(camera: CameraConfig, frame_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
@@ -73,10 +60,12 @@ def detection_area(camera: CameraConfig, frame_hw: tuple[int, int]) -> tuple[int
     a box covering nearly the whole frame (90 % of its area) is the whole frame."""
     h, w = frame_hw
     processing = camera.processing or ProcessingConfig()
-    roi: Any = processing.roi
-    if roi == "full":
+    roi: tuple[float, float, float, float]
+    if processing.roi == "full":
         return None
-    if roi == "auto":
+    if processing.roi != "auto":
+        roi = processing.roi
+    else:
         pts = [p for ln in camera.lines for p in ln.points]
         pts += [p for lane in camera.lanes for p in lane.polygon] + [p for z in camera.zones for p in z.polygon]
         if not pts:
@@ -150,11 +139,12 @@ class VisionPipeline:
         self.speed = SpeedEstimator(camera.calibration, self.fps, camera.anchor) if camera.calibration else None
         plane: GroundPlane | None = self.speed.plane if self.speed else None
         self.stationary = StationaryState(counting, self.fps, camera.anchor)
+        areas: list[LaneConfig | ZoneConfig] = [*camera.lanes, *camera.zones]
         self.zones = [
             ZoneMonitor(
                 area, self.fps, anchor=camera.anchor, plane=plane, grace_frames=5 * self.stride * self.max_stride
             )
-            for area in [*camera.lanes, *camera.zones]
+            for area in areas
         ]
         self.movements = MovementTracker(camera, self.fps, ttl_frames=counting.track_ttl_frames)
         self.report_every = max(1, int(round(camera.report_interval_s * self.fps)))
@@ -200,13 +190,12 @@ class VisionPipeline:
 
     def _detect(self, frame: np.ndarray) -> Detections:
         """The detector on the region of interest (when the detector can take one), boxes in frame pixels."""
-        region = getattr(self.detector, "detect_region", None)
-        if region is None:
+        if not isinstance(self.detector, RegionDetector):
             return self.detector.detect(frame)
         if self.frame_hw != frame.shape[:2]:  # first frame, or the stream changed resolution
-            self.frame_hw = frame.shape[:2]
+            self.frame_hw = (frame.shape[0], frame.shape[1])
             self.area = detection_area(self.camera, self.frame_hw)
-        return region(frame, self.area) if self.area else self.detector.detect(frame)
+        return self.detector.detect_region(frame, self.area) if self.area else self.detector.detect(frame)
 
     def _stride_after(self, tracked: Detections, frame_index: int) -> int:
         """Frames until the next detection: 1 while any track's anchor could reach a counting line
@@ -227,7 +216,8 @@ class VisionPipeline:
                 speed = max(x2 - x1, y2 - y1) / self.fps
             if tid >= 0:
                 seen[int(tid)] = (frame_index, x, y)
-            # half a box: a track at the dead band's edge (a narrower reach cost 1 of 41 London crossings)
+            # half a box: a track at the dead band's edge (a narrower reach misses crossings: see
+            # bench/counting_accuracy.py --max-stride)
             reach = speed * (self.max_stride + 1) + 0.5 * max(x2 - x1, y2 - y1)
             if not near and any(counter.distance_to(x, y) <= reach for counter in self.counters):
                 near = True

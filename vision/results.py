@@ -1,12 +1,18 @@
-"""What the vision stages report besides crossings; the edge turns each into a contract event.
+"""What the vision stages report, frame by frame; the edge turns each into a contract event.
 
-Field names match the contract's ``Movement`` and ``ZoneOccupancy`` events (minus the envelope), so
-the edge can build events with ``Movement(**asdict(m), **envelope)``.
+``FrameResult`` is what ``VisionPipeline.process`` returns for one source frame. Field names of the
+others match the contract's ``LineCrossing`` (``vision.counting.Crossing``), ``Movement``,
+``ZoneOccupancy`` and ``Incident`` events (minus the envelope), so the edge can build events with
+``Movement(**asdict(m), **envelope)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from citywatch.contract import IncidentState, IncidentType, Severity
+from vision.counting import Crossing
+from vision.detections import Detections
 
 
 @dataclass(frozen=True)
@@ -47,17 +53,33 @@ class IncidentResult:
     ``started_at``/``ended_at`` and derives the event id from ``incident_id``, ``state`` and ``update_no``."""
 
     incident_id: str
-    incident_type: str
-    state: str
+    incident_type: IncidentType
+    state: IncidentState
     frame_index: int
     started_frame: int
     started_s: float
     update_no: int = 0
     ended_frame: int | None = None
     ended_s: float | None = None
-    severity: str = "medium"
+    severity: Severity = "medium"
     confidence: float = 1.0
     lane_id: str | None = None
     zone_id: str | None = None
     track_ids: tuple[int, ...] = ()
     message: str | None = None
+
+
+@dataclass
+class FrameResult:
+    """One source frame through the pipeline: the tracked detections and what they produced."""
+
+    frame_index: int
+    detections: Detections  # tracked; tracker_id >= 0 for confirmed tracks
+    crossings: list[Crossing] = field(default_factory=list)
+    inference_ms: float = 0.0
+    movements: list[MovementResult] = field(default_factory=list)
+    zone_reports: list[ZoneReport] = field(default_factory=list)
+    incidents: list[IncidentResult] = field(default_factory=list)
+    processed: bool = True  # False: a frame skipped by ``detect_every`` or the adaptive stride (nothing ran)
+    detected: bool = True  # False: the detector was skipped (no motion, a stride) and the last detections reused
+    skipped: bool = False  # True: skipped by design (adaptive stride, ``detect_every``); the tracker bridges it

@@ -32,7 +32,7 @@ class ClassVote:
             votes[dets.class_id[i]] += float(dets.confidence[i])
             self._last_seen[int(tid)] = frame_index
             out[i] = int(np.argmax(votes))
-        return out
+        return np.asarray(out)
 
     def prune(self, frame_index: int, ttl: int) -> None:
         for tid in [t for t, f in self._last_seen.items() if frame_index - f > ttl]:
@@ -82,6 +82,8 @@ class Tracker:
         else:
             tid = sv_out.tracker_id if sv_out.tracker_id is not None else np.full(len(sv_out), -1)
             conf = sv_out.confidence if sv_out.confidence is not None else np.ones(len(sv_out))
+            if sv_out.class_id is None:  # ByteTrack keeps the class ids it was given; it was given some
+                raise RuntimeError("ByteTrack returned tracks without class ids")
             out = Detections(sv_out.xyxy, conf, sv_out.class_id, tid)
             out.class_id = self._votes.update(out, self._frame)
         if self._frame % 100 == 0:

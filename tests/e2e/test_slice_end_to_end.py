@@ -19,8 +19,8 @@ from support import PrivateBroker, require_service, wait_for
 from citywatch.broker import EmbeddedBroker
 from citywatch.config import CitywatchConfig, parse_config
 from edge.worker import EdgeWorker
+from evaluation.offline import count_video
 from server.runner import serve_in_thread
-from vision.offline import count_video
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from conftest import CachedDetector, LondonClip
 from typer.testing import CliRunner
 
 from citywatch.config import CameraConfig, CountingConfig
-from vision.evaluation import CountReport, TrackingReport, evaluate_tracks, true_counts
-from vision.ground_truth import load_cvat_xml, load_tracks_csv
+from evaluation.accuracy import CountReport, TrackingReport, evaluate_tracks, true_counts
+from evaluation.ground_truth import load_cvat_xml, load_tracks_csv
 from vision.pipeline import VisionPipeline
 
 

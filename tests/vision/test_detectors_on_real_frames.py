@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from citywatch.config import ModelConfig
 from commands.cli import app
+from evaluation.accuracy import iou_matrix
 from vision.detections import Detections
 from vision.detector import DetectorError, load_detector
-from vision.evaluation import iou_matrix
 from vision.video import VideoError, open_video
 
 BACKENDS = {

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from citywatch.config import CameraConfig
 from commands.cli import app
-from vision.ground_truth import load_tracks_csv
-from vision.incidents import StationaryScore, evaluate_stationary
+from evaluation.ground_truth import load_tracks_csv
+from evaluation.stationary import StationaryScore, evaluate_stationary
 from vision.pipeline import VisionPipeline
 
 #: Measured with the reference weights (default ModelConfig, imgsz 640): precision 0.615, recall 0.533 pooled

@@ -8,8 +8,8 @@ import pytest
 from support import require
 
 from citywatch.config import ModelConfig
+from evaluation.accuracy import iou_matrix
 from vision.detector import load_detector
-from vision.evaluation import iou_matrix
 from vision.export import ExportError, export_model
 from vision.video import open_video
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import LondonClip
 
 from citywatch.config import CameraConfig, MotionGateConfig, ProcessingConfig
+from evaluation.accuracy import evaluate_tracks
+from evaluation.ground_truth import load_tracks_csv
 from vision.detections import Detections
-from vision.evaluation import evaluate_tracks
-from vision.ground_truth import load_tracks_csv
 from vision.motion import MotionGate
 from vision.pipeline import VisionPipeline
 from vision.video import open_video

@@ -32,6 +32,10 @@ TYPE_TO_CLASS: dict[str, str] = {
 }
 
 
+#: One annotated box: frame, track id, x1, y1, x2, y2, label.
+Row = tuple[int, int, float, float, float, float, str]
+
+
 class GroundTruthError(ValueError):
     """A ground-truth file that cannot be read; the message names the file and what is wrong."""
 
@@ -61,7 +65,7 @@ class GroundTruth:
         return self.frames.get(frame_index, Detections.empty())
 
 
-def _build(rows: list[tuple[int, int, float, float, float, float, str]], source: str) -> GroundTruth:
+def _build(rows: list[Row], source: str) -> GroundTruth:
     by_frame: dict[int, list[tuple[int, float, float, float, float, str]]] = defaultdict(list)
     for frame, tid, x1, y1, x2, y2, label in rows:
         by_frame[frame].append((tid, x1, y1, x2, y2, label))
@@ -103,7 +107,7 @@ def load_tracks_csv(path: str | Path) -> GroundTruth:
     return gt
 
 
-def _majority_type(rows: list[tuple[int, int, float, float, float, float, str]]) -> list:
+def _majority_type(rows: list[Row]) -> list[Row]:
     """One class per track (its most frequent label), as a vote over the track's life would give."""
     votes: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for _, tid, *_, label in rows:
@@ -118,7 +122,7 @@ def load_cvat_xml(path: str | Path) -> GroundTruth:
         root = ET.parse(p).getroot()
     except (OSError, ET.ParseError) as exc:
         raise GroundTruthError(f"{p}: not a readable CVAT XML file ({exc})") from None
-    rows: list[tuple[int, int, float, float, float, float, str]] = []
+    rows: list[Row] = []
     flags: dict[int, dict[str, bool]] = {}
     tracks = root.findall("track")
     if not tracks and root.find("image") is not None:
@@ -133,8 +137,8 @@ def load_cvat_xml(path: str | Path) -> GroundTruth:
             for flag in fl:
                 fl[flag] |= attrs.get(flag, "false").strip().lower() == "true"
             keys.append((
-                int(box.get("frame")), box.get("outside") == "1",
-                np.array([float(box.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")]),
+                int(_attr(box, "frame", p)), box.get("outside") == "1",
+                np.array([float(_attr(box, k, p)) for k in ("xtl", "ytl", "xbr", "ybr")]),
                 attrs.get("type") or label,
             ))
         flags[tid] = fl
@@ -152,6 +156,13 @@ def load_cvat_xml(path: str | Path) -> GroundTruth:
     gt = _build(_majority_type(rows), str(p))
     gt.flags = flags
     return gt
+
+
+def _attr(el: ET.Element, name: str, path: Path) -> str:
+    value = el.get(name)
+    if value is None:
+        raise GroundTruthError(f"{path}: a <{el.tag}> has no {name!r} attribute")
+    return value
 
 
 def load_ground_truth(path: str | Path) -> GroundTruth:

@@ -32,13 +32,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from citywatch.config import CameraConfig, CountingConfig, LineConfig, ModelConfig, TrackerConfig
-from citywatch.contract import CLASS_NAMES
+from citywatch.contract import CLASS_NAMES, MOTOR_VEHICLE_CLASSES
+from evaluation.ground_truth import GroundTruth
 from vision.counting import LineCounter
 from vision.detections import Anchor, Detections
 from vision.detector import Detector
-from vision.ground_truth import GroundTruth
 
-VEHICLES = ("car", "truck", "bus", "motorcycle")
 GT_COUNTING = CountingConfig(hysteresis_px=1.0, hysteresis_box_fraction=0.0, min_travel_px=0.0, relink_window_frames=0)
 
 Counts = dict[str, dict[str, dict[str, int]]]  # line -> direction -> class -> n
@@ -152,7 +151,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9))
 
 
 @dataclass
@@ -187,7 +186,7 @@ class TrackingReport:
 
 
 def _vehicles(d: Detections) -> Detections:
-    keep = np.isin(d.class_id, [CLASS_NAMES.index(c) for c in VEHICLES])
+    keep = np.isin(d.class_id, [CLASS_NAMES.index(c) for c in MOTOR_VEHICLE_CLASSES])
     return d[keep]
 
 
@@ -243,8 +242,8 @@ def tracking_metrics(
         gi = {g: i for i, g in enumerate(gids)}
         ti = {t: i for i, t in enumerate(tids)}
         m = np.zeros((len(gids), len(tids)))
-        for (g, t), n in pair_frames.items():
-            m[gi[g], ti[t]] = n
+        for (gid, tid), n in pair_frames.items():
+            m[gi[gid], ti[tid]] = n
         r, c = linear_sum_assignment(-m)
         rep.idtp = int(m[r, c].sum())
     return rep
@@ -293,7 +292,7 @@ def evaluate_video(
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Run the pipeline over the clip and score its counts and tracks against the ground truth."""
-    from vision.offline import count_video
+    from evaluation.offline import count_video
 
     tracked: list[tuple[int, Detections]] = []
     result = count_video(
