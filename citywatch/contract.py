@@ -86,9 +86,9 @@ Message500 = Annotated[str, Field(max_length=500, pattern=_NO_NUL)]
 #: Classes citywatch counts, in this order everywhere (detections carry indices into it).
 CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", "person")
 ClassName = Literal["car", "truck", "bus", "motorcycle", "bicycle", "person"]
-#: Road vehicles, bicycles included: what blurs as a plate carrier, what a stopped-vehicle rule watches.
+#: Road vehicles, bicycles included: what blurs as a plate carrier, what the stopped-vehicle and congestion rules watch.
 VEHICLE_CLASSES: frozenset[str] = frozenset({"car", "truck", "bus", "motorcycle", "bicycle"})
-#: Motor vehicles only: what congestion and the counting evaluation measure (a bicycle is not traffic flow there).
+#: Motor vehicles only: what the counting evaluation scores (its ground truth does not annotate bicycles alike).
 MOTOR_VEHICLE_CLASSES: frozenset[str] = frozenset({"car", "truck", "bus", "motorcycle"})
 Direction = Literal["in", "out"]
 SourceState = Literal["starting", "ok", "reconnecting", "ended", "error"]
