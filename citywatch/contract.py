@@ -88,7 +88,7 @@ CLASS_NAMES: tuple[str, ...] = ("car", "truck", "bus", "motorcycle", "bicycle", 
 ClassName = Literal["car", "truck", "bus", "motorcycle", "bicycle", "person"]
 #: Road vehicles, bicycles included: what blurs as a plate carrier, what the stopped-vehicle and congestion rules watch.
 VEHICLE_CLASSES: frozenset[str] = frozenset({"car", "truck", "bus", "motorcycle", "bicycle"})
-#: Motor vehicles only: what the counting evaluation scores (its ground truth does not annotate bicycles alike).
+#: Motor vehicles only: the tracks that the offline tracking scores (MOTA, IDF1) compare with ground truth.
 MOTOR_VEHICLE_CLASSES: frozenset[str] = frozenset({"car", "truck", "bus", "motorcycle"})
 Direction = Literal["in", "out"]
 SourceState = Literal["starting", "ok", "reconnecting", "ended", "error"]
