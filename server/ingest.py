@@ -49,7 +49,10 @@ from server import db_errors
 from server.db_errors import FailureKind
 from server.live import LiveHub, LiveItem
 from server.mqtt_reader import IngestClient, Publish
-from server.store import CameraUpdateIn, ConcurrentInsert, DeadLetterIn, Store
+from server.storage.cameras import CameraUpdateIn
+from server.storage.dead_letters import DeadLetterIn
+from server.storage.event_rows import ConcurrentInsert
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from server import export
 from server.api.params import IdParam, aware_time
 from server.auth import Principal, require_role
 from server.deps import ReaderDep, SettingsDep, StoreDep
-from server.incidents import IncidentConflict, IncidentService, IncidentStore
+from server.incidents import IncidentService
+from server.storage.incidents import IncidentConflict, IncidentStore
 
 router = APIRouter(tags=["incidents"])
 
@@ -40,7 +41,7 @@ class ResolveIn(StepIn):
 
 
 def _incidents(store: Any) -> IncidentStore:
-    return IncidentStore.for_store(store)
+    return store.incidents
 
 
 def _service(request: Request) -> IncidentService | None:

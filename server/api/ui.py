@@ -16,7 +16,7 @@ from citywatch.contract import CLASS_NAMES
 from server.api.params import IdParam, time_range
 from server.api.planner import BUCKET_SECONDS, _offset
 from server.deps import ReaderDep, SettingsDep, StoreDep
-from server.history import epoch_bounds
+from server.storage.history import epoch_bounds
 
 router = APIRouter(tags=["dashboard"])
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from server_testkit import make_config
 
 from server.app import create_app
-from server.store import Store
+from server.storage.store import Store
 
 NUL_CASES = [
     ("/api/v1/counts", {"camera_id": "cam\x001"}, "camera_id"),
