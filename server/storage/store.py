@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from citywatch.config import CitywatchConfig
 from citywatch.contract import AnyEvent
 from server.storage.cameras import Cameras, CameraUpdateIn
@@ -48,6 +46,7 @@ class Store:
         topic_prefix: str = "citywatch",
     ) -> None:
         self.db = Database(url, schema=schema, echo=echo, migrate=migrate)
+        self.url, self.schema, self.engine, self.dialect = url, schema, self.db.engine, self.db.dialect
         self.clock = Clock(timezone)
         self.dead_letters = DeadLetters(self.db)
         self.events = EventWriter(
@@ -69,34 +68,21 @@ class Store:
         self.history = History(self.db, self.clock)
 
     @classmethod
-    def from_config(cls, config: CitywatchConfig, **kwargs: Any) -> Store:
-        """``server.database_url``; the PostgreSQL schema comes from ``schema=`` or else
+    def from_config(cls, config: CitywatchConfig, *, schema: str | None = None, migrate: bool = True) -> Store:
+        """``server.database_url``; the PostgreSQL schema comes from ``schema`` or else
         ``$CITYWATCH_DATABASE_SCHEMA`` (the config file has no key for it)."""
-        kwargs.setdefault("schema", os.environ.get(ENV_SCHEMA) or None)
-        kwargs.setdefault("timezone", config.server.timezone)
-        kwargs.setdefault("heartbeat_s", config.server.ingest.heartbeat_s or config.edge.heartbeat_s)
-        kwargs.setdefault("events_retention_days", config.server.retention.events_days)
-        kwargs.setdefault("max_future_s", config.server.ingest.max_future_s)
-        kwargs.setdefault("topic_prefix", config.mqtt.topic_prefix)
-        return cls(config.server.database_url, **kwargs)
+        return cls(
+            config.server.database_url,
+            schema=schema or os.environ.get(ENV_SCHEMA) or None,
+            migrate=migrate,
+            timezone=config.server.timezone,
+            heartbeat_s=config.server.ingest.heartbeat_s or config.edge.heartbeat_s,
+            events_retention_days=config.server.retention.events_days,
+            max_future_s=config.server.ingest.max_future_s,
+            topic_prefix=config.mqtt.topic_prefix,
+        )
 
     # --- the database -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return self.db.url
-
-    @property
-    def schema(self) -> str | None:
-        return self.db.schema
-
-    @property
-    def engine(self) -> Engine:
-        return self.db.engine
-
-    @property
-    def dialect(self) -> str:
-        return self.db.dialect
 
     def close(self) -> None:
         self.db.close()
@@ -163,6 +149,19 @@ class Store:
     def list_cameras(self) -> list[dict[str, Any]]:
         return self.cameras.list_cameras()
 
-    def counts(self, *, start: datetime, end: datetime, **filters: Any) -> list[CountRow]:
-        """:meth:`History.counts` (the legacy ``/counts`` read)."""
-        return self.history.counts(start=start, end=end, **filters)
+    def counts(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        bucket_s: int | None = None,
+        camera_id: str | None = None,
+        line_id: str | None = None,
+        direction: str | None = None,
+        class_name: str | None = None,
+        tz_offset_s: int = 0,
+    ) -> list[CountRow]:
+        return self.history.counts(
+            start=start, end=end, bucket_s=bucket_s, camera_id=camera_id, line_id=line_id, direction=direction,
+            class_name=class_name, tz_offset_s=tz_offset_s,
+        )  # fmt: skip
