@@ -38,13 +38,13 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citywatch.config import CitywatchConfig  # noqa: E402
-from server.db import FLOW_TABLES, OBSERVED_TABLES  # noqa: E402
 from server.forecast.model import fit  # noqa: E402
 from server.forecast.series import to_wall_clock  # noqa: E402
 from server.forecasting.refresh import ForecastRefresher  # noqa: E402
 from server.forecasting.tables import LINE, SeriesKey  # noqa: E402
-from server.rollups import pg_execute_columns, pg_unnest_insert  # noqa: E402
-from server.store import Store  # noqa: E402
+from server.storage.models import FLOW_TABLES, OBSERVED_TABLES  # noqa: E402
+from server.storage.rollups import pg_execute_columns, pg_unnest_insert  # noqa: E402
+from server.storage.store import Store  # noqa: E402
 
 PG_URL = os.environ.get("CITYWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED = Path(os.environ.get("CITYWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -121,7 +121,7 @@ def synth(n_series: int, seed: int = 1) -> tuple[dict[str, list], dict[str, list
 
 def load(store: Store, flow: dict, obs: dict) -> None:
     """Bulk rows into the rollups (PostgreSQL: one binary-array insert per table; SQLite: executemany)."""
-    with store._session.begin() as s:
+    with store.db.session.begin() as s:
         for tables, data in ((FLOW_TABLES, flow), (OBSERVED_TABLES, obs)):
             for res, cols in data.items():
                 table = tables[res]

@@ -1,6 +1,6 @@
 """History at city scale on PostgreSQL: N cameras x 2 directions of 15-min flow rollups for D days,
 generated in bulk with generate_series (plus the 1 h and 1 d rollups derived from them in SQL, as
-ingest would have maintained them), then p50/p95 of the planner's queries through server.history.
+ingest would have maintained them), then p50/p95 of the planner's queries through server.storage.history.
 
     python bench/history_queries.py --cameras 500 --days 365     # ~35 M rows of flow_15m (long)
     python bench/history_queries.py --cameras 50 --days 365      # ~3.5 M rows: a few minutes
@@ -23,8 +23,8 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.history import FlowFilter  # noqa: E402
-from server.store import Store  # noqa: E402
+from server.storage.history import FlowFilter  # noqa: E402
+from server.storage.store import Store  # noqa: E402
 
 PG_URL = os.environ.get("CITYWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START = 1735664400  # 2025-01-01T00:00:00+07:00

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from support import ShippedBroker, wait_ingest_subscribed  # noqa: E402  (the tests' broker from deploy/mosquitto)
 
 from citywatch.contract import EventBatch, LineCrossing  # noqa: E402
-from server.store import Store  # noqa: E402
+from server.storage.store import Store  # noqa: E402
 
 PG_URL = os.environ.get("CITYWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

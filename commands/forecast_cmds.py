@@ -107,7 +107,7 @@ def import_counts(
         raise typer.Exit(2)
     if database_url:
         cfg = cfg.model_copy(update={"server": cfg.server.model_copy(update={"database_url": database_url})})
-    from server.store import Store
+    from server.storage.store import Store
 
     try:
         buckets = read_counts_csv(file, time_column=time_column, value_column=value_column, tz=tz,

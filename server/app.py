@@ -28,8 +28,8 @@ from server.incidents import IncidentService
 from server.ingest import Ingest
 from server.live import LiveHub
 from server.metrics import make_registry, route_template
-from server.retention import Retention
-from server.store import Store
+from server.storage.retention import Retention
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_store = store is None
         st = store if store is not None else await run_in_threadpool(Store.from_config, config)
-        auth.attach_key_source(st.active_key_hashes)
-        auth.attach_session_store(st.is_session_revoked, st.revoke_session)
+        auth.attach_key_source(st.keys.active_key_hashes)
+        auth.attach_session_store(st.sessions.is_session_revoked, st.sessions.revoke_session)
         if auth.locked:
             if own_store:
                 st.close()
@@ -83,7 +83,7 @@ def create_app(
         if auth.open:
             auth.announce_open_mode()
         hub.attach_loop(asyncio.get_running_loop())
-        incident_service = IncidentService(config, st, hub)  # before ingest: its store hook stores incidents
+        incident_service = IncidentService(config, st.incidents, hub)  # before ingest: its store hook stores incidents
         incident_service.start()
         app.state.incidents = incident_service
         ing = Ingest(config, st, hub) if ingest else None

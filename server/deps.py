@@ -10,7 +10,7 @@ from citywatch.config import CitywatchConfig
 from server.auth import Principal, Role, require_role
 from server.ingest import ControlChannel, Ingest
 from server.live import LiveHub
-from server.store import Store
+from server.storage.store import Store
 
 
 def get_store(request: Request) -> Store:

@@ -8,7 +8,7 @@ import sys
 
 from citywatch.config import CitywatchConfig, ConfigError, load_config
 from server.auth import ROLES, hash_key, new_key
-from server.store import Store
+from server.storage.store import Store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,14 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "add":
             key = new_key(args.role)
-            key_id = store.add_api_key(args.role, args.name, hash_key(key), key[: len(args.role) + 8])
+            key_id = store.keys.add_api_key(args.role, args.name, hash_key(key), key[: len(args.role) + 8])
             print(f"id {key_id} role {args.role}: {key}")
         elif args.cmd == "list":
-            for k in store.list_api_keys():
+            for k in store.keys.list_api_keys():
                 state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
                 print(f"{k['id']:>4}  {k['role']:<8} {k['prefix']:<16} {state:<24} {k['name']}")
         elif args.cmd == "revoke":
-            if not store.revoke_api_key(args.id):
+            if not store.keys.revoke_api_key(args.id):
                 print(f"no active key {args.id}", file=sys.stderr)
                 return 1
             print(f"revoked {args.id}")

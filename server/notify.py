@@ -26,10 +26,10 @@ from email.message import EmailMessage
 from typing import Any
 
 from citywatch.config import ServerIncidentsConfig
+from citywatch.contract import SEVERITY_RANK
 
 log = logging.getLogger(__name__)
 
-SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 SIGNATURE_HEADER = "X-Citywatch-Signature"
 TIMESTAMP_HEADER = "X-Citywatch-Timestamp"
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from citywatch.config import CitywatchConfig
 from server.app import create_app, trusted_proxies
-from server.store import Store
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from support import SHARED, require
 
 from citywatch.contract import CameraStatus
 from server.forecasting.count_import import BucketCount, store_counts
-from server.store import Store
+from server.storage.store import Store
 
 METRO = SHARED / "data/metro_i94/metro_interstate_traffic_volume_2012-10_2017-09.csv"
 HANOI = timezone(timedelta(hours=7))
@@ -64,7 +64,7 @@ def set_health(store: Store, camera_id: str, at: datetime, *, source_state: str 
         model_version="t", source_state=source_state, fps_in=25.0, fps_processed=12.5, inference_ms=30.0,
         outbox_depth=0, uptime_s=1e5,
     )
-    store.upsert_camera_status(camera_id, "site-1", seen_at=at, state="online", status=status)
+    store.cameras.upsert_camera_status(camera_id, "site-1", seen_at=at, state="online", status=status)
 
 
 def seed_forecast_scene(store: Store, now: datetime) -> dict[str, object]:
@@ -83,7 +83,7 @@ def seed_forecast_scene(store: Store, now: datetime) -> dict[str, object]:
     first = int(end.timestamp())
     t0 = int(now.timestamp()) // 900 * 900
     report = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600).refresh(now)
-    with store._session() as s:
+    with store.db.session() as s:
         from server.forecasting.tables import ForecastRow
 
         fc = [r.forecast for r in s.query(ForecastRow).filter_by(camera_id="cam-a", freq="15min")

@@ -50,7 +50,7 @@ def _health(state: str, stale: bool, status: dict[str, Any] | None) -> str:
 def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
     """One entry per camera; ``stale`` means online but not heard from for 3 heartbeats (min 60 s)."""
     rows = {r["camera_id"]: r for r in store.list_cameras()}
-    states = store.camera_states()
+    states = store.cameras.camera_states()
     stale_after = timedelta(seconds=max(60.0, 3 * settings.edge.heartbeat_s))
     now = utcnow()
     out: list[dict[str, Any]] = []
@@ -102,7 +102,7 @@ def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _wh
     if camera_id not in cams:
         raise not_found(f"unknown camera {camera_id!r}")
     cfg = next((c for c in settings.cameras if c.id == camera_id), None)
-    pushed = store.camera_states().get(camera_id, {})
+    pushed = store.cameras.camera_states().get(camera_id, {})
     return {
         **cams[camera_id],
         "config": cfg.model_dump(mode="json") if cfg else None,
@@ -136,5 +136,5 @@ def push_camera_config(
     delivered = control.push_config(site, camera_id, data, version)
     if not delivered:
         raise unavailable("the broker did not acknowledge the configuration message")
-    store.set_pushed_config(camera_id, json.dumps(data), version, utcnow())
+    store.cameras.set_pushed_config(camera_id, json.dumps(data), version, utcnow())
     return {"camera_id": camera_id, "site": site, "config_version": version, "sent": True}

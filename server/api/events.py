@@ -27,7 +27,7 @@ def recent_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Newest first (by event time)."""
-    return {"events": store.recent_events(camera_id=camera_id, kind=kind, limit=limit)}
+    return {"events": store.event_log.recent_events(camera_id=camera_id, kind=kind, limit=limit)}
 
 
 @router.get(

@@ -36,9 +36,9 @@ from server.forecasting.tables import (
     ForecastSeriesRow,
     SeriesKey,
 )
-from server.history import epoch_bounds
-from server.incidents import IncidentRow
-from server.store import Store
+from server.storage.history import epoch_bounds
+from server.storage.incidents import IncidentRow
+from server.storage.store import Store
 
 router = APIRouter(tags=["forecasts"])
 
@@ -64,7 +64,7 @@ SeriesDep = Annotated[SeriesKey, Depends(series_key)]
 
 
 def _series_row(store: Store, key: SeriesKey) -> ForecastSeriesRow | None:
-    with store._session() as s:
+    with store.db.session() as s:
         return s.get(ForecastSeriesRow, (key.kind, key.camera_id, key.series_id, key.direction))
 
 
@@ -92,7 +92,7 @@ def _iso(ts: int, tz: Any) -> str:
 @router.get("/forecasts/series", response_model=SeriesListOut)
 def list_series(store: StoreDep, _who: PlannerDep) -> dict[str, Any]:
     """Every forecast series with its status (``cold_start`` says how many observed days it has and needs)."""
-    with store._session() as s:
+    with store.db.session() as s:
         rows = s.scalars(select(ForecastSeriesRow).order_by(
             ForecastSeriesRow.camera_id, ForecastSeriesRow.series_kind, ForecastSeriesRow.series_id,
             ForecastSeriesRow.direction)).all()
@@ -115,7 +115,7 @@ def forecast_vs_actual(
     actual = hist.values[key]
     cov = hist.coverage.get(key.camera_id, np.zeros(len(actual)))
     ft = ForecastRow.__table__
-    with store._session() as s:
+    with store.db.session() as s:
         fc = {r.ds: r for r in s.execute(
             select(ft.c.ds, ft.c.forecast, ft.c.lo80, ft.c.hi80, ft.c.origin).where(
                 ft.c.series_kind == key.kind, ft.c.camera_id == key.camera_id, ft.c.series_id == key.series_id,
@@ -222,7 +222,7 @@ def anomalies(
     if series_id:
         stmt = stmt.where(fa.series_id == series_id)
     tz = store.clock.tz
-    with store._session() as s:
+    with store.db.session() as s:
         items = [
             {"incident_id": a.incident_id, "camera_id": a.camera_id, "kind": a.series_kind, "series_id": a.series_id,
              "direction": a.direction or None, "anomaly": a.kind, "window_start": _iso(a.window_start, tz),
@@ -265,7 +265,7 @@ def export_forecasts_csv(
         stmt = stmt.where(ft.c.series_id == series_id)
     tz = store.clock.tz
     zone = settings.server.timezone
-    with store._session() as s:
+    with store.db.session() as s:
         rows = s.execute(stmt).all()
     body = export.csv_text(CSV_HEADER, (
         [_iso(r.ds, tz), zone, r.camera_id, r.series_kind, r.series_id, r.direction, r.freq, round(r.forecast, 2),

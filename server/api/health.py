@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from server.api.models import HealthOut
 from server.deps import IngestDep
-from server.store import Store
+from server.storage.store import Store
 
 router = APIRouter(tags=["health"])
 
@@ -45,7 +45,7 @@ class DbProbe:
 
     def _run(self, ping: _Ping) -> None:
         try:
-            ping.result = self.store.probe(self.timeout_s)
+            ping.result = self.store.db.probe(self.timeout_s)
         finally:
             ping.done.set()
 

@@ -24,7 +24,8 @@ from server.api.params import (
 )
 from server.auth import Principal, require_role
 from server.deps import ReaderDep, SettingsDep, StoreDep
-from server.incidents import IncidentConflict, IncidentService, IncidentStore
+from server.incidents import IncidentService
+from server.storage.incidents import IncidentConflict, IncidentStore
 
 router = APIRouter(tags=["incidents"])
 
@@ -49,7 +50,7 @@ class ResolveIn(StepIn):
 
 
 def _incidents(store: Any) -> IncidentStore:
-    return IncidentStore.for_store(store)
+    return store.incidents
 
 
 def _service(request: Request) -> IncidentService | None:

@@ -36,16 +36,16 @@ def _public(k: dict[str, Any]) -> dict[str, Any]:
 @router.get("/keys", response_model=KeysOut)
 def list_keys(store: StoreDep, _who: AdminDep) -> dict[str, Any]:
     """Managed keys (never the secret; ``prefix`` identifies one). Environment keys are not listed."""
-    return {"keys": [_public(k) for k in store.list_api_keys()]}
+    return {"keys": [_public(k) for k in store.keys.list_api_keys()]}
 
 
 @router.post("/keys", status_code=201, response_model=NewKeyOut)
 def add_key(body: KeyIn, request: Request, store: StoreDep, _who: AdminDep) -> dict[str, Any]:
     """Create a key; the response is the only time its secret is shown."""
     key = new_key(body.role)
-    key_id = store.add_api_key(body.role, body.name, hash_key(key), key[: len(body.role) + 8])
+    key_id = store.keys.add_api_key(body.role, body.name, hash_key(key), key[: len(body.role) + 8])
     get_auth(request).invalidate()
-    item = next(k for k in store.list_api_keys() if k["id"] == key_id)
+    item = next(k for k in store.keys.list_api_keys() if k["id"] == key_id)
     return {**_public(item), "key": key}
 
 
@@ -53,7 +53,7 @@ def add_key(body: KeyIn, request: Request, store: StoreDep, _who: AdminDep) -> d
 def revoke_key(
     key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, store: StoreDep, _who: AdminDep
 ) -> Response:
-    if not store.revoke_api_key(key_id):
+    if not store.keys.revoke_api_key(key_id):
         raise not_found(f"no active key {key_id}")
     get_auth(request).invalidate()
     return Response(status_code=204)

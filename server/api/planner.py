@@ -1,5 +1,5 @@
 """Planner API: flows (vehicles or PCU), period comparison, hour-of-week profile, OD matrices,
-occupancy/speed, CSV and FIWARE exports. Everything reads the rollups (``server.history``).
+occupancy/speed, CSV and FIWARE exports. Everything reads the rollups (``server.storage.history``).
 
 Every flow row carries ``observed_s``/``coverage``: the seconds its camera was actually observing
 (from heartbeats), so a zero with coverage 1.0 is "no vehicles" and a zero with coverage 0 is
@@ -34,8 +34,8 @@ from server.api.params import (
     time_range,
 )
 from server.deps import ReaderDep, SettingsDep, StoreDep
-from server.history import FlowFilter, epoch_bounds
-from server.store import Store
+from server.storage.history import FlowFilter, epoch_bounds
+from server.storage.store import Store
 
 router = APIRouter(tags=["planner"])
 

@@ -16,7 +16,7 @@ from citywatch.contract import CLASS_NAMES
 from server.api.models import CoverageOut, UiConfigOut
 from server.api.params import BUCKET_SECONDS, FromQ, IdParam, ToQ, city_offset_s, time_range
 from server.deps import ReaderDep, SettingsDep, StoreDep
-from server.history import epoch_bounds
+from server.storage.history import epoch_bounds
 
 router = APIRouter(tags=["dashboard"])
 

@@ -33,8 +33,8 @@ from server.api.cameras import _health
 from server.forecast.anomaly import Anomaly, detect_anomalies
 from server.forecasting.history import load_histories
 from server.forecasting.tables import FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
-from server.incidents import _INFO_KEY, IncidentRow, record
-from server.store import Store
+from server.storage.incidents import IncidentRow, IncidentStore, record
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class FlowAnomalyWatch:
         n = self.cfg.anomaly_window_min * 60 // STEP
         lo = end - n * STEP
         rep = CheckReport()
-        with self.store._session() as s:
+        with self.store.db.session() as s:
             series = {r.key(): r for r in s.scalars(select(ForecastSeriesRow))}
             ft = ForecastRow.__table__
             fc: dict[SeriesKey, list[tuple[int, float, float, float]]] = {}
@@ -89,7 +89,7 @@ class FlowAnomalyWatch:
                        ft.c.lo80, ft.c.hi80)
                 .where(ft.c.freq == "15min", ft.c.ds >= lo, ft.c.ds < end).order_by(ft.c.ds)
             ):
-                fc.setdefault(SeriesKey(*r[:4]), []).append(tuple(r[4:]))  # type: ignore[arg-type]
+                fc.setdefault(SeriesKey(*r[:4]), []).append(tuple(r[4:]))
         if not series:
             return rep
         hist = load_histories(self.store, lo, end, STEP, classes=self.cfg.classes,
@@ -138,12 +138,12 @@ class FlowAnomalyWatch:
 
     def _open(self, key: SeriesKey, series: ForecastSeriesRow, a: Anomaly, now: datetime) -> None:
         a0, a1 = int(a.start.timestamp()), int(a.end.timestamp())
-        with self.store._session() as s:
+        with self.store.db.session() as s:
             lo80, hi80 = self._band(s, key, a0, a1)
         iid = str(uuid.uuid4())
         started = datetime.fromtimestamp(a0, timezone.utc)
         msg = self._message(key, a.kind, a0, a1, a.expected, lo80, hi80, a.observed)
-        with self.store._session.begin() as s:
+        with self.store.db.session.begin() as s:
             s.add(FlowAnomalyRow(
                 incident_id=iid, series_kind=key.kind, camera_id=key.camera_id, series_id=key.series_id,
                 direction=key.direction, kind=a.kind, window_start=a0, window_end=a1, expected=a.expected,
@@ -162,7 +162,7 @@ class FlowAnomalyWatch:
             assert st is not None
             st.anomaly_incident_id = iid
             s.flush()
-            s.info.setdefault(_INFO_KEY, []).append(record(row))  # live alert and notifications after commit
+            IncidentStore.announce(s, [record(row)])  # live alert and notifications after commit
         log.warning("flow anomaly opened: %s", msg)
 
     @staticmethod
@@ -178,7 +178,7 @@ class FlowAnomalyWatch:
 
     def _extend(self, iid: str, a: Anomaly, frame: pd.DataFrame, observed: pd.Series, now: datetime) -> None:
         """The anomaly goes on: add the buckets beyond its recorded window to its sums."""
-        with self.store._session.begin() as s:
+        with self.store.db.session.begin() as s:
             fa = s.get(FlowAnomalyRow, iid, with_for_update=True)
             inc = s.get(IncidentRow, iid, with_for_update=True)
             if fa is None or inc is None:
@@ -202,7 +202,7 @@ class FlowAnomalyWatch:
             inc.updated_at = now
 
     def _close(self, key: SeriesKey, iid: str, end: int, now: datetime) -> None:
-        with self.store._session.begin() as s:
+        with self.store.db.session.begin() as s:
             inc = s.get(IncidentRow, iid, with_for_update=True)
             fa = s.get(FlowAnomalyRow, iid, with_for_update=True)
             if inc is not None and inc.state != "closed":

@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from citywatch.contract import CLASS_NAMES, utcnow
-from server.db import FLOW_TABLES, OBSERVED_TABLES
 from server.forecasting.tables import LINE, ForecastSeriesRow
-from server.rollups import RES_ORDER, Deltas, observed_deltas, upsert
-from server.store import Store
+from server.storage.models import FLOW_TABLES, OBSERVED_TABLES, table_of
+from server.storage.rollups import RES_ORDER, Deltas, observed_deltas, upsert
+from server.storage.store import Store
 
 #: ``--bucket`` names and their seconds.
 BUCKETS: dict[str, int] = {"15min": 900, "hour": 3600}
@@ -182,23 +182,23 @@ def store_counts(
     for b in buckets:
         if not b.count:
             continue
-        for res, s in RES_ORDER:
-            if s >= bucket_s:
-                d.add(f"flow_{res}", (camera_id, clock.floor(b.start, s), line_id, direction), {col: b.count})
+        for res, res_s in RES_ORDER:
+            if res_s >= bucket_s:
+                d.add(f"flow_{res}", (camera_id, clock.floor(b.start, res_s), line_id, direction), {col: b.count})
                 continue
-            for i, part in enumerate(split_evenly(b.count, bucket_s // s)):
+            for i, part in enumerate(split_evenly(b.count, bucket_s // res_s)):
                 if part:
-                    d.add(f"flow_{res}", (camera_id, b.start + i * s, line_id, direction), {col: part})
+                    d.add(f"flow_{res}", (camera_id, b.start + i * res_s, line_id, direction), {col: part})
     observed_deltas(clock, ((camera_id, b.start, b.start + bucket_s) for b in buckets), d)
     obs = OBSERVED_TABLES[_RES_OF[bucket_s]]
     flow = FLOW_TABLES[_RES_OF[bucket_s]]
     lo, hi = buckets[0].start, buckets[-1].start + bucket_s
     wanted = {clock.floor(b.start, bucket_s): b.line for b in buckets}
-    with store._session.begin() as s:
-        taken = s.execute(
+    with store.db.session.begin() as s:
+        taken = list(s.execute(
             select(obs.c.bucket).where(obs.c.camera_id == camera_id, obs.c.bucket >= lo, obs.c.bucket < hi,
                                        obs.c.observed_s > 0)
-        ).scalars().all()
+        ).scalars())
         taken += s.execute(
             select(flow.c.bucket).where(flow.c.camera_id == camera_id, flow.c.line_id == line_id,
                                         flow.c.direction == direction, flow.c.bucket >= lo, flow.c.bucket < hi)
@@ -212,10 +212,10 @@ def store_counts(
                 [(clash[0], f"camera {camera_id} already has observed time or counts at {first.isoformat()} "
                   f"({len(clash)} bucket(s) of this file): an import never counts a bucket twice")],
             )
-        store._ensure_camera(s, camera_id, site_id)
+        store.cameras.ensure(s, camera_id, site_id)
         upsert(s, store.dialect, d)
         # the next refresh reads this line's whole history (its cache does not hold it yet)
-        s.execute(store._insert(ForecastSeriesRow.__table__).values(
+        s.execute(store.db.insert(table_of(ForecastSeriesRow)).values(
             series_kind=LINE, camera_id=camera_id, series_id=line_id, direction=direction, site_id=site_id,
             status="pending", observed_days=0.0, needed_days=0, refreshed_at=utcnow(),
             message="history imported: forecast at the next refresh",

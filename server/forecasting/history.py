@@ -1,6 +1,6 @@
 """Flow histories for the model, read from the rollups with "not observed" kept apart from "no vehicles".
 
-Why its own reader and not ``server.history.History.flow``: a refresh reads every line's history at
+Why its own reader and not ``server.storage.history.History.flow``: a refresh reads every line's history at
 once (500 lines × 12 weeks of hours is a million cells), always over ranges aligned to the table's own
 buckets, so one plain query per table is exact and an order of magnitude cheaper than building a
 cell object per bucket.
@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import literal, select
+from sqlalchemy import ColumnElement, literal, select
 
-from server.db import FLOW_TABLES, OBSERVED_TABLES, ZONE_TABLES
 from server.forecasting.tables import LANE, LINE, SeriesKey
-from server.store import Store
+from server.storage.models import FLOW_TABLES, OBSERVED_TABLES, ZONE_TABLES
+from server.storage.store import Store
 
 #: Bucket seconds -> rollup resolution read for it.
 RES_OF: dict[int, str] = {900: "15m", 3600: "1h"}
@@ -99,13 +99,13 @@ def load_histories(
     n = (hi - lo) // step
     counts: dict[SeriesKey, np.ndarray] = {k: np.zeros(n) for k in known}
     flow = FLOW_TABLES[res]
-    total = sum(flow.c[f"n_{c}"] for c in classes)
-    with store._session() as s:
+    total: ColumnElement[Any] = sum(flow.c[f"n_{c}"] for c in classes)  # type: ignore[assignment]  # sum() starts at 0
+    with store.db.session() as s:
         line_rows = s.execute(
             select(flow.c.camera_id, flow.c.line_id, flow.c.direction, flow.c.bucket, total)
             .where(flow.c.bucket >= lo, flow.c.bucket < hi, *_cams(flow, camera_ids))
         ).all()
-        lane_rows: list[Any] = []
+        lane_rows: Sequence[Any] = []
         if lanes:
             zone = ZONE_TABLES[res]
             lane_rows = s.execute(
@@ -140,7 +140,7 @@ def _cams(table: Any, camera_ids: Sequence[str] | None) -> list[Any]:
     return [] if camera_ids is None else [table.c.camera_id.in_(list(camera_ids))]
 
 
-def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: list[Any], lo: int, step: int, n: int) -> None:
+def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: Sequence[Any], lo: int, step: int, n: int) -> None:
     """Add ``(camera, id, direction, bucket, value)`` rows to their series (vectorised per series)."""
     if not rows:
         return

@@ -30,13 +30,13 @@ from sqlalchemy import delete, select
 
 from citywatch.config import CitywatchConfig, HolidaysConfig
 from citywatch.contract import utcnow
-from server.db import CameraRow
 from server.forecast.holiday import HolidayCalendar
 from server.forecast.model import FittedModel, NotEnoughHistory, fit, predict
 from server.forecast.series import to_wall_clock, wall_clock_to_utc
 from server.forecasting.history import Histories, load_histories
 from server.forecasting.tables import FREQ_SECONDS, ForecastRow, ForecastSeriesRow, SeriesKey
-from server.store import Store
+from server.storage.models import CameraRow, table_of
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,12 @@ class ForecastRefresher:
 
     def _sites(self) -> dict[str, str | None]:
         configured = {c.id: self.config.camera_site(c) for c in self.config.cameras}
-        with self.store._session() as s:
+        with self.store.db.session() as s:
             known = dict(s.execute(select(CameraRow.camera_id, CameraRow.site_id)).all())
         return {**{k: v or self.config.site for k, v in known.items()}, **configured}
 
     def _known_series(self) -> list[SeriesKey]:
-        with self.store._session() as s:
+        with self.store.db.session() as s:
             return [r.key() for r in s.scalars(select(ForecastSeriesRow))]
 
     def history_days(self, freq: str) -> int:
@@ -248,8 +248,8 @@ class ForecastRefresher:
         now: datetime,
     ) -> int:
         """Upsert the forecasts and the series' status, prune old forecasts: one transaction."""
-        ft = ForecastRow.__table__
-        st = ForecastSeriesRow.__table__
+        ft = table_of(ForecastRow)
+        st = table_of(ForecastSeriesRow)
         status_rows = [
             {"series_kind": k.kind, "camera_id": k.camera_id, "series_id": k.series_id, "direction": k.direction,
              "site_id": sites.get(k.camera_id), "status": r.status, "observed_days": round(r.observed_days, 2),
@@ -257,7 +257,7 @@ class ForecastRefresher:
             for k, r in sorted(results.items())
         ]
         horizon = now - timedelta(days=self.cfg.keep_days)
-        with self.store._session.begin() as s:
+        with self.store.db.session.begin() as s:
             if rows:
                 self._upsert(s, ft, rows, _FORECAST_PK, ("forecast", "lo80", "hi80", "origin", "made_at"))
             if status_rows:
@@ -274,7 +274,7 @@ class ForecastRefresher:
     def _upsert(
         self, s: Any, table: Any, rows: list[dict[str, Any]], pk: tuple[str, ...], sets: tuple[str, ...]
     ) -> None:
-        stmt = self.store._insert(table)
+        stmt = self.store.db.insert(table)
         stmt = stmt.on_conflict_do_update(index_elements=list(pk), set_={c: stmt.excluded[c] for c in sets})
         for i in range(0, len(rows), 5000):
             s.execute(stmt, rows[i : i + 5000])

@@ -12,7 +12,7 @@ import threading
 from citywatch.config import CitywatchConfig
 from server.forecasting.anomalies import CheckReport, FlowAnomalyWatch
 from server.forecasting.refresh import ForecastRefresher, RefreshReport
-from server.store import Store
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

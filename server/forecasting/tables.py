@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.db import Base, UTCDateTime
+from server.storage.models import Base, UTCDateTime
 
 LINE = "line"
 LANE = "lane"

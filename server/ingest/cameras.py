@@ -15,7 +15,8 @@ from server.ingest.gaps import GapTracker
 from server.ingest.health import IngestCounters
 from server.ingest.messages import DEAD, Dropped, Events, Invalid, Received, Rejected, Status
 from server.ingest.writing import resolving_dead_letter
-from server.store import CameraUpdateIn, Store
+from server.storage.cameras import CameraUpdateIn
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

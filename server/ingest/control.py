@@ -12,7 +12,7 @@ from paho.mqtt.client import MQTTMessageInfo
 from citywatch.contract import ControlCommitted, ControlConfig, ControlReplay, Topics, utcnow
 from server.ingest.health import IngestCounters
 from server.ingest.transport import IngestTransport
-from server.store import Store
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from server.ingest.control import ControlPublisher
 from server.ingest.health import IngestCounters
-from server.store import Store
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from server.ingest.parse import parse_message, parsed
 from server.ingest.transport import IngestTransport
 from server.ingest.writing import BatchWriter
 from server.live import LiveHub, LiveItem
-from server.store import Store
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,9 @@ from server.ingest.messages import (
     Rejected,
 )
 from server.ingest.parse import resolvable_seqs
-from server.store import ConcurrentInsert, DeadLetterIn, Store
+from server.storage.dead_letters import DeadLetterIn
+from server.storage.event_rows import ConcurrentInsert
+from server.storage.store import Store
 
 log = logging.getLogger(__name__)
 

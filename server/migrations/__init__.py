@@ -1,1 +1,1 @@
-"""Alembic migrations of the server database (run programmatically by ``server.store.Store.migrate``)."""
+"""Alembic migrations of the server database (run programmatically by ``server.storage.database.Database.migrate``)."""

@@ -10,7 +10,8 @@ import os
 
 from alembic import context
 
-from server.db import Base, make_engine
+from server.storage.database import make_engine
+from server.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

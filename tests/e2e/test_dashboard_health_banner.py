@@ -11,7 +11,7 @@ from test_dashboard_in_a_browser import ARTIFACTS, browser  # noqa: F401 - the b
 
 from citywatch.config import parse_config
 from server.runner import serve_in_thread
-from server.store import Store
+from server.storage.store import Store
 
 
 def test_the_banner_says_the_database_is_not_answering_while_events_are_locked(

@@ -17,7 +17,7 @@ from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixt
 
 from citywatch.config import parse_config
 from server.runner import serve_in_thread
-from server.store import Store
+from server.storage.store import Store
 
 pytestmark = pytest.mark.slow
 PLANNER = "pl-key-fc-0123"

@@ -80,7 +80,7 @@ def test_an_edge_incident_reaches_the_server_as_one_closed_incident_with_its_blu
             finally:
                 worker.stop(5)
             items = wait_for(lambda: httpx.get(f"{server.url}/api/v1/incidents", timeout=5).json()["items"], 10)
-            events = server.app.state.store.recent_events(kind="incident")
+            events = server.app.state.store.event_log.recent_events(kind="incident")
     finally:
         broker.stop()
     assert stats["incidents"] == 3 and stats["snapshots"] == 1

@@ -83,7 +83,7 @@ def test_real_clip_through_mosquitto_and_postgresql_loses_nothing(
 ) -> None:
     require_service("Mosquitto", "127.0.0.1", 1883)
     cfg = slice_config(tmp_path, london_clip, port=1883, protocol="5", database_url=pg_database.url)
-    from server.store import Store
+    from server.storage.store import Store
 
     store = Store(pg_database.url, schema=pg_database.schema)
     try:

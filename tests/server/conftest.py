@@ -26,8 +26,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
-    """A migrated ``server.store.Store`` on each dialect."""
-    from server.store import Store
+    """A migrated ``server.storage.store.Store`` on each dialect."""
+    from server.storage.store import Store
 
     if request.param == "sqlite":
         s = Store(f"sqlite:///{tmp_path}/db/citywatch.sqlite")

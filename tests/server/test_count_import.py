@@ -15,8 +15,8 @@ from commands.cli import app
 from server.forecasting.count_import import CountImportError, parse_counts, split_evenly
 from server.forecasting.history import load_histories
 from server.forecasting.tables import LINE, SeriesKey
-from server.history import FlowFilter
-from server.store import Store
+from server.storage.history import FlowFilter
+from server.storage.store import Store
 
 CHICAGO = ZoneInfo("America/Chicago")
 

@@ -18,7 +18,7 @@ from server_testkit import make_config
 from server.app import create_app
 from server.forecasting.history import load_histories
 from server.forecasting.tables import LINE, SeriesKey
-from server.store import Store
+from server.storage.store import Store
 
 NOW = datetime(2026, 3, 2, 10, 10, tzinfo=HANOI)
 KEYS = "admin:admin-key-123,planner:planner-key-1,operator:operator-key-1"

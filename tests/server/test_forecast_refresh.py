@@ -23,8 +23,8 @@ from server.forecasting.count_import import BucketCount, store_counts
 from server.forecasting.history import load_histories
 from server.forecasting.refresh import ForecastRefresher
 from server.forecasting.tables import LANE, LINE, FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
-from server.incidents import IncidentRow, IncidentStore
-from server.store import Store
+from server.storage.incidents import IncidentRow
+from server.storage.store import Store
 
 END = datetime(2026, 3, 2, tzinfo=HANOI)  # Monday 00:00 local
 NOW = END + timedelta(hours=10, minutes=10)
@@ -32,14 +32,14 @@ A = SeriesKey(LINE, "cam-a", "l1", "in")
 
 
 def _forecasts(store: Store, key: SeriesKey, freq: str) -> list[ForecastRow]:
-    with store._session() as s:
+    with store.db.session() as s:
         return list(s.scalars(select(ForecastRow).where(
             ForecastRow.camera_id == key.camera_id, ForecastRow.series_id == key.series_id,
             ForecastRow.direction == key.direction, ForecastRow.freq == freq).order_by(ForecastRow.ds)))
 
 
 def _series(store: Store) -> dict[str, ForecastSeriesRow]:
-    with store._session() as s:
+    with store.db.session() as s:
         return {r.camera_id: r for r in s.scalars(select(ForecastSeriesRow))}
 
 
@@ -107,18 +107,18 @@ def test_a_sustained_drop_opens_one_flow_anomaly_and_typical_flow_closes_it(stor
     watch = FlowAnomalyWatch(store, CitywatchConfig())
 
     alerts: list[dict] = []  # what the live hub and the notifier are handed after the commit
-    IncidentStore.for_store(store).listeners.append(alerts.extend)
+    store.incidents.listeners.append(alerts.extend)
     _observe(store, "cam-a", t0, [0.3 * f for f in expected[:5]])  # 75 min at 30 % of the forecast
     set_health(store, "cam-a", t0 + timedelta(minutes=75))
     rep = watch.check(t0 + timedelta(minutes=75))
     assert rep.opened == 1
     assert [a["incident_type"] for a in alerts] == ["flow_anomaly"]
-    incidents, total = IncidentStore.for_store(store).list(incident_type="flow_anomaly")
+    incidents, total = store.incidents.list(incident_type="flow_anomaly")
     assert total == 1
     inc = incidents[0]
     assert inc["state"] == "open" and inc["status"] == "new" and inc["camera_id"] == "cam-a"
     assert "drop on line l1 (in)" in inc["message"] and "expected" in inc["message"]
-    with store._session() as s:
+    with store.db.session() as s:
         fa = s.get(FlowAnomalyRow, inc["incident_id"])
     assert fa is not None and fa.kind == "drop" and fa.observed < 0.5 * fa.expected
     assert fa.window_end == int((t0 + timedelta(minutes=75)).timestamp())
@@ -127,17 +127,17 @@ def test_a_sustained_drop_opens_one_flow_anomaly_and_typical_flow_closes_it(stor
     _observe(store, "cam-a", t0 + timedelta(minutes=75), [0.3 * expected[5]])
     set_health(store, "cam-a", t0 + timedelta(minutes=90))
     assert watch.check(t0 + timedelta(minutes=90)).updated == 1
-    assert IncidentStore.for_store(store).list(incident_type="flow_anomaly")[1] == 1
+    assert store.incidents.list(incident_type="flow_anomaly")[1] == 1
 
     # operators handle it like any other incident
-    acked = IncidentStore.for_store(store).acknowledge(inc["incident_id"], "an", "operator", None)
+    acked = store.incidents.acknowledge(inc["incident_id"], "an", "operator", None)
     assert acked is not None and acked["status"] == "acknowledged"
 
     # typical again for 45 min: closed
     _observe(store, "cam-a", t0 + timedelta(minutes=90), expected[6:9])
     set_health(store, "cam-a", t0 + timedelta(minutes=135))
     assert watch.check(t0 + timedelta(minutes=135)).closed == 1
-    with store._session() as s:
+    with store.db.session() as s:
         row = s.get(IncidentRow, inc["incident_id"])
         assert row is not None and row.state == "closed" and row.ended_at is not None
         assert s.get(FlowAnomalyRow, inc["incident_id"]).closed_at is not None
@@ -155,7 +155,7 @@ def test_a_drop_to_zero_with_a_degraded_or_silent_camera_is_no_traffic_anomaly(s
     set_health(store, "cam-c", later)  # healthy, but nothing observed at all (no heartbeats credited)
     rep = FlowAnomalyWatch(store, CitywatchConfig()).check(later)
     assert rep.opened == 0 and rep.camera_not_ok == 1
-    assert IncidentStore.for_store(store).list(incident_type="flow_anomaly")[1] == 0
+    assert store.incidents.list(incident_type="flow_anomaly")[1] == 0
 
 
 def test_forecast_config_is_validated_with_named_keys() -> None:

@@ -27,9 +27,9 @@ from sqlalchemy import select
 from support import PrivateBroker
 
 from citywatch.contract import CountTotal, EventBatch, Topics, ZoneOccupancy
-from server.db import EventRow
 from server.ingest import Ingest
-from server.store import Store
+from server.storage.models import EventRow
+from server.storage.store import Store
 
 SITE = "site-1"
 CAMERAS = ("cam-a", "cam-b", "cam-c")
@@ -278,7 +278,7 @@ def test_ten_thousand_hostile_messages_never_stall_ingest_or_cost_a_good_event(
         assert ingest.flush(30)
         elapsed = time.monotonic() - t0
 
-        with store._session() as s:
+        with store.db.session() as s:
             rows = s.execute(select(EventRow.camera_id, EventRow.event_id, EventRow.payload)).all()
         stored = Counter((cam, eid) for cam, eid, _ in rows)
         assert all(n == 1 for n in stored.values()), "an event was stored twice"

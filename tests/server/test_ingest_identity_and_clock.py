@@ -16,7 +16,10 @@ from citywatch.contract import MAX_SEQ, utcnow
 from server.ingest import Ingest
 from server.ingest.messages import Received
 from server.ingest.parse import parsed
-from server.store import CameraUpdateIn, DeadLetterIn, Store
+from server.storage.cameras import CameraUpdateIn
+from server.storage.dead_letters import DeadLetterIn
+from server.storage.retention import apply_retention
+from server.storage.store import Store
 
 SITE, CAM_A, CAM_B = "site-1", "cam-a", "cam-b"
 
@@ -79,7 +82,7 @@ def test_a_different_payload_under_a_stored_id_is_a_conflicting_duplicate_dead_l
     assert items[0]["topic"] == f"citywatch/{SITE}/{CAM_A}/event/line_crossing"
     assert json.loads(items[0]["payload"])["class_name"] == "truck"
     # the stored event is untouched, and the conflicting copy's seq no longer holds the watermark
-    assert [e["class_name"] for e in store.recent_events(camera_id=CAM_A) if e["seq"] == 1] == ["car"]
+    assert [e["class_name"] for e in store.event_log.recent_events(camera_id=CAM_A) if e["seq"] == 1] == ["car"]
     assert _walk(store, CAM_A) == (3, None)
 
 
@@ -168,13 +171,14 @@ def test_dead_letter_events_resolves_the_seqs_of_a_poison_message(store: Store) 
     store.insert_events([crossing(1, camera_id=CAM_A), crossing(3, camera_id=CAM_A)])
     assert _walk(store, CAM_A) == (1, 3)
     topic = f"citywatch/{SITE}/{CAM_A}/event/line_crossing"
-    store.dead_letter_events([DeadLetterIn.of_events(topic, poison.model_dump_json(), "database refused it", [poison])])
+    letter = DeadLetterIn.of_events(topic, poison.model_dump_json(), "database refused it", [poison])
+    store.dead_letters.dead_letter_events([letter])
     assert _reasons(store) == ["database refused it"]
     assert _walk(store, CAM_A) == (3, None)
     # and retention forgets resolved seqs once the watermark passed them
     from citywatch.config import RetentionConfig
 
-    assert store.apply_retention(RetentionConfig())["resolved_seqs"] == 1
+    assert apply_retention(store.db, RetentionConfig())["resolved_seqs"] == 1
 
 
 # --- ingest: a schema-invalid message resolves its own camera's seq, never another's ------------------
@@ -241,8 +245,10 @@ def test_migration_0006_keeps_stored_events_and_scopes_their_identity(store: Sto
     from alembic import command
     from sqlalchemy import text
 
-    from server.db import EventRow
-    from server.store import _EVENT_COLUMNS, _event_values, alembic_config
+    from server.storage.database import alembic_config
+    from server.storage.event_rows import EVENT_COLUMNS as _EVENT_COLUMNS
+    from server.storage.event_rows import event_values as _event_values
+    from server.storage.models import EventRow
 
     def migrate(step: object, revision: str) -> None:
         cfg = alembic_config()
@@ -268,9 +274,7 @@ def test_migration_0006_keeps_stored_events_and_scopes_their_identity(store: Sto
 
 def test_a_camera_cannot_close_or_edit_another_cameras_incident(store: Store) -> None:
     from citywatch.contract import Incident
-    from server.incidents import IncidentStore
-
-    incidents = IncidentStore.for_store(store)
+    incidents = store.incidents
     iid = uuid.uuid4()
 
     def incident(seq: int, camera_id: str, state: str, severity: str = "medium") -> Incident:
@@ -295,8 +299,8 @@ def test_dead_letter_ids_are_64_bit(store: Store) -> None:
     if store.dialect == "postgresql":
         with store.engine.begin() as conn:
             conn.execute(text("SELECT setval('dead_letters_id_seq', 3000000000)"))
-    first = store.add_dead_letter("t", b"x", "r")
-    assert store.add_dead_letter("t", b"y", "r") == first + 1
+    first = store.dead_letters.add_dead_letter("t", b"x", "r")
+    assert store.dead_letters.add_dead_letter("t", b"y", "r") == first + 1
     if store.dialect == "postgresql":
         assert first > 2**31
 

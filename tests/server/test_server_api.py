@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from server_testkit import crossing, make_config, status_event
 
 from server.app import create_app
-from server.store import Store
+from server.storage.store import Store
 
 KEYS = "admin:admin-key-123,operator:operator-key-1,planner:planner-key-1"
 
@@ -85,7 +85,7 @@ def test_configured_cameras_are_listed_before_they_report(client: TestClient, sq
     assert cams[0]["location"] == {"lat": 10.77, "lon": 106.7} and cams[0]["site"] == "site-1"
 
     sqlite_store.insert_events([crossing(1), crossing(1, camera_id="cam-9")])
-    sqlite_store.upsert_camera_status(
+    sqlite_store.cameras.upsert_camera_status(
         "cam-1", "site-1", seen_at=datetime.now(timezone.utc), state="online", status=status_event(2)
     )
     sqlite_store.advance_watermark("cam-1")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from server_testkit import make_config
 
 from server.app import create_app
-from server.store import Store
+from server.storage.store import Store
 
 NUL_CASES = [
     ("/api/v1/counts", {"camera_id": "cam\x001"}, "camera_id"),
@@ -86,7 +86,7 @@ def test_an_unforeseen_error_is_a_json_500_with_a_request_id_and_no_internals(
     def broken(*_a: object, **_k: object) -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
-    monkeypatch.setattr(store, "recent_events", broken)
+    monkeypatch.setattr(store.event_log, "recent_events", broken)
     with caplog.at_level(logging.ERROR, logger="server.app"):
         r = client.get("/api/v1/events")
     assert r.status_code == 500 and r.headers["content-type"].startswith("application/json")

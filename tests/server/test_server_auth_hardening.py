@@ -20,9 +20,8 @@ from server_testkit import make_config
 from citywatch.contract import Incident
 from server.app import create_app
 from server.auth import OPEN_MODE_SENTENCE, SESSION_COOKIE, OpenModeRefused
-from server.incidents import IncidentStore
-from server.retention import Retention
-from server.store import Store
+from server.storage.retention import Retention
+from server.storage.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = "admin:admin-key-123,operator:operator-key-1"
@@ -99,10 +98,10 @@ def test_an_expired_session_is_refused(store: Store) -> None:
 
 def test_retention_forgets_revocations_only_once_the_session_has_expired(store: Store) -> None:
     now = datetime.now(timezone.utc)
-    store.revoke_session("a" * 32, now - timedelta(seconds=1))
-    store.revoke_session("b" * 32, now + timedelta(hours=1))
-    assert store.prune_revoked_sessions() == 1
-    assert not store.is_session_revoked("a" * 32) and store.is_session_revoked("b" * 32)
+    store.sessions.revoke_session("a" * 32, now - timedelta(seconds=1))
+    store.sessions.revoke_session("b" * 32, now + timedelta(hours=1))
+    assert store.sessions.prune_revoked_sessions() == 1
+    assert not store.sessions.is_session_revoked("a" * 32) and store.sessions.is_session_revoked("b" * 32)
 
 
 THROTTLE = {"max_failures": 5, "total_max_failures": 1000, "window_s": 600, "lockout_s": 0.5, "max_lockout_s": 1}
@@ -165,7 +164,7 @@ def test_a_cookie_authenticated_change_from_another_origin_is_refused(sqlite_url
             assert c.request("DELETE", "/api/v1/keys/1", headers=headers).status_code == 403
             assert c.get("/api/v1/keys", headers=headers).status_code == 200  # reads are not changes
             assert c.delete("/api/v1/session", headers=headers).status_code == 403  # nor a forced log-out
-            assert not [k for k in store.list_api_keys() if k["name"] == "csrf"]
+            assert not [k for k in store.keys.list_api_keys() if k["name"] == "csrf"]
     finally:
         store.close()
 
@@ -290,7 +289,7 @@ def _incident(seq: int, state: str) -> Incident:
 
 
 def test_incident_retention_prunes_only_finished_incidents_with_their_audit_trail(store: Store) -> None:
-    db = IncidentStore.for_store(store)
+    db = store.incidents
     states = ["closed", "open", "open", "closed"]
     closed, resolved, still_open, recent = (_incident(i + 1, s) for i, s in enumerate(states))
     store.insert_events([closed, resolved, still_open, recent])
@@ -299,7 +298,7 @@ def test_incident_retention_prunes_only_finished_incidents_with_their_audit_trai
     db.resolve(str(resolved.incident_id), "Trần Thị B", "operator", "towed")
     old = datetime.now(timezone.utc) - timedelta(days=40)
     with store.engine.begin() as conn:
-        from server.incidents import IncidentRow
+        from server.storage.incidents import IncidentRow
 
         ids = [str(i.incident_id) for i in (closed, resolved, still_open)]
         conn.execute(IncidentRow.__table__.update().where(IncidentRow.incident_id.in_(ids)).values(updated_at=old))

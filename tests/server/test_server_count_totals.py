@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from server_testkit import crossing
 
 from citywatch.contract import CountTotal
-from server.store import Store
+from server.storage.store import Store
 
 T0 = datetime(2025, 3, 1, 8, 0, 0, tzinfo=timezone.utc)
 

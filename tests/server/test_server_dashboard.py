@@ -14,7 +14,7 @@ from server_testkit import crossing, make_config
 from support import free_port
 
 from server.runner import serve_in_thread
-from server.store import Store
+from server.storage.store import Store
 
 HERE = Path(__file__).resolve().parent
 APP_JS = HERE.parent.parent / "server" / "static" / "app.js"

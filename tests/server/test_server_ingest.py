@@ -14,7 +14,7 @@ from server_testkit import close_client, crossing, make_config, publisher, statu
 from citywatch.contract import EventBatch, StatusPayload, Topics, parse_control
 from server.ingest import Ingest, InvalidMessage
 from server.ingest.messages import Events, Ignored, Received, Status
-from server.store import Store
+from server.storage.store import Store
 
 SITE, CAM = "site-1", "cam-1"
 

@@ -19,7 +19,7 @@ from server.ingest import Ingest
 from server.ingest.messages import Events, Received
 from server.ingest.parse import parsed
 from server.runner import serve_in_thread
-from server.store import Store
+from server.storage.store import Store
 
 SITE = "site-1"
 
@@ -166,7 +166,7 @@ def test_an_unknown_error_tied_to_one_message_is_isolated_but_one_that_is_everyw
         if any(ev.camera_id == "cam-b" and ev.seq == 2 for ev in events):
             raise KeyError("no rollup for this event")
 
-    store.insert_hooks.append(picky)
+    store.events.add_hook(picky)
     ingest = fast_ingest(store)
     ingest._process([message(ingest, ev) for ev in interleaved(3)])
     dead, total = store.list_dead_letters()
@@ -180,7 +180,8 @@ def test_an_unknown_error_tied_to_one_message_is_isolated_but_one_that_is_everyw
         if broken.is_set():
             raise RuntimeError("the rollup service is gone")
 
-    store.insert_hooks[:] = [down]
+    store.events.hooks.remove(picky)
+    store.events.add_hook(down)
     batch = [message(ingest, crossing(seq, camera_id=cam)) for seq in (4, 5) for cam in CAMERAS]
     worker = threading.Thread(target=ingest._process, args=(batch,))
     worker.start()
@@ -426,7 +427,7 @@ def test_an_unknown_error_of_a_message_alone_in_its_batch_is_blamed_once_later_m
         if any(ev.camera_id == "cam-p" for ev in events):
             raise KeyError("no rollup for this event")
 
-    store.insert_hooks.append(picky)
+    store.events.add_hook(picky)
     ingest = fast_ingest(store, retry_initial_s=0.2)
     writer = threading.Thread(target=ingest._run_writer)
     writer.start()

@@ -18,7 +18,7 @@ import server.ingest.mqtt_reader as reader
 from citywatch.contract import EventBatch
 from server.ingest import Ingest
 from server.ingest.mqtt_reader import IngestClient, Publish, decode_publish
-from server.store import Store
+from server.storage.store import Store
 
 
 def publish_packet(topic: bytes, payload: bytes, *, qos: int, mid: int = 0, props: bytes | None = None,

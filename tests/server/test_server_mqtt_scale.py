@@ -25,7 +25,7 @@ from support import wait_ingest_subscribed
 
 from citywatch.contract import EventBatch, Topics, parse_control
 from server.ingest import Ingest
-from server.store import Store
+from server.storage.store import Store
 
 SITE = "site-1"
 
@@ -85,7 +85,7 @@ def test_a_gap_in_seq_is_repaired_by_asking_the_edge_to_replay(broker: Any, sqli
         assert requests[0] == (4, 6)
         assert wait_for(lambda: ingest.counters.committed.get("cam-1") == 10, 5)
         assert ingest.counters.gaps_detected >= 1 and ingest.counters.replay_requests >= 1
-        assert store.camera_states()["cam-1"]["replay_requests"] >= 1
+        assert store.cameras.camera_states()["cam-1"]["replay_requests"] >= 1
     finally:
         ingest.stop()
         close_client(edge)

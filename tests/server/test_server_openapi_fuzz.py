@@ -14,7 +14,7 @@ EXAMPLES = int(os.environ.get("CW_FUZZ_EXAMPLES", "25"))
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from server.app import create_app  # noqa: E402
-from server.store import Store  # noqa: E402
+from server.storage.store import Store  # noqa: E402
 
 
 def test_no_documented_request_gets_a_server_error(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ from support import require
 
 from citywatch.contract import Movement, ZoneOccupancy
 from server.app import create_app
-from server.store import Store
+from server.storage.store import Store
 
 FIWARE = Path(__file__).resolve().parents[3] / "shared/standards/fiware"
 T0 = datetime(2025, 3, 3, 0, 0, tzinfo=timezone(timedelta(hours=7)))  # Monday 00:00 in Hanoi

@@ -13,8 +13,9 @@ from server_testkit import crossing, status_event
 
 from citywatch.config import RetentionConfig
 from citywatch.contract import CameraStatus, Movement, ZoneOccupancy
-from server.history import FlowFilter
-from server.store import Store
+from server.storage.history import FlowFilter
+from server.storage.retention import apply_retention
+from server.storage.store import Store
 
 T0 = datetime(2025, 3, 1, 0, 0, 0, tzinfo=timezone.utc)
 
@@ -135,7 +136,7 @@ def test_retention_prunes_each_table_and_expired_events_are_not_counted_again(st
     now = datetime.now(timezone.utc)
     old, recent = now - timedelta(days=30), now - timedelta(hours=1)
     store.insert_events([crossing(1, ts=old), crossing(2, ts=recent)])
-    deleted = store.apply_retention(RetentionConfig(events_days=10, rollup_1m_days=7, rollup_15m_days=400))
+    deleted = apply_retention(store.db, RetentionConfig(events_days=10, rollup_1m_days=7, rollup_15m_days=400))
     assert deleted["events"] == 1 and deleted["flow_1m"] == 1 and deleted["flow_15m"] == 0
     assert store.count_events() == 1
     # the pruned event comes again (a late replay): not stored, not counted twice, but kept as a dead letter
@@ -165,7 +166,7 @@ def test_batch_deltas_summed_per_minute_equal_adding_each_event_to_each_bucket()
     """event_deltas sums a batch per minute (per second where the zone's offset is not whole minutes)
     before rolling up: every row of every resolution equals adding each event on its own, across a
     daylight-saving change and in a zone offset by half an hour."""
-    from server import rollups as ru
+    from server.storage import rollups as ru
 
     rng = random.Random(11)
     start = datetime(2025, 3, 29, 20, 0, tzinfo=timezone.utc)  # Paris and St John's change in this week

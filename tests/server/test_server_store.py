@@ -10,7 +10,9 @@ import pytest
 from server_testkit import crossing, status_event
 from sqlalchemy import create_engine, inspect, text
 
-from server.store import MAX_DEAD_LETTER_BYTES, CameraUpdateIn, Store
+from server.storage.cameras import CameraUpdateIn
+from server.storage.dead_letters import MAX_DEAD_LETTER_BYTES
+from server.storage.store import Store
 
 T0 = datetime(2025, 3, 1, 0, 0, 0, tzinfo=timezone.utc)
 
@@ -50,7 +52,7 @@ def test_watermark_jumps_to_outbox_first_seq_and_warns_about_skipped_events(
 ) -> None:
     store.insert_events([crossing(1), crossing(2), crossing(8), crossing(9)])
     assert store.advance_watermark("cam-1") == 2
-    with caplog.at_level(logging.WARNING, logger="server.store"):
+    with caplog.at_level(logging.WARNING, logger="server.storage.watermarks"):
         # the edge keeps only seq >= 7: 3..6 are gone for good, 7 is still to come
         assert store.advance_watermark("cam-1", floor=6) == 6
     assert "4 event(s)" in caplog.text
@@ -98,10 +100,10 @@ def test_event_times_are_stored_as_sqlalchemy_writes_them_so_sql_comparisons_hol
     when they are zero), so a query bound through SQLAlchemy finds an event exactly at its bound."""
     from sqlalchemy import func, select
 
-    from server.db import EventRow
+    from server.storage.models import EventRow
 
     store.insert_events([crossing(1, ts=T0)])
-    with store._session() as s:
+    with store.db.session() as s:
         assert s.scalar(select(func.count()).select_from(EventRow).where(EventRow.ts >= T0)) == 1
         assert s.scalar(select(EventRow.ts)) == T0
 
@@ -147,8 +149,8 @@ def test_counts_by_bucket_are_aggregated_in_sql(store: Store) -> None:
 
 
 def test_dead_letters_keep_binary_payloads_and_cap_their_size(store: Store) -> None:
-    store.add_dead_letter("t/x", b"\xff\xfe\x00binary", "bad JSON")
-    store.add_dead_letter("t/y", "é" * (MAX_DEAD_LETTER_BYTES // 2 + 10), "too big")
+    store.dead_letters.add_dead_letter("t/x", b"\xff\xfe\x00binary", "bad JSON")
+    store.dead_letters.add_dead_letter("t/y", "é" * (MAX_DEAD_LETTER_BYTES // 2 + 10), "too big")
     items, total = store.list_dead_letters(limit=10)
     assert total == 2
     big, binary = items  # newest first
@@ -160,8 +162,8 @@ def test_dead_letters_keep_binary_payloads_and_cap_their_size(store: Store) -> N
 
 def test_camera_status_keeps_the_newest_heartbeat(store: Store) -> None:
     now = datetime.now(timezone.utc)
-    store.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=status_event(5))
-    store.upsert_camera_status("cam-1", "site-1", seen_at=now, status=status_event(3))
+    store.cameras.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=status_event(5))
+    store.cameras.upsert_camera_status("cam-1", "site-1", seen_at=now, status=status_event(3))
     cam = store.list_cameras()[0]
     assert cam["last_status"]["seq"] == 5 and cam["state"] == "online" and cam["last_seen"] == now
 
@@ -188,7 +190,7 @@ def test_postgresql_schema_holds_tables_and_alembic_version(pg_database) -> None
             v = conn.execute(text(f'SELECT version_num FROM "{pg_database.schema}".alembic_version')).scalar()
         from alembic.script import ScriptDirectory
 
-        from server.store import alembic_config
+        from server.storage.database import alembic_config
 
         assert v == ScriptDirectory.from_config(alembic_config()).get_current_head()
     finally:
@@ -207,7 +209,7 @@ def _race(stores: list[Store]) -> tuple[list[list[str]], list[int]]:
     import random
     import threading
 
-    from server.store import ConcurrentInsert
+    from server.storage.event_rows import ConcurrentInsert
 
     events = [crossing(i, ts=T0 + timedelta(seconds=i)) for i in range(1, 1201)]
     inserted: list[list[str]] = [[], []]

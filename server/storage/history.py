@@ -1,8 +1,8 @@
 """History queries over the rollup tables (never a scan of raw events).
 
-Why a module of its own: the store writes, this reads, and the planner API, the exports and the
-legacy ``/counts`` endpoint all share one way to cut a time range into rollup pieces
-(:func:`server.rollups.plan_segments`). Only the unaligned ends of a range (under one minute each)
+Why a module of its own: the event writer's rollup hook writes, this reads, and the planner API, the
+exports and the legacy ``/counts`` endpoint all share one way to cut a time range into rollup pieces
+(:func:`server.storage.rollups.plan_segments`). Only the unaligned ends of a range (under one minute each)
 read raw events, through the ``(kind, camera_id, ts_s)`` index, so totals equal raw counts exactly.
 """
 
@@ -12,15 +12,22 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnClause, ColumnElement, Integer, func, literal_column, select
 
-from server.db import FLOW_TABLES, OBSERVED_TABLES, OD_TABLES, ROLLUP_CLASSES, ZONE_TABLES, EventRow
-from server.rollups import DAY, RESOLUTIONS, Segment, plan_segments
-
-if TYPE_CHECKING:
-    from server.store import Store
+from server.storage.database import Database
+from server.storage.models import (
+    FLOW_TABLES,
+    OBSERVED_TABLES,
+    OD_TABLES,
+    ROLLUP_CLASSES,
+    ZONE_TABLES,
+    EventRow,
+    table_of,
+)
+from server.storage.rollups import DAY, RESOLUTIONS, Clock, Segment, plan_segments
 
 HOURS_PER_WEEK = 168
 #: 1970-01-01 was a Thursday: Monday 00:00 local is 72 hours before the epoch's hour 0.
@@ -36,13 +43,13 @@ def bucket_expr(col: Any, bucket_s: int | None, offset_s: int) -> ColumnElement[
     """Start of the output bucket holding ``col`` (epoch s): local-aligned by ``offset_s``."""
     if not bucket_s:
         return None
-    off = literal_column(str(int(offset_s)))
+    off: ColumnClause[Any] = literal_column(str(int(offset_s)))
     return (_idiv(col + off, bucket_s).self_group() * literal_column(str(int(bucket_s))) - off).label("b")
 
 
 def how_expr(col: Any, offset_s: int) -> ColumnElement[Any]:
     """Hour of the week, 0 = Monday 00:00-01:00 local."""
-    off = literal_column(str(int(offset_s)))
+    off: ColumnClause[Any] = literal_column(str(int(offset_s)))
     hours = _idiv(col + off, 3600)
     return (
         (hours.self_group() + literal_column(str(_MONDAY_SHIFT_H)))
@@ -86,19 +93,69 @@ def _max_res_for(bucket_s: int | None, offset_s: int, clock_offset_s: int) -> in
     return best or 60
 
 
+@dataclass(frozen=True)
+class CountRow:
+    """One row of the legacy ``/counts`` answer (:meth:`History.counts`)."""
+
+    bucket_start: datetime | None
+    camera_id: str
+    line_id: str
+    direction: str
+    class_name: str
+    count: int
+
+
 class History:
-    """Read side of the rollups; one per store (``store.history``)."""
+    """Read side of the rollups, on the database and the server's ``clock`` (day buckets)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    @property
-    def clock(self) -> Any:
-        return self.store.clock
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
 
     def segments(self, lo: int, hi: int, bucket_s: int | None, offset_s: int, *, min_res_s: int = 0) -> list[Segment]:
         max_res = _max_res_for(bucket_s, offset_s, self.clock.offset(lo))
         return plan_segments(self.clock, lo, hi, max_res, min_res_s)
+
+    def counts(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        bucket_s: int | None = None,
+        camera_id: str | None = None,
+        line_id: str | None = None,
+        direction: str | None = None,
+        class_name: str | None = None,
+        tz_offset_s: int = 0,
+    ) -> list[CountRow]:
+        """Line crossings in ``[start, end)`` grouped by bucket (or total) and camera/line/direction/class.
+
+        Read from the rollups (raw events only for the unaligned ends, under a minute each); the same
+        result on SQLite and PostgreSQL. ``tz_offset_s`` aligns day buckets to local midnight.
+        """
+        lo, hi = epoch_bounds(start, end)
+        flt = FlowFilter(
+            camera_ids=[camera_id] if camera_id else None, line_id=line_id, direction=direction, class_name=class_name
+        )
+        cells = self.flow(lo, hi, bucket_s=bucket_s, offset_s=tz_offset_s, flt=flt)
+        out = []
+        for (b, cam, line, d), cell in cells.items():
+            for c, n in cell.counts.items():
+                if n:
+                    bstart = datetime.fromtimestamp(b, tz=start.tzinfo) if b is not None else None
+                    out.append(
+                        CountRow(bucket_start=bstart, camera_id=cam, line_id=line, direction=d, class_name=c, count=n)
+                    )
+        out.sort(
+            key=lambda r: (
+                r.bucket_start.timestamp() if r.bucket_start else 0,
+                r.camera_id,
+                r.line_id,
+                r.direction,
+                r.class_name,
+            )
+        )
+        return out
 
     # --- flows ------------------------------------------------------------------------------------
 
@@ -132,7 +189,7 @@ class History:
             stmt = self._where(stmt, t.c, flt)
             if group:
                 stmt = stmt.group_by(*group)
-            with self.store._session() as s:
+            with self.db.session() as s:
                 for r in s.execute(stmt):
                     m = r._mapping
                     key = ((int(m["b"]),) if b is not None else (None,)) + tuple(m[k] for k in keys)
@@ -162,7 +219,7 @@ class History:
         flt: FlowFilter,
         keys: Sequence[str],
     ) -> None:
-        e = EventRow.__table__.c
+        e = table_of(EventRow).c
         b = how_expr(e.ts_s, offset_s) if how else bucket_expr(e.ts_s, bucket_s, offset_s)
         cols = [e[k] for k in keys]
         group = ([b] if b is not None else []) + cols + [e.class_name]
@@ -179,7 +236,7 @@ class History:
         stmt = self._where(stmt, e, flt)
         if flt.class_name:
             stmt = stmt.where(e.class_name == flt.class_name)
-        with self.store._session() as s:
+        with self.db.session() as s:
             for r in s.execute(stmt):
                 m = r._mapping
                 key = ((int(m["b"]),) if b is not None else (None,)) + tuple(m[k] for k in keys)
@@ -220,7 +277,7 @@ class History:
             if camera_ids is not None:
                 stmt = stmt.where(t.c.camera_id.in_(list(camera_ids)))
             stmt = stmt.group_by(*group)
-            with self.store._session() as s:
+            with self.db.session() as s:
                 for r in s.execute(stmt):
                     m = r._mapping
                     key = (int(m["b"]) if b is not None else None, m["camera_id"])
@@ -267,7 +324,7 @@ class History:
                 stmt = stmt.where(t.c.zone_id == zone_id)
             if lanes_only:
                 stmt = stmt.where(t.c.lane.is_(True))
-            with self.store._session() as s:
+            with self.db.session() as s:
                 for r in s.execute(stmt):
                     m = r._mapping
                     key = (int(m["b"]) if b is not None else None, m["camera_id"], m["zone_id"])
@@ -314,7 +371,7 @@ class History:
             stmt = stmt.where(t.c.bucket >= sg.lo, t.c.bucket < sg.hi).group_by(*group)
             if camera_ids is not None:
                 stmt = stmt.where(t.c.camera_id.in_(list(camera_ids)))
-            with self.store._session() as s:
+            with self.db.session() as s:
                 for r in s.execute(stmt):
                     m = r._mapping
                     a = acc.setdefault(
@@ -345,6 +402,6 @@ class History:
         return rows
 
 
-def epoch_bounds(start: Any, end: Any) -> tuple[int, int]:
+def epoch_bounds(start: datetime, end: datetime) -> tuple[int, int]:
     """``[start, end)`` in whole epoch seconds: an end inside a second includes that second."""
     return math.floor(start.timestamp()), math.ceil(end.timestamp())

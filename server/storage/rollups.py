@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from citywatch.contract import AnyEvent, CountTotal, LineCrossing, Movement, ZoneOccupancy
-from server.db import (
+from server.storage.models import (
     FLOW_TABLES,
     OBSERVED_TABLES,
     OD_TABLES,
@@ -209,8 +209,9 @@ def event_deltas(clock: Clock, events: Iterable[AnyEvent], deltas: Deltas | None
         elif isinstance(ev, CountTotal):
             # All of a merged total lands in the bucket holding interval_start (documented in the API).
             t = ev.interval_start.timestamp()
-            fine.add("flow", (ev.camera_id, clock.floor(t, base), ev.line_id, ev.direction),
-                     {f"n_{ev.class_name}": ev.count})
+            fine.add(
+                "flow", (ev.camera_id, clock.floor(t, base), ev.line_id, ev.direction), {f"n_{ev.class_name}": ev.count}
+            )
         elif isinstance(ev, ZoneOccupancy):
             t = ev.ts.timestamp() - ev.interval_s / 2  # the middle of the reported interval
             w = max(ev.vehicles_entered, 1)
@@ -297,12 +298,12 @@ def upsert(session: Session, dialect: str, deltas: Deltas) -> int:
         if dialect == "postgresql":
             # one statement per table whatever the number of rows; rows stay in primary-key order
             sql = _pg_upsert_sql(name, table, pk, value_cols, res_s)
-            columns = {}
-            for c in table.columns:
-                vals = [r[c.name] for r in payload]
-                if isinstance(c.type, Float):  # a binary array needs one element type: no int among floats
-                    vals = [float(v) for v in vals]
-                columns[c.name] = vals
+            columns: dict[str, list[Any]] = {}
+            for col in table.columns:
+                values = [r[col.name] for r in payload]
+                if isinstance(col.type, Float):  # a binary array needs one element type: no int among floats
+                    values = [float(v) for v in values]
+                columns[col.name] = values
             pg_execute_columns(session, sql, columns)
             n += len(payload)
             continue

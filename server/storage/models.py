@@ -1,4 +1,4 @@
-"""Table models and engine creation, shared by the store and the Alembic migrations.
+"""Table models, shared by the storage modules and the Alembic migrations.
 
 The schema is owned by the migrations in ``server/migrations``; these models mirror it so the store
 can build queries. Timestamps are always stored and returned as aware UTC datetimes, on SQLite too.
@@ -6,35 +6,12 @@ can build queries. Timestamps are always stored and returned as aware UTC dateti
 
 from __future__ import annotations
 
-import logging
-import re
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    DateTime,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    create_engine,
-    event,
-    false,
-)
-from sqlalchemy.engine import make_url
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
-
-log = logging.getLogger(__name__)
-
-DEFAULT_DATABASE_URL = "sqlite:///data/citywatch.sqlite"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -68,6 +45,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's ``Table`` (SQLAlchemy types ``__table__`` as any ``FromClause``)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
 
 
 class EventRow(Base):
@@ -148,57 +133,6 @@ class ResolvedSeqRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     dead_letter_id: Mapped[int | None] = mapped_column(BigInteger)
     resolved_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-def make_engine(url: str = DEFAULT_DATABASE_URL, *, schema: str | None = None, echo: bool = False) -> Engine:
-    """Create the engine: SQLite gets its folder, WAL and a busy timeout; PostgreSQL an optional schema.
-
-    ``schema`` (PostgreSQL only) is put first on every connection's ``search_path``, so all tables and
-    the Alembic version table live there. Passing ``?options=-csearch_path%3Dname`` in the URL works too.
-    """
-    u = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
-    if u.get_backend_name() == "sqlite":
-        db = u.database or ""
-        memory = db in ("", ":memory:") or db.startswith("file::memory:")
-        if memory:
-            kwargs["poolclass"] = StaticPool
-        else:
-            Path(db).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        if schema:
-            raise ValueError("a schema name is only supported on PostgreSQL")
-        engine = create_engine(u, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-
-    if u.get_backend_name() == "postgresql":
-        kwargs["pool_pre_ping"] = True
-        if schema:
-            _check_schema_name(schema)
-            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
-        return create_engine(u, **kwargs)
-
-    log.warning("database %s is neither SQLite nor PostgreSQL: untested", u.get_backend_name())
-    return create_engine(u, **kwargs)
-
-
-_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def _check_schema_name(schema: str) -> None:
-    """Schema names end up in SQL and connection options: allow plain identifiers only."""
-    if not _SCHEMA_RE.match(schema):
-        raise ValueError(f"invalid schema name {schema!r}: letters, digits and _ only, starting with a letter")
 
 
 # --- rollups, fleet, keys (migration 0002) ------------------------------------------------------
@@ -285,10 +219,10 @@ def _observed_model(res: str) -> type[Base]:
     return type(f"Observed{res.upper()}Row", (Base,), cols)
 
 
-FLOW_TABLES = {res: _flow_model(res).__table__ for res in RESOLUTIONS}
-ZONE_TABLES = {res: _zone_model(res).__table__ for res in RESOLUTIONS}
-OD_TABLES = {res: _od_model(res).__table__ for res in RESOLUTIONS}
-OBSERVED_TABLES = {res: _observed_model(res).__table__ for res in RESOLUTIONS}
+FLOW_TABLES: dict[str, Table] = {res: table_of(_flow_model(res)) for res in RESOLUTIONS}
+ZONE_TABLES: dict[str, Table] = {res: table_of(_zone_model(res)) for res in RESOLUTIONS}
+OD_TABLES: dict[str, Table] = {res: table_of(_od_model(res)) for res in RESOLUTIONS}
+OBSERVED_TABLES: dict[str, Table] = {res: table_of(_observed_model(res)) for res in RESOLUTIONS}
 
 
 class CameraStateRow(Base):
