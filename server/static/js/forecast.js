@@ -2,6 +2,7 @@
 // next to the observed flow (a bucket the camera did not observe has no actual: a gap, never a zero),
 // the typical week (median and 25-75 % of each hour of the week, holidays left out), the flow anomaly
 // history and the forecasts CSV. Times are the city's wall-clock time.
+import { labelIndexes, niceTicks } from "./chart-axes.js";
 import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, svg } from "./core.js";
 import { query } from "./planner.js";
 
@@ -32,25 +33,21 @@ async function loadSeries() {
   ready = true;
 }
 
-function niceMax(v) {
-  const p = 10 ** Math.floor(Math.log10(Math.max(v, 1e-9)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
-}
-
 /** The chart: band (lo80-hi80) as an area, forecast as a line, actual as a line broken where not observed. */
 function drawChart(d) {
   const chart = clear($("fc-chart"));
   const rows = d.rows;
-  const max = niceMax(Math.max(1, ...rows.flatMap((r) => [r.hi80 ?? 0, r.actual ?? 0, r.forecast ?? 0])));
+  const yt = niceTicks(Math.max(0, ...rows.flatMap((r) => [r.hi80 ?? 0, r.actual ?? 0, r.forecast ?? 0])));
+  const max = yt.max;
   const plotW = W - LEFT - RIGHT, plotH = H - BOTTOM - TOP;
   const step = plotW / Math.max(1, rows.length);
   const x = (i) => LEFT + (i + 0.5) * step;
   const y = (v) => TOP + plotH - (plotH * v) / max;
-  for (let i = 0; i <= 4; i++) {
-    const gy = TOP + plotH - (plotH * i) / 4;
+  for (const v of yt.ticks) {
+    const gy = y(v);
     chart.append(svg("line", { class: "grid", x1: LEFT, y1: gy, x2: W - RIGHT, y2: gy }));
-    chart.append(svg("text", { class: "tick", x: LEFT - 6, y: gy + 4, "text-anchor": "end" }, fmtNum((max * i) / 4)));
+    chart.append(svg("text", { class: "tick y-tick", x: LEFT - 6, y: gy + 4, "text-anchor": "end", "data-value": v },
+      fmtNum(v, yt.digits)));
   }
   // the band: one polygon per run of buckets that have a forecast
   const runs = [];
@@ -70,7 +67,7 @@ function drawChart(d) {
   const flush = () => { if (path.length) chart.append(svg("polyline", { class: "fc-actual", points: path.join(" ") })); path = []; };
   rows.forEach((r, i) => { if (r.actual === null) flush(); else path.push(`${x(i).toFixed(1)},${y(r.actual).toFixed(1)}`); });
   flush();
-  const labelEvery = Math.max(1, Math.ceil(rows.length / 12));
+  const labelled = new Set(labelIndexes(rows.length, plotW).filter((i) => LEFT + i * step + 84 <= W));
   rows.forEach((r, i) => {
     const g = svg("g", { class: "fc-bucket", "data-bucket-start": r.bucket_start, "data-forecast": r.forecast ?? "",
       "data-lo80": r.lo80 ?? "", "data-hi80": r.hi80 ?? "", "data-actual": r.actual ?? "" });
@@ -80,8 +77,9 @@ function drawChart(d) {
     parts.push(r.actual === null ? "thực tế: không quan sát / actual: not observed" : `thực tế / actual ${fmtNum(r.actual)}`);
     g.append(svg("title", {}, parts.join(" · ")));
     chart.append(g);
-    if (i % labelEvery === 0) {
-      chart.append(svg("text", { class: "tick", x: LEFT + i * step + 1, y: H - BOTTOM + 18 }, fmtShort(r.bucket_start)));
+    if (labelled.has(i)) {
+      chart.append(svg("text", { class: "tick x-tick", x: LEFT + i * step + 1, y: H - BOTTOM + 18 },
+        fmtShort(r.bucket_start)));
     }
   });
   chart.append(svg("line", { class: "axis", x1: LEFT, y1: TOP + plotH, x2: W - RIGHT, y2: TOP + plotH }));
@@ -94,14 +92,15 @@ function drawWeek(d) {
   const chart = clear($("fc-week"));
   const Wk = 960, Hk = 200, L = 52, T = 10, B = 30;
   const hours = d.hours;
-  const max = niceMax(Math.max(1, ...hours.map((h) => h.q75 ?? 0)));
+  const yt = niceTicks(Math.max(0, ...hours.map((h) => h.q75 ?? 0)), { target: 2 });
+  const max = yt.max;
   const plotW = Wk - L - 8, plotH = Hk - T - B;
   const x = (i) => L + (i + 0.5) * (plotW / 168);
   const y = (v) => T + plotH - (plotH * v) / max;
-  for (let i = 0; i <= 2; i++) {
-    const gy = T + plotH - (plotH * i) / 2;
+  for (const v of yt.ticks) {
+    const gy = y(v);
     chart.append(svg("line", { class: "grid", x1: L, y1: gy, x2: Wk - 8, y2: gy }));
-    chart.append(svg("text", { class: "tick", x: L - 6, y: gy + 4, "text-anchor": "end" }, fmtNum((max * i) / 2)));
+    chart.append(svg("text", { class: "tick y-tick", x: L - 6, y: gy + 4, "text-anchor": "end" }, fmtNum(v, yt.digits)));
   }
   DAY_LABEL.forEach((day, i) => chart.append(svg("text", { class: "tick", x: L + i * 24 * (plotW / 168) + 2, y: Hk - 10 }, day)));
   const have = hours.filter((h) => h.median !== null);

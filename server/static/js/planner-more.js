@@ -40,10 +40,13 @@ async function compare() {
     body.append(tr);
     return;
   }
+  const share = (v) => (v === null || v === undefined ? null : v * 100);
   const rows = [
-    ["total", "Tổng xe / Vehicles", d.a.total, d.b.total, pct(d.change.total_pct), 0],
+    ["total", "Tổng xe / Vehicles", d.a.total, d.b.total, d.change.totals_comparable ? pct(d.change.total_pct)
+      : "không so sánh / not compared", 0],
     ["pcu", "PCU", d.a.pcu, d.b.pcu, "", 1],
-    ["observed_h", "Giờ quan sát / Observed hours", d.a.observed_s / 3600, d.b.observed_s / 3600, "", 1],
+    ["observed_h", "Giờ quan sát / Observed hours", d.a.observed_h, d.b.observed_h, "", 2],
+    ["coverage", "Độ phủ / Observed share (%)", share(d.a.coverage), share(d.b.coverage), "", 0],
     ["per_observed_hour", "Xe mỗi giờ quan sát / Vehicles per observed hour", d.a.per_observed_hour,
       d.b.per_observed_hour, pct(d.change.per_observed_hour_pct), 1],
     ["pcu_per_observed_hour", "PCU mỗi giờ quan sát / PCU per observed hour", d.a.pcu_per_observed_hour,
@@ -55,6 +58,11 @@ async function compare() {
       el("td", { class: "num", "data-period": "a", "data-value": a ?? "" }, fmtNum(a, digits)),
       el("td", { class: "num", "data-period": "b", "data-value": b ?? "" }, fmtNum(b, digits)),
       el("td", { class: "num change" }, change));
+    body.append(tr);
+  }
+  for (const note of d.notes || []) {
+    const tr = el("tr", { class: "note" });
+    tr.append(el("td", { colspan: 4, class: "muted small" }, note));
     body.append(tr);
   }
   $("compare-table").setAttribute("data-state", "ready");
