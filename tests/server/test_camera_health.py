@@ -1,0 +1,47 @@
+"""The one health rule behind the map, the camera table and the panel (server.camera_health)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from server.camera_health import assess
+
+NOW = datetime(2026, 12, 7, 6, 0, tzinfo=timezone.utc)
+FINE = {"source_state": "ok", "fps_in": 25.0, "fps_processed": 12.5, "outbox_depth": 0, "tamper": []}
+
+
+def level(state: str | None = "online", age_s: float | None = 5, status: dict | None = None, **kw: int) -> str:
+    seen = NOW - timedelta(seconds=age_s) if age_s is not None else None
+    return assess(state, seen, FINE if status is None else status, NOW, stale_after=60, **kw).level
+
+
+def test_a_camera_heard_from_recently_with_a_fine_status_is_ok() -> None:
+    assert level() == "ok"
+
+
+def test_a_status_older_than_the_limit_is_stale_whatever_it_said() -> None:
+    h = assess("online", NOW - timedelta(seconds=61), FINE, NOW, stale_after=60)
+    assert (h.level, h.reasons, h.age_s) == ("stale", ["status_too_old"], 61)
+
+
+def test_offline_is_down_and_never_reported_is_unknown() -> None:
+    assert level("offline") == "down"
+    assert level(None, None) == "unknown"
+    assert level("online", None) == "unknown"
+
+
+def test_processing_far_below_the_frames_offered_is_degraded() -> None:
+    h = assess("online", NOW, {**FINE, "fps_processed": 1.8}, NOW, stale_after=60)
+    assert (h.level, h.reasons) == ("degraded", ["fps_low"])
+
+
+def test_a_dead_source_tamper_or_a_full_outbox_is_degraded_with_each_reason() -> None:
+    h = assess("online", NOW, {**FINE, "source_state": "reconnecting", "fps_in": 0.0, "fps_processed": 0.0,
+                               "tamper": ["covered"], "outbox_depth": 5000}, NOW, stale_after=60)
+    assert h.level == "degraded"
+    assert h.reasons == ["source_reconnecting", "tamper_covered", "outbox_full"]
+
+
+def test_open_incidents_keep_a_working_camera_off_green() -> None:
+    assert level(open_incidents=14) == "alert"
+    assert level(status={**FINE, "tamper": ["covered"]}, open_incidents=3) == "degraded"
