@@ -5,6 +5,7 @@ against one real server whose database holds a camera's last two days."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -92,6 +93,8 @@ def city_input(t: datetime) -> str:
 def open_planner(browser, site):  # noqa: ANN001, F811
     ctx = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="Europe/Paris", locale="en-GB")
     page = ctx.new_page()
+    page.on("console", lambda m: print("CONSOLE", m.type, m.text))
+    page.on("pageerror", lambda e: print("PAGEERROR", e))
     page.goto(f"{site['server'].url}/")
     page.wait_for_selector("#login:not([hidden])", timeout=15000)
     page.fill("#login-key", KEY)
@@ -183,7 +186,7 @@ def test_a_range_from_before_install_into_the_future_reads_equal_to_the_api(brow
         share = page.locator('#compare-table tr[data-field="coverage"] td[data-period="b"]').get_attribute("data-value")
         assert float(share) == pytest.approx(cmp["b"]["coverage"] * 100, abs=0.2)  # "now" moved on a little
         assert cmp["a"]["coverage"] is None and not cmp["change"]["totals_comparable"]
-        assert "not compared" in page.locator('#compare-table tr[data-field="total"] td.change').inner_text()
+        assert page.locator('#compare-table tr[data-field="total"] td.change').inner_text() == "không so sánh"
     finally:
         ctx.close()
 
@@ -228,5 +231,33 @@ def test_a_camera_that_counts_in_a_lane_only_shows_its_lane(browser, site) -> No
         assert float(page.locator("#flow-chart").get_attribute("data-total")) == total
         got = {k: float(v["value"]) for k, v in bars(page).items() if float(v["value"])}
         assert got == {r["bucket_start"]: r["vehicles_entered"] for r in occ["rows"] if r["vehicles_entered"]}
+    finally:
+        ctx.close()
+
+
+#: Letters only Vietnamese uses (English text must have none of them; camera names here are plain ids).
+VIETNAMESE = re.compile(r"[ăâđêôơưĂÂĐÊÔƠƯàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ]")
+
+
+def test_the_planner_in_english_has_no_vietnamese_and_the_same_numbers(browser, site) -> None:  # noqa: F811
+    now = site["now"]
+    frm = (now - timedelta(hours=INSTALLED_H + 2)).astimezone(CITY).replace(minute=0, second=0, microsecond=0)
+    to = (now + timedelta(hours=2)).astimezone(CITY).replace(minute=0, second=0, microsecond=0)
+    ctx, page = open_planner(browser, site)
+    try:
+        show(page, "cam-line", "1h", frm, to)
+        page.wait_for_selector('#compare-table[data-state="ready"]', timeout=10000)
+        page.wait_for_selector('#heatmap[data-state="ready"]', timeout=10000)
+        vi_total = page.locator("#flow-chart").get_attribute("data-total")
+        assert "Tổng" in page.locator("#flow-summary").inner_text()
+        page.click("#lang-switch")
+        page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
+        for sel in ("#planner-filters", "#compare-section", "#heatmap-section", "#od-section"):
+            text = page.locator(sel).inner_text() + " ".join(
+                t.text_content() or "" for t in page.locator(f"{sel} svg title, {sel} svg text").all())
+            assert not VIETNAMESE.search(text), (sel, VIETNAMESE.findall(text)[:10], text[:300])
+        assert "Total" in page.locator("#flow-summary").inner_text()
+        assert page.locator("#flow-chart").get_attribute("data-total") == vi_total
+        page.locator("#view-planner").screenshot(path=str(ARTIFACTS / "planner-english.png"))
     finally:
         ctx.close()

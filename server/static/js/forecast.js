@@ -3,14 +3,12 @@
 // the typical week (median and 25-75 % of each hour of the week, holidays left out), the flow anomaly
 // history and the forecasts CSV. Times are the city's wall-clock time.
 import { labelIndexes, niceTicks } from "./chart-axes.js";
-import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, svg } from "./core.js";
+import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, label, svg, t } from "./core.js";
+import "./planner-i18n.js";
 import { query } from "./planner.js";
 
 const W = 960, H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8;
-const STATUS_LABEL = {
-  ok: "Có dự báo / Forecast available", cold_start: "Chưa đủ lịch sử / Not enough history",
-  pending: "Đang chờ mô hình / Model pending", failed: "Lỗi dự báo / Forecast failed", unknown: "Chưa có / None yet",
-};
+const statusLabel = (s) => (t(`fc.status.${s}`) === `fc.status.${s}` ? s : t(`fc.status.${s}`));
 let ready = false;
 
 function $(id) { return document.getElementById(id); }
@@ -20,16 +18,22 @@ function seriesParams() {
   return { kind, camera_id, series_id, direction: kind === "line" ? direction : "" };
 }
 
+/** An option's text from its value ("kind|camera|series|direction"), in the current language. */
+function seriesText(value) {
+  if (!value) return t("fc.no_series");
+  const [kind, camera, id, direction] = value.split("|");
+  const dir = direction ? ` · ${label("dir", direction)}` : "";
+  return `${camera} · ${t(kind === "lane" ? "fc.lane" : "fc.line", { id })}${dir}`;
+}
+
 async function loadSeries() {
   const sel = clear($("fc-series"));
   const d = await cw.api("/forecasts/series");
   for (const s of d.series) {
-    const dir = s.direction ? ` · ${s.direction === "in" ? "Vào / In" : "Ra / Out"}` : "";
-    const what = s.kind === "lane" ? `Làn / Lane ${s.series_id}` : `Vạch / Line ${s.series_id}`;
-    sel.append(el("option", { value: [s.kind, s.camera_id, s.series_id, s.direction || ""].join("|"),
-      "data-status": s.status }, `${s.camera_id} · ${what}${dir}`));
+    const value = [s.kind, s.camera_id, s.series_id, s.direction || ""].join("|");
+    sel.append(el("option", { value, "data-status": s.status }, seriesText(value)));
   }
-  if (!d.series.length) sel.append(el("option", { value: "" }, "Chưa có chuỗi nào / No series yet"));
+  if (!d.series.length) sel.append(el("option", { value: "" }, seriesText("")));
   ready = true;
 }
 
@@ -73,8 +77,10 @@ function drawChart(d) {
       "data-lo80": r.lo80 ?? "", "data-hi80": r.hi80 ?? "", "data-actual": r.actual ?? "" });
     g.append(svg("rect", { class: "hit", x: LEFT + i * step, y: TOP, width: step, height: plotH }));
     const parts = [fmtShort(r.bucket_start)];
-    if (r.forecast !== null) parts.push(`dự báo / forecast ${fmtNum(r.forecast)} (80 %: ${fmtNum(r.lo80)}–${fmtNum(r.hi80)})`);
-    parts.push(r.actual === null ? "thực tế: không quan sát / actual: not observed" : `thực tế / actual ${fmtNum(r.actual)}`);
+    if (r.forecast !== null) {
+      parts.push(t("fc.tip_forecast", { v: fmtNum(r.forecast), lo: fmtNum(r.lo80), hi: fmtNum(r.hi80) }));
+    }
+    parts.push(r.actual === null ? t("fc.tip_not_observed") : t("fc.tip_actual", { v: fmtNum(r.actual) }));
     g.append(svg("title", {}, parts.join(" · ")));
     chart.append(g);
     if (labelled.has(i)) {
@@ -121,17 +127,17 @@ function drawAnomalies(d) {
   const body = clear($("fc-anomalies").querySelector("tbody"));
   if (!d.items.length) {
     const tr = el("tr");
-    tr.append(el("td", { colspan: 6, class: "muted" }, "Không có bất thường / No anomalies"));
+    tr.append(el("td", { colspan: 6, class: "muted" }, t("fc.no_anomalies")));
     body.append(tr);
   }
   for (const a of d.items) {
     const tr = el("tr", { "data-incident-id": a.incident_id, "data-anomaly": a.anomaly });
     tr.append(el("td", {}, `${fmtShort(a.window_start)} – ${fmtShort(a.window_end)}`),
-      el("td", {}, a.anomaly === "drop" ? "Giảm / Drop" : "Tăng / Surge"),
+      el("td", {}, t(a.anomaly === "drop" ? "fc.drop" : "fc.surge")),
       el("td", { class: "num" }, fmtNum(a.expected)),
       el("td", { class: "num" }, `${fmtNum(a.lo80)}–${fmtNum(a.hi80)}`),
       el("td", { class: "num" }, fmtNum(a.observed)),
-      el("td", {}, `${a.state === "open" ? "Đang mở / Open" : "Đã đóng / Closed"} · ${a.status}`));
+      el("td", {}, `${t(a.state === "open" ? "fc.open" : "fc.closed")} · ${label("status", a.status)}`));
     body.append(tr);
   }
   $("fc-anomalies").setAttribute("data-state", "ready");
@@ -155,7 +161,7 @@ export async function refresh() {
       cw.api("/forecasts/typical-week?" + query(key)),
       cw.api("/forecasts/anomalies?" + query({ camera_id: p.camera_id, series_id: p.series_id })),
     ]);
-    $("fc-status").textContent = `${STATUS_LABEL[va.status] || va.status}${va.message ? ": " + va.message : ""}`;
+    $("fc-status").textContent = `${statusLabel(va.status)}${va.message ? ": " + va.message : ""}`;
     $("fc-status").setAttribute("data-status", va.status);
     drawChart(va);
     drawWeek(week);
@@ -164,13 +170,16 @@ export async function refresh() {
       freq, from: new Date(Math.floor(now / 3600000) * 3600000).toISOString() });
   } catch (e) {
     $("fc-chart").setAttribute("data-state", "error");
-    $("fc-error").textContent = e.status === 403
-      ? "Chỉ dành cho quy hoạch / For planners only"
-      : `Không tải được dự báo / Could not load forecasts: ${e.message}`;
+    $("fc-error").textContent = e.status === 403 ? t("fc.planners_only") : t("fc.load_failed", { msg: e.message });
   }
 }
 
 cw.on("start", () => { ready = false; });
+cw.on("lang", () => {
+  if (!ready) return;
+  for (const o of $("fc-series").querySelectorAll("option")) o.textContent = seriesText(o.value);
+  if (document.body.getAttribute("data-view") === "planner") refresh();
+});
 cw.on("view", (v) => { if (v === "planner") refresh(); });
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -5,11 +5,13 @@
 // at the coarser bucket /coverage answers with, and says so. CSV and FIWARE exports use the same query.
 import { labelIndexes, niceTicks } from "./chart-axes.js";
 import {
-  CLASS_COLOUR, CLASS_LABEL, clear, cw, el, fmtNum, fmtShort, localInputToIso, svg, toLocalInput,
+  CLASS_COLOUR, CLASS_LABEL, clear, cw, el, fmtNum, fmtShort, localInputToIso, svg, t, toLocalInput,
 } from "./core.js";
+import "./planner-i18n.js";
 
 const W = 960, H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8, X_LABEL_PX = 84;
 let ready = false;
+let last = null; // the series last drawn and its filters: redrawn as they were when the language changes
 
 function $(id) { return document.getElementById(id); }
 
@@ -34,7 +36,7 @@ function option(sel, value, text) { sel.append(el("option", { value }, text)); }
 function fillCameraDependent() {
   const cam = (cw.config.cameras || []).find((c) => c.id === $("pf-camera").value);
   const line = clear($("pf-line")), lane = clear($("pf-lane"));
-  option(line, "", "Tất cả / All");
+  option(line, "", t("pf.all"));
   for (const l of cam ? cam.lines : []) option(line, l.id, l.id);
   for (const id of cam ? cam.lanes : []) option(lane, id, id);
   const lanes = cam ? cam.lanes.length : 0;
@@ -55,10 +57,10 @@ function syncSource() {
 
 function setup() {
   const cams = clear($("pf-camera"));
-  option(cams, "", "Tất cả camera / All cameras");
+  option(cams, "", t("pf.all_cameras"));
   for (const c of cw.config.cameras || []) option(cams, c.id, c.name && c.name !== c.id ? `${c.name} (${c.id})` : c.id);
   const cls = clear($("pf-class"));
-  option(cls, "", "Tất cả / All");
+  option(cls, "", t("pf.all"));
   for (const c of cw.config.classes || Object.keys(CLASS_LABEL)) option(cls, c, CLASS_LABEL[c] || c);
   const now = new Date();
   $("pf-to").value = toLocalInput(new Date(Math.ceil(now.getTime() / 3600000) * 3600000));
@@ -132,11 +134,7 @@ function emptyKind(r) {
   return null;
 }
 
-const EMPTY_TEXT = {
-  gap: "không có dữ liệu (camera ngừng) / no data (camera down)",
-  before_install: "trước khi lắp camera / before the camera existed",
-  future: "chưa đến / not yet",
-};
+const emptyText = (kind) => t(`empty.${kind}`);
 
 function defs(chart) {
   const d = svg("defs");
@@ -194,8 +192,8 @@ function drawChart(series) {
       }
     }
     const cov = r.coverage === null || r.coverage === undefined ? ""
-      : ` · độ phủ / coverage ${Math.round(r.coverage * 100)} %`;
-    g.append(svg("title", {}, empty ? `${fmtShort(r.bucket_start)}: ${EMPTY_TEXT[empty]}`
+      : ` · ${t("flow.coverage", { n: Math.round(r.coverage * 100) })}`;
+    g.append(svg("title", {}, empty ? `${fmtShort(r.bucket_start)}: ${emptyText(empty)}`
       : `${fmtShort(r.bucket_start)}: ${fmtNum(r.value, series.unit === "pcu" ? 1 : 0)}${cov}`));
     chart.append(g);
     if (labelled.has(i)) {
@@ -215,7 +213,7 @@ function drawChart(series) {
     const li = el("li");
     const sw = el("span", { class: `swatch cls-${c}`, "data-class": c });
     sw.style.background = CLASS_COLOUR[c] || "#2f6fdb";
-    li.append(sw, document.createTextNode(CLASS_LABEL[c] || "Làn / Lane"));
+    li.append(sw, document.createTextNode(CLASS_LABEL[c] || t("flow.lane")));
     legend.append(li);
   }
   const kinds = new Set(rows.map(emptyKind).filter(Boolean));
@@ -231,7 +229,7 @@ function drawChart(series) {
       sw.style.background = k === "before_install" ? "#f4f5f7" : "transparent";
       sw.style.border = "1px solid #9aa5b1";
     }
-    li.append(sw, document.createTextNode(EMPTY_TEXT[k]));
+    li.append(sw, document.createTextNode(emptyText(k)));
     legend.append(li);
   }
 }
@@ -244,7 +242,7 @@ function drawTable(series) {
       class: empty || "" });
     const cov = r.coverage === null || r.coverage === undefined ? "—" : `${Math.round(r.coverage * 100)} %`;
     tr.append(el("td", {}, fmtShort(r.bucket_start)),
-      el("td", { class: "num" }, empty ? `— ${EMPTY_TEXT[empty]}` : fmtNum(r.value, series.unit === "pcu" ? 1 : 0)),
+      el("td", { class: "num" }, empty ? `— ${emptyText(empty)}` : fmtNum(r.value, series.unit === "pcu" ? 1 : 0)),
       el("td", { class: "num" }, cov));
     body.append(tr);
   }
@@ -252,27 +250,24 @@ function drawTable(series) {
 
 function summary(series, f) {
   const gaps = series.rows.filter((r) => emptyKind(r) === "gap").length;
-  const unit = series.unit === "pcu" ? "PCU" : "xe / vehicles";
+  const unit = t(series.unit === "pcu" ? "flow.unit_pcu" : "flow.unit_vehicles");
   const s = clear($("flow-summary"));
   s.append(
-    el("span", { id: "flow-total", "data-value": round(series.total) }, `Tổng / Total: ${fmtNum(series.total, series.unit === "pcu" ? 1 : 0)} ${unit}`),
-    el("span", { id: "flow-gaps", "data-value": gaps }, ` · Khoảng mất dữ liệu / Gaps: ${gaps}`),
+    el("span", { id: "flow-total", "data-value": round(series.total) }, t("flow.total", { n: fmtNum(series.total, series.unit === "pcu" ? 1 : 0), unit })),
+    el("span", { id: "flow-gaps", "data-value": gaps }, ` · ${t("flow.gaps", { n: gaps })}`),
   );
   if (series.cov.coarsened) {
     s.append(el("span", { id: "flow-coarsened", "data-bucket": series.cov.bucket,
       "data-requested": series.cov.requested_bucket },
-      ` · Khoảng quá dài cho ${BUCKET_TEXT[series.cov.requested_bucket]}: hiển thị theo ${BUCKET_TEXT[series.cov.bucket]}`
-      + ` / Too long a range for ${series.cov.requested_bucket} buckets: shown per ${series.cov.bucket}`));
+      ` · ${t("flow.coarsened", { asked: t(`bucket.${series.cov.requested_bucket}`),
+        shown: t(`bucket.${series.cov.bucket}`) })}`));
   }
   const cam = (cw.config.cameras || []).find((c) => c.id === f.camera_id);
   if (f.source === "line" && cam && !cam.lines.length) {
-    s.append(el("span", { id: "flow-no-line" }, cam.lanes.length
-      ? " · Camera này không có vạch đếm: chọn Làn / This camera has no counting line: choose Lane"
-      : " · Camera này không có vạch đếm / This camera has no counting line"));
+    s.append(el("span", { id: "flow-no-line" }, ` · ${t(cam.lanes.length ? "flow.no_line_lane" : "flow.no_line")}`));
   }
 }
 
-const BUCKET_TEXT = { "1m": "1 phút", "15m": "15 phút", "1h": "1 giờ", "1d": "1 ngày" };
 
 function exportLinks(f) {
   const base = { camera_id: f.camera_id, line_id: f.source === "line" ? f.line_id : "", direction: f.direction,
@@ -287,21 +282,44 @@ export async function refresh() {
   const f = filters();
   $("planner-error").textContent = "";
   $("flow-chart").setAttribute("data-state", "loading");
-  if (!f.from || !f.to) { $("planner-error").textContent = "Chọn khoảng thời gian / Choose a date range"; return; }
+  if (!f.from || !f.to) { $("planner-error").textContent = t("pf.choose_range"); return; }
   exportLinks(f);
   try {
     const series = f.source === "lane" ? await laneSeries(f) : await lineSeries(f);
+    last = { series, f };
     drawChart(series);
     drawTable(series);
     summary(series, f);
   } catch (e) {
+    last = null;
     $("flow-chart").setAttribute("data-state", "error");
-    $("planner-error").textContent = `Không tải được / Could not load: ${e.message}`;
+    $("planner-error").textContent = t("pf.load_failed", { msg: e.message });
   }
   cw.emit("planner-filters", f);
 }
 
-cw.on("start", () => { ready = false; });
+/** The option texts this module wrote, in the current language. */
+function relabel() {
+  for (const id of ["pf-camera", "pf-line", "pf-class"]) {
+    const all = $(id).querySelector('option[value=""]');
+    if (all) all.textContent = t(id === "pf-camera" ? "pf.all_cameras" : "pf.all");
+  }
+  for (const o of $("pf-class").querySelectorAll("option")) if (o.value) o.textContent = CLASS_LABEL[o.value] || o.value;
+}
+
+// A new session (new cameras, new role): set up again. The shell may already have shown the planner view
+// for this session (its "start" handler runs first): then set up now, before anyone edits the filters.
+cw.on("start", () => {
+  ready = false;
+  last = null;
+  if (document.body.getAttribute("data-view") === "planner") return refresh();
+  return null;
+});
+cw.on("lang", () => {
+  if (!ready) return;
+  relabel();
+  if (last) { drawChart(last.series); drawTable(last.series); summary(last.series, last.f); }
+});
 cw.on("view", (v) => { if (v === "planner" && !ready) refresh(); });
 
 document.addEventListener("DOMContentLoaded", () => {
