@@ -261,3 +261,31 @@ def test_the_planner_in_english_has_no_vietnamese_and_the_same_numbers(browser, 
         page.locator("#view-planner").screenshot(path=str(ARTIFACTS / "planner-english.png"))
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768), (390, 844)], ids=["wall", "laptop", "phone"])
+def test_the_planner_fits_each_screen(browser, site, size: tuple[int, int]) -> None:  # noqa: F811
+    now = site["now"]
+    ctx = browser.new_context(viewport={"width": size[0], "height": size[1]}, timezone_id="Asia/Ho_Chi_Minh",
+                              is_mobile=size[0] < 500, has_touch=size[0] < 500)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{site['server'].url}/")
+        page.wait_for_selector("#login:not([hidden])", timeout=15000)
+        page.fill("#login-key", KEY)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
+        frm = (now - timedelta(hours=INSTALLED_H + 2)).astimezone(CITY).replace(minute=0, second=0, microsecond=0)
+        show(page, "cam-line", "1h", frm, (now + timedelta(hours=2)).astimezone(CITY).replace(minute=0, second=0,
+                                                                                             microsecond=0))
+        page.wait_for_selector('#heatmap[data-state="ready"]', timeout=10000)
+        page.screenshot(path=str(ARTIFACTS / f"planner-{size[0]}x{size[1]}.png"), full_page=True)
+        wide = page.evaluate("[...document.querySelectorAll('#view-planner *')]"
+                             ".filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)"
+                             ".filter((e) => !e.closest('.scroll, .scroll-x, details, table')).map((e) => e.id || e.tagName)")
+        assert not wide, wide  # nothing of the planner runs off the screen (tables scroll in their box)
+        for chart in ("#flow-chart", "#fc-chart", "#heatmap"):
+            tick = page.locator(f"{chart} text.tick").first.bounding_box()
+            assert tick["height"] >= 9, (chart, tick)  # chart text stays legible at this size
+    finally:
+        ctx.close()

@@ -1,5 +1,6 @@
 // Axes shared by the planner's charts: y ticks at round values (whole numbers for counts, never the same
-// label twice) and x labels spaced by their width so they never overlap.
+// label twice), x labels spaced by their width so they never overlap, and a drawing width equal to the
+// chart's width on screen (text keeps its size on a phone instead of shrinking with the whole drawing).
 
 /** Round tick values from 0 to at least `max`: steps of 1, 2, 2.5 or 5 x 10^n (whole steps for counts). */
 export function niceTicks(max, { integer = true, target = 4 } = {}) {
@@ -27,4 +28,12 @@ export function labelIndexes(count, plotW, labelPx = 84) {
   const out = [];
   for (let i = 0; i < count; i += every) out.push(i);
   return out;
+}
+
+/** The chart's width on screen in CSS pixels (`fallback` while hidden); its viewBox is set to match. */
+export function fitWidth(chart, height, fallback = 960, min = 300) {
+  const w = Math.round(chart.getBoundingClientRect().width) || fallback;
+  const width = Math.max(min, w);
+  chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  return width;
 }

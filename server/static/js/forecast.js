@@ -2,12 +2,12 @@
 // next to the observed flow (a bucket the camera did not observe has no actual: a gap, never a zero),
 // the typical week (median and 25-75 % of each hour of the week, holidays left out), the flow anomaly
 // history and the forecasts CSV. Times are the city's wall-clock time.
-import { labelIndexes, niceTicks } from "./chart-axes.js";
+import { fitWidth, labelIndexes, niceTicks } from "./chart-axes.js";
 import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, label, svg, t } from "./core.js";
 import "./planner-i18n.js";
 import { query } from "./planner.js";
 
-const W = 960, H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8;
+const H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8;
 const statusLabel = (s) => (t(`fc.status.${s}`) === `fc.status.${s}` ? s : t(`fc.status.${s}`));
 let ready = false;
 
@@ -40,6 +40,7 @@ async function loadSeries() {
 /** The chart: band (lo80-hi80) as an area, forecast as a line, actual as a line broken where not observed. */
 function drawChart(d) {
   const chart = clear($("fc-chart"));
+  const W = fitWidth(chart, H);
   const rows = d.rows;
   const yt = niceTicks(Math.max(0, ...rows.flatMap((r) => [r.hi80 ?? 0, r.actual ?? 0, r.forecast ?? 0])));
   const max = yt.max;
@@ -96,7 +97,8 @@ function drawChart(d) {
 
 function drawWeek(d) {
   const chart = clear($("fc-week"));
-  const Wk = 960, Hk = 200, L = 52, T = 10, B = 30;
+  const Hk = 200, L = 52, T = 10, B = 30;
+  const Wk = fitWidth(chart, Hk);
   const hours = d.hours;
   const yt = niceTicks(Math.max(0, ...hours.map((h) => h.q75 ?? 0)), { target: 2 });
   const max = yt.max;

@@ -96,6 +96,7 @@ async function heatmap(f) {
 
 function drawHeatmap(d, unitName) {
   const map = clear($("heatmap"));
+  map.style.minWidth = "560px"; // scrolls sideways on a phone rather than shrinking its text to nothing
   const key = unitName === "pcu" ? "pcu_per_observed_hour" : "per_observed_hour";
   const vals = d.hours.map((h) => h[key]).filter((v) => v !== null);
   const max = Math.max(1e-9, ...vals);

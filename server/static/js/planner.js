@@ -3,13 +3,13 @@
 // the camera did not observe at all is drawn as a hatched gap, not as zero; one before the camera existed
 // or still to come is drawn as such (the states of /coverage). A range too long for its bucket is drawn
 // at the coarser bucket /coverage answers with, and says so. CSV and FIWARE exports use the same query.
-import { labelIndexes, niceTicks } from "./chart-axes.js";
+import { fitWidth, labelIndexes, niceTicks } from "./chart-axes.js";
 import {
   CLASS_COLOUR, CLASS_LABEL, clear, cw, el, fmtNum, fmtShort, localInputToIso, svg, t, toLocalInput,
 } from "./core.js";
 import "./planner-i18n.js";
 
-const W = 960, H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8, X_LABEL_PX = 84;
+const H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8, X_LABEL_PX = 84;
 let ready = false;
 let last = null; // the series last drawn and its filters: redrawn as they were when the language changes
 
@@ -147,6 +147,7 @@ function defs(chart) {
 
 function drawChart(series) {
   const chart = clear($("flow-chart"));
+  const W = fitWidth(chart, H);
   defs(chart);
   const rows = series.rows;
   const y = niceTicks(Math.max(0, ...rows.map((r) => r.value)), { integer: series.unit !== "pcu" });
@@ -314,6 +315,11 @@ cw.on("start", () => {
   last = null;
   if (document.body.getAttribute("data-view") === "planner") return refresh();
   return null;
+});
+let resized = null;
+window.addEventListener("resize", () => { // redraw at the new width (text stays legible)
+  clearTimeout(resized);
+  resized = setTimeout(() => { if (last && ready) drawChart(last.series); }, 200);
 });
 cw.on("lang", () => {
   if (!ready) return;
