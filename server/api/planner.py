@@ -171,7 +171,8 @@ def profile(
     to: Annotated[datetime | None, Query(description="exclusive; default now")] = None,
 ) -> dict[str, Any]:
     """Hour-of-week profile in the city's time zone: for each of the 168 hours (Monday 00:00 first),
-    vehicles and PCU per observed hour (hours the camera was down do not dilute the mean)."""
+    vehicles and PCU per observed hour (hours the camera was down do not dilute the mean; an hour of
+    the week observed under 15 minutes in all has no rate)."""
     start, end = time_range("from", from_, to, timedelta(days=28))
     lo, hi = epoch_bounds(start, end)
     w = pcu_weights(settings)
@@ -192,6 +193,7 @@ def profile(
     hours = []
     for h in range(168):
         oh = observed[h] / 3600.0
+        rated = observed[h] >= MIN_RATE_OBSERVED_S  # a few observed minutes are noise, not a rate
         hours.append(
             {
                 "hour_of_week": h,
@@ -201,8 +203,8 @@ def profile(
                 "counts": {c: n for c, n in by_class[h].items() if n},
                 "pcu": round(pcus[h], 3),
                 "observed_h": round(oh, 3),
-                "per_observed_hour": round(totals[h] / oh, 3) if oh else None,
-                "pcu_per_observed_hour": round(pcus[h] / oh, 3) if oh else None,
+                "per_observed_hour": round(totals[h] / oh, 3) if rated else None,
+                "pcu_per_observed_hour": round(pcus[h] / oh, 3) if rated else None,
             }
         )
     return {"from": start.isoformat(), "to": end.isoformat(), "timezone": settings.server.timezone, "hours": hours}

@@ -235,3 +235,18 @@ def test_incidents_csv_is_in_city_time_with_the_zone_named() -> None:
         "2025-03-03T08:00:00+07:00", "", "Asia/Ho_Chi_Minh", "3 4")
     since = datetime(2025, 3, 3, 8, 0, tzinfo=HANOI)
     assert export.incidents_file_name(since, None, "UTC") == "citywatch-incidents-20250303T0800+0700.csv"
+
+
+def test_an_hour_of_the_week_observed_a_few_minutes_has_no_rate(api: tuple[TestClient, Store]) -> None:
+    c, store = api
+    t = T0 + timedelta(days=1, hours=12)  # Tuesday 12:00, observed five minutes, five cars
+    evs: list[Any] = []
+    for m in range(5):
+        evs.append(crossing(50_000 + m, ts=t + timedelta(minutes=m, seconds=30)))
+        evs += [_hb(50_100 + m * 6 + s, t + timedelta(minutes=m, seconds=10 * s + 10)) for s in range(6)]
+    store.insert_events(evs)
+    hours = c.get("/api/v1/flow/profile", params={"from": _iso(T0), "to": _iso(T0 + timedelta(days=7))}).json()["hours"]
+    tue = hours[24 + 12]
+    assert (tue["total"], tue["observed_h"], tue["per_observed_hour"]) == (5, 0.083, None)
+    mon = hours[8]
+    assert mon["per_observed_hour"] == 60.0  # a whole observed hour keeps its rate

@@ -3,6 +3,7 @@
 // origin-destination matrix of one camera. All use the filters of the flow panel.
 import { clear, cw, DAY_LABEL, el, fmtNum, localInputToIso, svg, t, toLocalInput } from "./core.js";
 import "./planner-i18n.js";
+import { fitWidth } from "./chart-axes.js";
 import { filters, query } from "./planner.js";
 
 function $(id) { return document.getElementById(id); }
@@ -96,11 +97,12 @@ async function heatmap(f) {
 
 function drawHeatmap(d, unitName) {
   const map = clear($("heatmap"));
-  map.style.minWidth = "560px"; // scrolls sideways on a phone rather than shrinking its text to nothing
+  map.style.minWidth = "400px"; // scrolls sideways on a phone rather than shrinking its text to nothing
+  const W = fitWidth(map, 220, 620, 400);
   const key = unitName === "pcu" ? "pcu_per_observed_hour" : "per_observed_hour";
   const vals = d.hours.map((h) => h[key]).filter((v) => v !== null);
   const max = Math.max(1e-9, ...vals);
-  const L = 64, T = 18, CW = 22, CH = 24;
+  const L = 64, T = 18, CH = 24, CW = Math.min(48, (W - L - 8) / 24);
   for (let h = 0; h < 24; h += 3) map.append(svg("text", { class: "tick", x: L + h * CW + 2, y: T - 5 }, `${h}h`));
   DAY_LABEL.forEach((day, i) => map.append(svg("text", { class: "tick", x: 2, y: T + i * CH + 16 }, day)));
   for (const h of d.hours) {
@@ -171,6 +173,11 @@ cw.on("planner-filters", (f) => {
   od(f).catch((e) => { clear($("od-wrap")).append(el("p", { class: "error" }, e.message)); });
 });
 cw.on("start", () => { lastRange = ""; lastCompare = lastHeat = lastOd = null; });
+let resized = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resized);
+  resized = setTimeout(() => { if (lastHeat) drawHeatmap(lastHeat.d, lastHeat.unit); }, 200);
+});
 cw.on("lang", () => {
   if (lastCompare) drawCompare(lastCompare);
   if (lastHeat) drawHeatmap(lastHeat.d, lastHeat.unit);
