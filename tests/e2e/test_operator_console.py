@@ -38,8 +38,9 @@ ARTIFACTS = REPO / "test-artifacts"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 SITE = "console"
 OPERATOR = "Trần Thị Bình"
-#: Names the English view may show in Vietnamese: cameras and the operator.
-NAMES = ("Ngã tư Hàng Xanh", "Cầu Sài Gòn", "Điện Biên Phủ", OPERATOR)
+#: Names the English view may show in Vietnamese: cameras, the operator and the language switch (a language
+#: is offered in its own name).
+NAMES = ("Ngã tư Hàng Xanh", "Cầu Sài Gòn", "Điện Biên Phủ", OPERATOR, "Tiếng Việt")
 CAMERAS = [
     {"id": "hang-xanh", "name": "Ngã tư Hàng Xanh", "location": {"lat": 10.8013, "lon": 106.7113},
      "lanes": [{"id": "lane-left", "polygon": [[0, 0], [100, 0], [100, 100]], "direction": [[50, 0], [50, 100]]}]},
@@ -163,11 +164,28 @@ def shot(page, name: str) -> None:
 def test_one_health_rule_feeds_the_map_the_table_and_the_cards_alike(browser, site) -> None:  # noqa: F811
     ctx, page = open_console(browser, site["server"].url)
     try:
-        want = {c["id"]: c["health"] for c in site["api"].get("/cameras").json()["cameras"]}
+        cams = site["api"].get("/cameras").json()["cameras"]
+        want = {c["id"]: c["health"] for c in cams}
         assert wait_for(lambda: {k: v for k, v in shown_health(page).items()}
                         == {k: {v} for k, v in want.items()}, 10), (shown_health(page), want)
         reasons = page.locator('#cameras-body tr[data-camera-id="cau-sg"] [data-field="why"]').inner_text()
         assert "1,8/25,0" in reasons  # falling behind, in Vietnamese number format
+
+        # engineering fields are on the engineer's view, not the operator's
+        assert page.locator('#view-operator [data-field="committed_seq"]').count() == 0
+        page.click("#tab-engineer")
+        seq = page.locator('#engineer-body tr[data-camera-id="hang-xanh"] [data-field="committed_seq"]')
+        assert int(seq.get_attribute("data-value")) <= next(c for c in cams if c["id"] == "hang-xanh")["committed_seq"]
+        assert page.locator('#engineer-body tr[data-camera-id="hang-xanh"] [data-field="inference_ms"]').inner_text()
+
+        # a failing request reads as a sentence, not as HTTP and JSON
+        page.click("#tab-operator")
+        page.route("**/api/v1/cameras/dbp", lambda route: route.fulfill(
+            status=500, content_type="application/json", body='{"detail": "psycopg.OperationalError: boom"}'))
+        page.click('#camera-map .map-camera[data-camera-id="dbp"]')
+        err = page.locator('#camera-detail [data-field="error"]')
+        err.wait_for(timeout=5000)
+        assert err.inner_text() == "Máy chủ gặp lỗi (500). Thử lại sau."
     finally:
         ctx.close()
 
@@ -188,9 +206,9 @@ def test_a_camera_nobody_has_heard_from_turns_stale_on_the_page_by_itself(browse
             ctx = browser.new_context(viewport={"width": 1366, "height": 768})
             page = ctx.new_page()
             page.goto(f"{server.url}/")
-            page.wait_for_selector('#camera-map .map-camera[data-camera-id="hang-xanh"][data-health="ok"]', timeout=10000)
-            page.wait_for_selector('#camera-map .map-camera[data-camera-id="hang-xanh"][data-health="stale"]',
-                                   timeout=12000)
+            on_map = '#camera-map .map-camera[data-camera-id="hang-xanh"]'
+            page.wait_for_selector(f'{on_map}[data-health="ok"]', timeout=10000)
+            page.wait_for_selector(f'{on_map}[data-health="stale"]', timeout=12000)
             assert shown_health(page) == {"hang-xanh": {"stale"}}
             assert page.locator('#camera-detail dd[data-field="health"]').get_attribute("data-value") == "stale"
             assert httpx.get(f"{server.url}/api/v1/cameras").json()["cameras"][0]["health"] == "stale"
@@ -218,17 +236,22 @@ def test_the_queue_stays_still_under_a_burst_of_50_alerts_while_the_operator_act
         assert page.locator("#alerts-list li.alert").count() == before
         assert page.locator("#alerts-count").get_attribute("data-count") == str(before + 50)
         card.locator('button[data-action="ack"]').click()
-        page.wait_for_selector(f'#alerts-list li[data-incident-id="{target}"][data-status="acknowledged"]', timeout=5000)
+        page.wait_for_selector(f'#alerts-list li[data-incident-id="{target}"][data-status="acknowledged"]',
+                               timeout=5000)
         rec = api.get(f"/incidents/{target}").json()
         assert (rec["status"], rec["acknowledged_by"]) == ("acknowledged", OPERATOR)
         assert card.bounding_box()["y"] == box["y"]
 
         # brought in on request: grouped per camera and type, high severity first
         page.click("#alerts-new")
-        assert page.locator("#alerts-list li.alert").count() == before + 50
         groups = page.locator("#alerts-list .alert-group").all()
         counts = {g.get_attribute("data-group"): int(g.get_attribute("data-count")) for g in groups}
         assert counts["cau-sg|wrong_way"] == 25 and counts["cau-sg|stopped_vehicle"] == 25
+        assert sum(counts.values()) == before + 50
+        group = page.locator('#alerts-list .alert-group[data-group="cau-sg|wrong_way"]')
+        assert group.locator("li.alert").count() == 3  # a big group reads as a few cards and "+22 more"
+        group.locator(".group-more").click()
+        assert group.locator("li.alert").count() == 25
         sev = [li.get_attribute("data-severity") for li in page.locator("#alerts-list li.alert").all()]
         assert sev == sorted(sev, key=["high", "medium", "low"].index)
         shot(page, "queue-1920x1080")
@@ -276,9 +299,22 @@ def test_the_english_view_has_no_vietnamese_but_names_and_says_alerts_in_english
             text = text.replace(name, "")
         leftovers = sorted({w for w in re.findall(r"\S+", unicodedata.normalize("NFC", text)) if VIETNAMESE.search(w)})
         assert leftovers == []
+        shot(page, "operator-en-1366x768")
         msg = page.locator('#alerts-list li[data-type="wrong_way"][data-camera-id="hang-xanh"] [data-field="message"]')
         assert msg.first.inner_text() == "Car moving against the traffic in lane lane-left: 119 px in 1.5 s"
         assert msg.first.get_attribute("data-measured") == "px"  # an uncalibrated camera: pixels
+        # a calibrated camera's edge reports metres: the page says metres and km/h, never pixels
+        calibrated = site["feed"].incident("dbp", "wrong_way", "high", lane_id="nb-1",
+                                           message="motorcycle moving against lane nb-1 (12.5 m in 1.5 s)")
+        site["feed"].send("dbp", [calibrated])
+        its_card = f'#alerts-list li[data-incident-id="{calibrated.incident_id}"]'
+        said = page.locator(f'{its_card} [data-field="message"]')
+        page.wait_for_selector(f"{its_card}, #alerts-new:not([hidden])", timeout=10000)
+        if page.locator("#alerts-new").is_visible():  # it waits while the operator acts: bring it in
+            page.click("#alerts-new")
+        said.wait_for(timeout=5000)
+        assert said.inner_text() == "Motorcycle moving against the traffic in lane nb-1: 12.5 m in 1.5 s (30 km/h)"
+        assert said.get_attribute("data-measured") == "m"
         page.click("#lang-switch")  # back to Vietnamese, remembered
         page.wait_for_selector("html[lang=vi]")
         assert "Ô tô đi ngược chiều" in msg.first.inner_text()
@@ -290,13 +326,21 @@ def test_the_operator_view_at_wall_laptop_and_phone_sizes(browser, site) -> None
     for w, h in ((1920, 1080), (1366, 768), (390, 844)):
         ctx, page = open_console(browser, site["server"].url, w, h)
         try:
+            page.fill("#operator-name", OPERATOR)
+            page.locator("#operator-name").press("Tab")  # the header's badge now carries the name too
             page.wait_for_selector("#cameras-body tr", timeout=10000)
             time.sleep(0.5)
             shot(page, f"operator-{w}x{h}")
-            assert page.locator("#now-strip").bounding_box()["y"] < 160  # what is wrong now comes first
+            top = page.locator("header").bounding_box()
+            # what is wrong now comes first, right under the header
+            assert page.locator("#now-strip").bounding_box()["y"] < top["y"] + top["height"] + 40
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= w, f"{width} px wide in a {w} px viewport"
+            if w < 600:  # chart text stays readable: at least 9 px on screen
+                label = page.locator("#chart text").first.bounding_box()
+                assert label["height"] >= 9
             if w >= 1366:
+                assert OPERATOR in page.locator("#role-badge").inner_text()
                 header = page.locator("header").bounding_box()
                 assert header["height"] < 60  # one line
                 assert page.locator("#now-open").bounding_box()["y"] < h  # live counts above the fold
@@ -351,4 +395,52 @@ def test_the_page_says_its_link_is_lost_within_10_s_and_no_camera_stays_green(br
         stopped.join(20)
     finally:
         ctx.close()
+        store.close()
+
+
+def test_an_acknowledgement_carries_the_name_given_at_sign_in_and_never_the_previous_persons(
+    browser, tmp_path: Path  # noqa: F811
+) -> None:
+    store = Store(f"sqlite:///{tmp_path}/ack.sqlite")
+    cfg = parse_config({"server": {"database_url": f"sqlite:///{tmp_path}/ack.sqlite"},
+                        "cameras": [{**CAMERAS[0], "source": "file:///dev/null"}]})
+    now = datetime.now(timezone.utc)
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    key = "op-key-0123"
+    try:
+        with serve_in_thread(cfg, port=0, ingest=False, store=store, api_keys=f"operator:{key}") as server:
+            store.insert_events([Incident(  # stored once the server's incident tables listen
+                event_id=uuid.uuid4(), camera_id="hang-xanh", site_id="s", seq=i + 1, ts=now, config_version="c",
+                model_version="m", incident_id=iid, incident_type="wrong_way", state="open", started_at=now,
+            ) for i, iid in enumerate(ids)])
+            ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+            page = ctx.new_page()
+            page.goto(f"{server.url}/")
+            page.wait_for_selector("#login:not([hidden])", timeout=15000)
+            page.fill("#login-key", key)
+            page.fill("#login-name", OPERATOR)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-ready=true]", timeout=15000)
+            assert page.locator("#operator-name").input_value() == OPERATOR
+            page.locator(f'#alerts-list li[data-incident-id="{ids[0]}"] button[data-action="ack"]').click()
+            page.wait_for_selector(f'#alerts-list li[data-incident-id="{ids[0]}"][data-status="acknowledged"]',
+                                   timeout=5000)
+            api = httpx.Client(base_url=f"{server.url}/api/v1", headers={"X-API-Key": key}, timeout=10)
+            assert api.get(f"/incidents/{ids[0]}").json()["acknowledged_by"] == OPERATOR
+
+            # the next person signs in without a name: nothing is acknowledged under the previous one's
+            page.click("#logout")
+            page.wait_for_selector("#login:not([hidden])", timeout=5000)
+            assert page.locator("#login-name").input_value() == ""
+            page.fill("#login-key", key)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-ready=true]", timeout=15000)
+            item = page.locator(f'#alerts-list li[data-incident-id="{ids[1]}"]')
+            item.locator('button[data-action="ack"]').click()
+            page.wait_for_selector(f'#alerts-list li[data-incident-id="{ids[1]}"] .alert-error[data-status="name"]',
+                                   timeout=5000)
+            assert api.get(f"/incidents/{ids[1]}").json()["status"] == "new"
+            api.close()
+            ctx.close()
+    finally:
         store.close()

@@ -81,6 +81,8 @@ const vi = {
   "dir.in": "vào", "dir.out": "ra",
   "day.0": "T2", "day.1": "T3", "day.2": "T4", "day.3": "T5", "day.4": "T6", "day.5": "T7", "day.6": "CN",
   "age.s": "{n} giây trước", "age.min": "{n} phút trước", "age.h": "{h} giờ {m} phút trước", "age.d": "{n} ngày trước",
+  "dur.s": "{n} giây", "dur.min": "{n} phút", "dur.h": "{h} giờ {m} phút", "dur.d": "{n} ngày",
+  "msg.n_vehicles": "{n} xe",
   "live.title_cards": "Trực tiếp theo camera (15 phút qua)", "live.crossings": "lượt",
   "live.speed": "Tốc độ TB: {v}", "live.no_speed": "Tốc độ TB: —",
   "detail.title": "Chi tiết camera", "detail.pick": "Chọn một camera trên bản đồ hoặc trong bảng",
@@ -104,6 +106,64 @@ const vi = {
   "err.not_found": "Không tìm thấy dữ liệu yêu cầu.", "err.conflict": "Đã có người xử lý trước.",
   "err.invalid": "Giá trị nhập không hợp lệ: {fields}", "err.server": "Máy chủ gặp lỗi ({status}). Thử lại sau.",
   "err.unavailable": "Máy chủ tạm thời không sẵn sàng. Thử lại sau.", "err.generic": "Có lỗi xảy ra ({status}).",
+  // planner view, static text of index.html (pl.*)
+  "pl.15_min": "15 phút",
+  "pl.1_day": "1 ngày",
+  "pl.1_hour": "1 giờ",
+  "pl.1_min": "1 phút",
+  "pl.80_interval": "khoảng tin cậy 80 %",
+  "pl.a_from": "A từ",
+  "pl.a_to": "A đến",
+  "pl.actual_gap": "Thực tế (đứt đoạn = không quan sát)",
+  "pl.band_80": "Khoảng 80 %",
+  "pl.b_from": "B từ",
+  "pl.b_to": "B đến",
+  "pl.both": "Cả hai",
+  "pl.bucket": "Khoảng",
+  "pl.camera": "Camera",
+  "pl.change": "Thay đổi",
+  "pl.choose_a_camera": "Chọn một camera",
+  "pl.class": "Loại xe",
+  "pl.compare": "So sánh",
+  "pl.counting_line": "Vạch đếm",
+  "pl.coverage": "Độ phủ",
+  "pl.data_table": "Bảng số liệu",
+  "pl.direction": "Hướng",
+  "pl.expected": "Dự kiến",
+  "pl.export_csv": "Xuất CSV",
+  "pl.export_fiware": "Xuất FIWARE",
+  "pl.export_forecast_csv": "Xuất CSV dự báo",
+  "pl.flow_anomalies": "Bất thường lưu lượng",
+  "pl.flow_chart": "Biểu đồ lưu lượng",
+  "pl.flow_history": "Lưu lượng lịch sử",
+  "pl.forecast": "Dự báo",
+  "pl.forecast_vs_actual": "Dự báo và thực tế",
+  "pl.from": "Từ",
+  "pl.heatmap": "Bản đồ nhiệt",
+  "pl.hour_of_week": "Theo giờ trong tuần",
+  "pl.in": "Vào",
+  "pl.kind": "Loại",
+  "pl.lane": "Làn",
+  "pl.line": "Vạch",
+  "pl.line_direction": "Vạch đếm, hướng",
+  "pl.median_25_75_holidays_left_out": "trung vị, 25–75 %, không tính ngày lễ",
+  "pl.observed": "Thực tế",
+  "pl.origin_destination_matrix": "Ma trận điểm đi – điểm đến",
+  "pl.out": "Ra",
+  "pl.pcu": "PCU (xe con quy đổi)",
+  "pl.per_observed_hour": "mỗi giờ quan sát",
+  "pl.series": "Nguồn",
+  "pl.show": "Xem",
+  "pl.state": "Trạng thái",
+  "pl.time": "Thời gian",
+  "pl.time_zone": "Giờ",
+  "pl.to": "Đến",
+  "pl.two_period_comparison": "So sánh hai giai đoạn",
+  "pl.typical_week": "Tuần điển hình",
+  "pl.unit": "Đơn vị",
+  "pl.value": "Giá trị",
+  "pl.vehicles": "Xe",
+  "pl.window": "Thời gian",
   "footer": "citywatch · AGPL-3.0-or-later",
 };
 
@@ -180,6 +240,8 @@ const en = {
   "dir.in": "in", "dir.out": "out",
   "day.0": "Mon", "day.1": "Tue", "day.2": "Wed", "day.3": "Thu", "day.4": "Fri", "day.5": "Sat", "day.6": "Sun",
   "age.s": "{n} s ago", "age.min": "{n} min ago", "age.h": "{h} h {m} min ago", "age.d": "{n} days ago",
+  "dur.s": "{n} s", "dur.min": "{n} min", "dur.h": "{h} h {m} min", "dur.d": "{n} days",
+  "msg.n_vehicles": "{n} vehicles",
   "live.title_cards": "Live per camera (last 15 min)", "live.crossings": "crossings",
   "live.speed": "Mean speed: {v}", "live.no_speed": "Mean speed: —",
   "detail.title": "Camera detail", "detail.pick": "Pick a camera on the map or in the table",
@@ -203,6 +265,64 @@ const en = {
   "err.not_found": "The requested data was not found.", "err.conflict": "Someone else got there first.",
   "err.invalid": "Some values are not valid: {fields}", "err.server": "The server had a problem ({status}). Try again later.",
   "err.unavailable": "The server is not available right now. Try again later.", "err.generic": "Something went wrong ({status}).",
+  // planner view, static text of index.html (pl.*)
+  "pl.15_min": "15 min",
+  "pl.1_day": "1 day",
+  "pl.1_hour": "1 hour",
+  "pl.1_min": "1 min",
+  "pl.80_interval": "80 % interval",
+  "pl.a_from": "A from",
+  "pl.a_to": "A to",
+  "pl.actual_gap": "Actual (gap = not observed)",
+  "pl.band_80": "80 % interval",
+  "pl.b_from": "B from",
+  "pl.b_to": "B to",
+  "pl.both": "Both",
+  "pl.bucket": "Bucket",
+  "pl.camera": "Camera",
+  "pl.change": "Change",
+  "pl.choose_a_camera": "Choose a camera",
+  "pl.class": "Class",
+  "pl.compare": "Compare",
+  "pl.counting_line": "Counting line",
+  "pl.coverage": "Coverage",
+  "pl.data_table": "Data table",
+  "pl.direction": "Direction",
+  "pl.expected": "Expected",
+  "pl.export_csv": "Export CSV",
+  "pl.export_fiware": "Export FIWARE",
+  "pl.export_forecast_csv": "Export forecast CSV",
+  "pl.flow_anomalies": "Flow anomalies",
+  "pl.flow_chart": "Flow chart",
+  "pl.flow_history": "Flow history",
+  "pl.forecast": "Forecast",
+  "pl.forecast_vs_actual": "Forecast vs actual",
+  "pl.from": "From",
+  "pl.heatmap": "Heatmap",
+  "pl.hour_of_week": "Hour of week",
+  "pl.in": "In",
+  "pl.kind": "Kind",
+  "pl.lane": "Lane",
+  "pl.line": "Line",
+  "pl.line_direction": "Line, direction",
+  "pl.median_25_75_holidays_left_out": "median, 25–75 %, holidays left out",
+  "pl.observed": "Observed",
+  "pl.origin_destination_matrix": "Origin–destination matrix",
+  "pl.out": "Out",
+  "pl.pcu": "PCU",
+  "pl.per_observed_hour": "per observed hour",
+  "pl.series": "Series",
+  "pl.show": "Show",
+  "pl.state": "State",
+  "pl.time": "Time",
+  "pl.time_zone": "Time zone",
+  "pl.to": "To",
+  "pl.two_period_comparison": "Two-period comparison",
+  "pl.typical_week": "Typical week",
+  "pl.unit": "Unit",
+  "pl.value": "Value",
+  "pl.vehicles": "Vehicles",
+  "pl.window": "Window",
   "footer": "citywatch · AGPL-3.0-or-later",
 };
 
@@ -299,13 +419,22 @@ export function fmtAge(iso, now = Date.now()) {
 }
 
 export function fmtAgeSeconds(s) {
+  return span(s, "age");
+}
+
+/** A length of time ("45 s", "3 min") in the current language. */
+export function fmtDuration(s) {
+  return span(s, "dur");
+}
+
+function span(s, kind) {
   s = Math.max(0, Math.round(s));
-  if (s < 60) return t("age.s", { n: s });
+  if (s < 60) return t(`${kind}.s`, { n: s });
   const m = Math.floor(s / 60);
-  if (m < 60) return t("age.min", { n: m });
+  if (m < 60) return t(`${kind}.min`, { n: m });
   const h = Math.floor(m / 60);
-  if (h < 48) return t("age.h", { h, m: m % 60 });
-  return t("age.d", { n: Math.floor(h / 24) });
+  if (h < 48) return t(`${kind}.h`, { h, m: m % 60 });
+  return t(`${kind}.d`, { n: Math.floor(h / 24) });
 }
 
 /** Fill the static page text: data-i18n (text), data-i18n-title, -placeholder and -aria-label. */
