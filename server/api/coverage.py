@@ -6,6 +6,8 @@ The rules (future, before install, gap, partial, observed; coarsening of long ra
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
@@ -38,11 +40,29 @@ def query_cameras(store: Store, settings: CitywatchConfig, camera_ids: Sequence[
     return sorted({c.id for c in settings.cameras} | {r["camera_id"] for r in store.list_cameras()})
 
 
+#: store -> camera -> (install, monotonic time read): an install moves only when older data arrives (an
+#: import, a replay), so a minute-old answer is good enough and every chart saves 16 queries a camera.
+_INSTALLS: weakref.WeakKeyDictionary[Store, dict[str, tuple[int | None, float]]] = weakref.WeakKeyDictionary()
+INSTALL_CACHE_S = 60.0
+
+
 def installs(store: Store, cameras: Sequence[str]) -> dict[str, int | None]:
     """Each camera's first sign of life (epoch s): its first status or its earliest data, whichever is
     first (replayed or imported data may predate the first status). None: never heard from."""
     if not cameras:
         return {}
+    cache = _INSTALLS.setdefault(store, {})
+    now = time.monotonic()
+    fresh = {c: cache[c][0] for c in cameras if c in cache and now - cache[c][1] < INSTALL_CACHE_S}
+    missing = [c for c in cameras if c not in fresh]
+    if missing:
+        for cam, t in _read_installs(store, missing).items():
+            cache[cam] = (t, now)
+            fresh[cam] = t
+    return {c: fresh[c] for c in cameras}
+
+
+def _read_installs(store: Store, cameras: Sequence[str]) -> dict[str, int | None]:
     first = store.history.first_data(cameras)
     seen = {r["camera_id"]: r["first_seen"] for r in store.list_cameras()}
     out: dict[str, int | None] = {}
