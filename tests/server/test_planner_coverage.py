@@ -250,3 +250,14 @@ def test_an_hour_of_the_week_observed_a_few_minutes_has_no_rate(api: tuple[TestC
     assert (tue["total"], tue["observed_h"], tue["per_observed_hour"]) == (5, 0.083, None)
     mon = hours[8]
     assert mon["per_observed_hour"] == 60.0  # a whole observed hour keeps its rate
+
+
+def test_a_cameras_install_is_its_first_minute_of_data_on_both_databases(store: Store) -> None:
+    evs = day_events()
+    evs.append(crossing(90_000, camera_id="cam-2", ts=T0 + timedelta(days=2, hours=3, minutes=17, seconds=5)))
+    store.insert_events(evs)
+    first = store.history.first_data(["cam-1", "cam-2", "cam-never"])
+    # cam-1's first heartbeat at 08:00:10 covers one heartbeat period (10 s) before it: 08:00 is its first minute
+    assert first["cam-1"] == int((T0 + timedelta(hours=8)).timestamp())
+    assert first["cam-2"] == int((T0 + timedelta(days=2, hours=3, minutes=17)).timestamp())
+    assert first["cam-never"] is None
