@@ -252,7 +252,9 @@ def test_the_planner_in_english_has_no_vietnamese_and_the_same_numbers(browser, 
         assert "Tổng" in page.locator("#flow-summary").inner_text()
         page.click("#lang-switch")
         page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
-        for sel in ("#planner-filters", "#compare-section", "#heatmap-section", "#od-section"):
+        page.wait_for_selector('#fc-chart[data-state="ready"]', timeout=10000)
+        assert page.locator("#fc-status").inner_text().startswith("Not enough history")
+        for sel in ("#planner-filters", "#forecast-section", "#compare-section", "#heatmap-section", "#od-section"):
             text = page.locator(sel).inner_text() + " ".join(
                 t.text_content() or "" for t in page.locator(f"{sel} svg title, {sel} svg text").all())
             assert not VIETNAMESE.search(text), (sel, VIETNAMESE.findall(text)[:10], text[:300])

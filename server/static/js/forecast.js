@@ -4,11 +4,20 @@
 // history and the forecasts CSV. Times are the city's wall-clock time.
 import { fitWidth, labelIndexes, niceTicks } from "./chart-axes.js";
 import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, label, svg, t } from "./core.js";
+import { lang } from "./i18n.js";
 import "./planner-i18n.js";
 import { query } from "./planner.js";
 
 const H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8;
 const statusLabel = (s) => (t(`fc.status.${s}`) === `fc.status.${s}` ? s : t(`fc.status.${s}`));
+
+/** The forecast's state in the operator's language; the server's own message (English, for engineers)
+ * only in the English view, except the cold-start one, whose numbers are worth reading in both. */
+function statusText(va) {
+  const cold = /not enough history: (\d+) observed days, need (\d+)/.exec(va.message || "");
+  if (cold) return t("fc.cold_detail", { days: cold[1], need: cold[2] });
+  return lang() === "en" && va.message ? `${statusLabel(va.status)}: ${va.message}` : statusLabel(va.status);
+}
 let ready = false;
 
 function $(id) { return document.getElementById(id); }
@@ -163,7 +172,7 @@ export async function refresh() {
       cw.api("/forecasts/typical-week?" + query(key)),
       cw.api("/forecasts/anomalies?" + query({ camera_id: p.camera_id, series_id: p.series_id })),
     ]);
-    $("fc-status").textContent = `${statusLabel(va.status)}${va.message ? ": " + va.message : ""}`;
+    $("fc-status").textContent = statusText(va);
     $("fc-status").setAttribute("data-status", va.status);
     drawChart(va);
     drawWeek(week);

@@ -45,6 +45,7 @@ const vi = {
   "fc.tip_forecast": "dự báo {v} (80 %: {lo}–{hi})", "fc.tip_actual": "thực tế {v}",
   "fc.tip_not_observed": "thực tế: không quan sát",
   "fc.no_anomalies": "Không có bất thường", "fc.drop": "Giảm", "fc.surge": "Tăng", "fc.open": "Đang mở",
+  "fc.cold_detail": "Chưa đủ lịch sử: {days} ngày quan sát, cần {need}",
   "fc.closed": "Đã đóng", "fc.planners_only": "Chỉ dành cho quy hoạch", "fc.load_failed": "Không tải được dự báo: {msg}",
 };
 
@@ -90,6 +91,7 @@ const en = {
   "fc.tip_forecast": "forecast {v} (80 %: {lo}–{hi})", "fc.tip_actual": "actual {v}",
   "fc.tip_not_observed": "actual: not observed",
   "fc.no_anomalies": "No anomalies", "fc.drop": "Drop", "fc.surge": "Surge", "fc.open": "Open",
+  "fc.cold_detail": "Not enough history: {days} observed days, need {need}",
   "fc.closed": "Closed", "fc.planners_only": "For planners only", "fc.load_failed": "Could not load forecasts: {msg}",
 };
 
