@@ -284,7 +284,8 @@ def test_the_planner_fits_each_screen(browser, site, size: tuple[int, int]) -> N
         page.screenshot(path=str(ARTIFACTS / f"planner-{size[0]}x{size[1]}.png"), full_page=True)
         wide = page.evaluate("[...document.querySelectorAll('#view-planner *')]"
                              ".filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)"
-                             ".filter((e) => !e.closest('.scroll, .scroll-x, details, table')).map((e) => e.id || e.tagName)")
+                             ".filter((e) => !e.closest('.scroll, .scroll-x, details, table'))"
+                             ".map((e) => e.id || e.tagName)")
         assert not wide, wide  # nothing of the planner runs off the screen (tables scroll in their box)
         page.wait_for_selector('#fc-chart[data-state="ready"]', timeout=10000)
         heights = page.evaluate("['#flow-chart', '#fc-chart', '#heatmap'].map((c) => "
