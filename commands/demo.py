@@ -1,14 +1,20 @@
 """``citywatch demo``: the whole product on one laptop with the embedded defaults.
 
 An in-process MQTT broker (amqtt, MQTT 3.1.1) on a free port, the server on SQLite, and one edge
-worker looping the sample clip with its shipped line. Ends on Ctrl+C or after ``--duration``, then
-stops counting, lets the outbox drain, and prints one line: events published, stored and counted.
+worker looping the sample clip with its shipped line, lane and zone (a wrong-way incident within the
+first minute). Ends on Ctrl+C or after ``--duration`` (the dashboard stops too), then stops counting,
+lets the outbox drain, and prints one line: events published, stored and counted.
+
+Where it writes: ``--data-dir`` if given (kept as it is), else a new folder per run under
+``$XDG_DATA_HOME/citywatch/demo`` (``~/.local/share/citywatch/demo``); it never deletes anything. Third-party
+start-up logs (migrations, broker, web server, FFmpeg) are quieted unless ``--verbose``, so the
+dashboard URL and how to sign in are the last lines before the progress bar.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import signal
 import socket
 import threading
@@ -30,7 +36,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA_DIR = Path("data/demo")
+#: Loggers that are chatty at INFO while the demo starts (migrations, the embedded broker, the web server).
+NOISY_LOGGERS = ("alembic", "amqtt", "transitions", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx")
+
+
+def default_data_dir(now: datetime | None = None) -> Path:
+    """A new folder for this run: ``$XDG_DATA_HOME/citywatch/demo/<local time>`` (never the working directory)."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "citywatch" / "demo"
+    return base / (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+def quiet_logs() -> dict[str, int]:
+    """Warnings and errors only (third-party start-up chatter, FFmpeg, and our own INFO lines: the demo
+    prints its own), unless debug logging is on. Returns the levels to restore."""
+    root = logging.getLogger()
+    if root.getEffectiveLevel() <= logging.DEBUG:
+        return {}
+    names = ("", *NOISY_LOGGERS)
+    before = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own stderr lines (RTSP retries) off
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    return before
+
+
+def restore_logs(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def sign_in_hint() -> str:
+    """How to reach the dashboard: with the keys in CITYWATCH_API_KEYS, or in open local mode."""
+    from server.auth import ENV_API_KEYS, OPEN_MODE_SENTENCE
+
+    if os.environ.get(ENV_API_KEYS, "").strip():
+        return (f"Sign in with one of the keys in {ENV_API_KEYS} (roles: operator acknowledges incidents, "
+                "planner reads history and exports, admin manages keys and cameras).")
+    return f"No sign-in needed on this machine. {OPEN_MODE_SENTENCE}"
 
 
 def demo_config() -> CitywatchConfig:
@@ -63,6 +106,16 @@ def run_demo(
     console: Console | None = None,
 ) -> int:
     console = console or Console()
+    levels = quiet_logs()
+    try:
+        return _run_demo(config, duration=duration, port=port, data_dir=data_dir, console=console)
+    finally:
+        restore_logs(levels)
+
+
+def _run_demo(
+    config: CitywatchConfig | None, *, duration: float | None, port: int, data_dir: Path | None, console: Console
+) -> int:
     cfg = config or demo_config()
     if not cfg.cameras:
         console.print("[red]the demo configuration has no camera[/red]")
@@ -80,9 +133,8 @@ def run_demo(
         console.print(f"[red]error:[/red] {exc}")
         return 1
 
-    if data_dir is None:  # the demo's own folder starts clean; a folder the user names is kept
-        data_dir = DEFAULT_DATA_DIR
-        shutil.rmtree(data_dir, ignore_errors=True)
+    if data_dir is None:  # a new folder per run: nothing of an earlier run (or of the user's) is deleted
+        data_dir = default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
 
     from server.runner import serve_in_thread
@@ -104,8 +156,12 @@ def run_demo(
     started = time.monotonic()
     try:
         worker.start()
-        console.print(f"citywatch demo: dashboard [bold]{server.url}/[/bold]  (MQTT broker 127.0.0.1:{broker.port})")
-        console.print("Ctrl+C stops" + (f"; stopping by itself after {duration:.0f} s" if duration else ""))
+        console.print(f"citywatch demo: database and outbox in {data_dir.resolve()} (kept; delete it when done)")
+        console.print(f"MQTT broker 127.0.0.1:{broker.port}")
+        console.print(f"citywatch demo: dashboard [bold]{server.url}/[/bold]")
+        console.print(sign_in_hint())
+        console.print("Ctrl+C stops" + (f"; the demo and its dashboard stop by themselves after {duration:.0f} s"
+                                        if duration else ""))
         _watch(worker, stop, duration, console)
         worker.stop_sources(15)
         drained = worker.wait_drained(30)
@@ -117,8 +173,9 @@ def run_demo(
         store = server.app.state.store
         stored = store.count_events()
         now = datetime.now(timezone.utc)
-        rows = store.counts(start=now - timedelta(days=1), end=now + timedelta(minutes=1))
+        rows = store.history.counts(start=now - timedelta(days=1), end=now + timedelta(minutes=1))
         counted_server = sum(r.count for r in rows)
+        _, incidents = store.incidents.list(limit=1)
     finally:
         worker.stop(5)
         server.stop()
@@ -144,7 +201,9 @@ def run_demo(
         f"{counted_server} in the server's counts"
         + (f", {pending} kept in the outbox" if pending else "")
         + ("" if drained else " (outbox not fully drained)")
+        + f"; {incidents} incident(s)"
     )
+    console.print(f"data kept in {data_dir.resolve()}")
     return 0 if lost == 0 and counted_server == crossings else 1
 
 

@@ -45,8 +45,9 @@ FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 #: server/README.md (a test keeps the three the same).
 OPEN_MODE_SENTENCE = (
     "Open local mode (no API key configured) treats every request from a loopback address as admin, "
-    "including every request relayed by a reverse proxy on the same host, so the server refuses to start "
-    "in it when server.auth.trusted_proxies is set or server.host is not a loopback address."
+    "including one a reverse proxy on the same host relays without a forwarding header, so the server "
+    "refuses to start in it when server.auth.trusted_proxies is set or server.host is not a loopback "
+    "address, and refuses every request that carries X-Forwarded-For, Forwarded or X-Real-IP."
 )
 
 

@@ -8,6 +8,11 @@ hands them here, so the builders are tested on plain rows.
 Vocabulary: citywatch class names map to the schema's own ``vehicleType`` enumeration (``truck`` is
 ``lorry``); ``person`` is not a vehicle and never appears in a traffic-flow entity. A line's ``in``
 direction is exported as ``laneDirection: forward``, ``out`` as ``backward``.
+
+Times follow one rule in every export (:data:`TIME_RULE`), stated in each file: CSV times are the
+city's wall-clock time as ISO 8601 with the UTC offset, and a ``timezone`` column names the zone;
+FIWARE entities carry UTC (``...Z``), the DateTime form NGSI-LD and the Smart Data Models use; file
+names carry the query's time zone with its offset.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from citywatch.config import CitywatchConfig
 
@@ -42,6 +48,43 @@ VEHICLE_TYPE: dict[str, str] = {
 LANE_DIRECTION: dict[str, str] = {"in": "forward", "out": "backward"}
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+#: The one time rule of every export (also in the README and the API docs).
+TIME_RULE = (
+    "CSV: city time, ISO 8601 with UTC offset, zone named in the timezone column; "
+    "FIWARE: UTC (NGSI-LD DateTime); file names: the query's time zone with its offset"
+)
+
+
+def local_iso(t: datetime | str | None, tz: tzinfo) -> str | None:
+    """``t`` (a datetime or an ISO string) as the city's wall-clock time, ISO 8601 with offset."""
+    if t is None:
+        return None
+    d = datetime.fromisoformat(t) if isinstance(t, str) else t
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)  # the store keeps UTC
+    return d.astimezone(tz).isoformat()
+
+
+def query_tz(start: datetime | None, end: datetime | None, default: tzinfo) -> tzinfo:
+    """The time zone a query was written in (the offset of ``from``, else of ``to``), else ``default``."""
+    for t in (start, end):
+        if t is not None and t.tzinfo is not None:
+            return t.tzinfo
+    return default
+
+
+def file_stamp(t: datetime) -> str:
+    """``20250303T0700+0700``: a file name's time, in ``t``'s own time zone with its offset."""
+    off = t.utcoffset() or timedelta(0)
+    sign = "-" if off < timedelta(0) else "+"
+    minutes = abs(int(off.total_seconds())) // 60
+    return f"{t:%Y%m%dT%H%M}{sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+
+def attachment(name: str) -> dict[str, str]:
+    """The ``Content-Disposition`` header of a download named ``name``."""
+    return {"Content-Disposition": f'attachment; filename="{re.sub(r"[^A-Za-z0-9_.+-]", "_", name)}"'}
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -262,7 +305,7 @@ ALERT_SUBCATEGORY: dict[str, str] = {
 }
 INCIDENT_CSV_HEADER = (
     "incident_id", "site_id", "camera_id", "incident_type", "state", "status", "severity", "confidence",
-    "lane_id", "zone_id", "started_at", "ended_at", "track_ids", "message", "acknowledged_at",
+    "lane_id", "zone_id", "started_at", "ended_at", "timezone", "track_ids", "message", "acknowledged_at",
     "acknowledged_by", "resolved_at", "resolved_by", "resolution_note", "escalation_level",
 )
 
@@ -314,12 +357,27 @@ def alert(
     return e
 
 
-def incidents_csv(incidents: Iterable[dict[str, Any]]) -> str:
-    rows = (
-        [i.get(k) if k != "track_ids" else " ".join(map(str, i.get("track_ids") or [])) for k in INCIDENT_CSV_HEADER]
-        for i in incidents
-    )
-    return csv_text(INCIDENT_CSV_HEADER, rows)
+INCIDENT_TIMES = ("started_at", "ended_at", "acknowledged_at", "resolved_at")
+
+
+def incidents_csv(incidents: Iterable[dict[str, Any]], tz: str = "UTC") -> str:
+    """Incident records as CSV; times in ``tz`` (the city's zone) with offset, named in ``timezone``."""
+    zone = ZoneInfo(tz)
+
+    def cell(i: dict[str, Any], k: str) -> Any:
+        if k == "track_ids":
+            return " ".join(map(str, i.get("track_ids") or []))
+        if k == "timezone":
+            return tz
+        return local_iso(i.get(k), zone) if k in INCIDENT_TIMES else i.get(k)
+
+    return csv_text(INCIDENT_CSV_HEADER, ([cell(i, k) for k in INCIDENT_CSV_HEADER] for i in incidents))
+
+
+def incidents_file_name(since: datetime | None, until: datetime | None, tz: str) -> str:
+    """``citywatch-incidents-<since or now>.csv``, in the query's time zone (else the city's)."""
+    zone = query_tz(since, until, ZoneInfo(tz))
+    return f"citywatch-incidents-{file_stamp((since or datetime.now(timezone.utc)).astimezone(zone))}.csv"
 
 
 __all__ = [
@@ -327,9 +385,15 @@ __all__ = [
     "ALERT_SUBCATEGORY",
     "INCIDENT_CSV_HEADER",
     "Place",
+    "TIME_RULE",
     "alert",
+    "attachment",
     "camera_places",
+    "file_stamp",
     "incidents_csv",
+    "incidents_file_name",
+    "local_iso",
+    "query_tz",
     "BOM",
     "CSV_MEDIA_TYPE",
     "LANE_DIRECTION",

@@ -12,7 +12,10 @@
 - ``od_matrix``: movements binned by time and counted by class, entry and exit.
 
 A track that leaves a zone is held as inside for ``grace_frames`` (a missed detection or two does not
-end a dwell); it has left once it is seen outside, or not seen for longer.
+end a dwell); it has left once it is seen outside, or not seen for longer. "Vehicles entered" counts a
+track once (a track that flickers over the edge, or is missed for longer than the grace under a frame
+stride, is not a new vehicle) unless it stayed out for ``RECOUNT_AFTER_S``; a report's ``interval_s``
+is the source time it covers, whatever the stride.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from citywatch.contract import CLASS_NAMES
 from vision.detections import Anchor, Detections
 from vision.geometry import GroundPlane, points_in_polygon
 from vision.results import MovementResult, ZoneReport
+
+#: A track back inside a zone after this long outside it counts as entering again.
+RECOUNT_AFTER_S = 30.0
 
 
 class StationaryState:
@@ -107,6 +113,8 @@ class ZoneMonitor:
         self.plane = plane
         self.grace = grace_frames
         self.inside: dict[int, _Inside] = {}
+        #: track -> last frame it was inside: its entry is counted once (bounded: pruned after RECOUNT_AFTER_S)
+        self._counted: dict[int, int] = {}
         self._interval = _Interval(0)
         self._head = None
         if self.lane and area.direction is not None and plane is not None:  # type: ignore[union-attr]
@@ -151,7 +159,9 @@ class ZoneMonitor:
                 s = self.inside.get(tid)
                 if s is None:
                     s = self.inside[tid] = _Inside(frame_index, frame_index, name)
-                    iv.entered += 1
+                    if tid not in self._counted:
+                        iv.entered += 1
+                self._counted[tid] = frame_index
                 s.last_frame, s.class_name = frame_index, name
                 if speeds and tid in speeds:
                     iv.speeds[tid].append(speeds[tid])
@@ -160,6 +170,9 @@ class ZoneMonitor:
             if tid in seen or frame_index - s.last_frame > self.grace:
                 iv.dwells.append((s.last_frame - s.entry_frame + 1) / self.fps)
                 del self.inside[tid]
+        recount = frame_index - int(RECOUNT_AFTER_S * self.fps)
+        for tid in [t for t, last in self._counted.items() if last < recount]:
+            del self._counted[tid]
         if self.inside:
             iv.occupied_frames += 1
         if self.lane and stationary is not None:
@@ -180,7 +193,7 @@ class ZoneMonitor:
         rep = ZoneReport(
             zone_id=self.id,
             frame_index=frame_index,
-            interval_s=max(iv.frames, 1) / self.fps,
+            interval_s=max(frame_index - iv.start_frame + 1, 1) / self.fps,  # source time, not processed frames
             lane=self.lane,
             occupancy=self.occupancy(),
             occupied_fraction=iv.occupied_frames / iv.frames if iv.frames else 0.0,

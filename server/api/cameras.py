@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 
 from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
+from server import camera_health
 from server.api.models import CameraDetailOut, CamerasOut, ConfigSentOut
 from server.api.params import NOT_FOUND, IdPath, bad, invalid, not_found, unavailable
 from server.deps import AdminDep, ControlDep, ReaderDep, SettingsDep, StoreDep
+from server.storage.store import Store
 
 router = APIRouter(tags=["cameras"])
 
@@ -35,23 +37,26 @@ def _iso(v: datetime | None) -> str | None:
     return v.isoformat() if v else None
 
 
-def _health(state: str, stale: bool, status: dict[str, Any] | None) -> str:
-    """``ok``, ``degraded`` (stale heartbeats, source not ok, tamper signs), ``down`` or ``unknown``."""
-    if state == "offline":
-        return "down"
-    if state != "online":
-        return "unknown"
-    if stale or (status and (status.get("source_state") not in (None, "ok") or status.get("tamper"))):
-        return "degraded"
-    return "ok"
+def _open_incidents(store: Store) -> dict[str, int]:
+    """Unresolved incidents per camera (new or acknowledged, ended or not): the operator still owes them."""
+    db = store.incidents
+    out: dict[str, int] = {}
+    for status in ("new", "acknowledged"):
+        items, _ = db.list(status=status, limit=1000)
+        for it in items:
+            out[it["camera_id"]] = out.get(it["camera_id"], 0) + 1
+    return out
 
 
 @router.get("/cameras", response_model=CamerasOut)
 def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dict[str, Any]:
-    """One entry per camera; ``stale`` means online but not heard from for 3 heartbeats (min 60 s)."""
+    """One entry per camera with its ``health`` by the one rule (:mod:`server.camera_health`): level,
+    ``health_reasons``, ``status_age_s`` and ``stale_after_s`` (the page ages the status itself, so a
+    frozen page goes stale too); ``stale`` means online but not heard from for 3 heartbeats (min 60 s)."""
     rows = {r["camera_id"]: r for r in store.list_cameras()}
     states = store.cameras.camera_states()
-    stale_after = timedelta(seconds=max(60.0, 3 * settings.edge.heartbeat_s))
+    stale_after = camera_health.stale_after_s(settings)
+    open_incidents = _open_incidents(store)
     now = utcnow()
     out: list[dict[str, Any]] = []
     configured = {c.id: c for c in settings.cameras}
@@ -67,7 +72,9 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
         status = {k: last_status.get(k) for k in STATUS_FIELDS} if last_status else None
         last_seen = row.get("last_seen")
         state = row.get("state") or "unknown"
-        stale = bool(state == "online" and last_seen and now - last_seen > stale_after)
+        health = camera_health.assess(
+            state, last_seen, last_status, now, stale_after=stale_after, open_incidents=open_incidents.get(cam_id, 0)
+        )
         pushed = states.get(cam_id, {})
         out.append(
             {
@@ -77,8 +84,13 @@ def list_cameras(store: StoreDep, settings: SettingsDep, _who: ReaderDep) -> dic
                 "location": location,
                 "configured": cfg is not None,
                 "state": state,
-                "stale": stale,
-                "health": _health(state, stale, last_status),
+                "stale": health.level == "stale",
+                "health": health.level,
+                "health_reasons": health.reasons,
+                "status_age_s": round(health.age_s, 1) if health.age_s is not None else None,
+                "stale_after_s": stale_after,
+                "open_incidents": open_incidents.get(cam_id, 0),
+                "checked_at": now.isoformat(),
                 "tamper": (last_status or {}).get("tamper") or [],
                 "pushed_config_version": pushed.get("pushed_config_version"),
                 "pushed_at": _iso(pushed.get("pushed_at")),

@@ -139,15 +139,16 @@ def export_incidents(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> Any:
-    """FIWARE ``Alert`` entities (key-values, category ``traffic``) or CSV (UTF-8 with BOM)."""
+    """FIWARE ``Alert`` entities (key-values, category ``traffic``, UTC times) or CSV (UTF-8 with BOM, city
+    times with offset): the one time rule of every export, ``server.export.TIME_RULE``."""
     items, _ = _incidents(store).list(
         incident_type=type, camera_id=camera_id, since=aware_time("since", since), until=aware_time("until", until),
         limit=limit,
     )
     if format == "csv":
         return Response(
-            export.incidents_csv(items), media_type=export.CSV_MEDIA_TYPE,
-            headers={"Content-Disposition": 'attachment; filename="incidents.csv"'},
+            export.incidents_csv(items, settings.server.timezone), media_type=export.CSV_MEDIA_TYPE,
+            headers=export.attachment(export.incidents_file_name(since, until, settings.server.timezone)),
         )
     place = export.camera_places(settings, store.list_cameras())
     out = []

@@ -1,5 +1,6 @@
 """Planner API: flows (vehicles or PCU), period comparison, hour-of-week profile, OD matrices,
-occupancy/speed, CSV and FIWARE exports. Everything reads the rollups (``server.storage.history``).
+occupancy/speed; the CSV and FIWARE exports (``server.api.exports``) join its router. Everything
+reads the rollups (``server.storage.history``).
 
 Every flow row carries ``observed_s``/``coverage``: the seconds its camera was actually observing
 (from heartbeats), so a zero with coverage 1.0 is "no vehicles" and a zero with coverage 0 is
@@ -8,95 +9,28 @@ Every flow row carries ``observed_s``/``coverage``: the seconds its camera was a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi import APIRouter
 
 from citywatch.config import CitywatchConfig
-from citywatch.contract import CLASS_NAMES, ClassName, Direction
-from server import export
+from citywatch.contract import CLASS_NAMES, ClassName, utcnow
+from server.api import exports
+from server.api.coverage import installs, query_cameras
+from server.api.flows import FlowFilterDep, Unit, flow_rows, pcu_weights
 from server.api.models import CompareOut, FlowOut, OccupancyOut, OdOut, ProfileOut
-from server.api.params import (
-    BUCKET_SECONDS,
-    CSV_CONTENT,
-    ENTITIES_SCHEMA,
-    Bucket,
-    FromQ,
-    IdParam,
-    IdQuery,
-    LdJsonResponse,
-    ToQ,
-    city_offset_s,
-    time_range,
-)
+from server.api.params import BUCKET_SECONDS, Bucket, FromQ, IdParam, IdQuery, ToQ, city_offset_s, time_range
+from server.coverage import period_coverage
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.storage.history import FlowFilter, epoch_bounds
 from server.storage.store import Store
 
 router = APIRouter(tags=["planner"])
 
-Unit = Literal["vehicles", "pcu"]
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def flow_filter(
-    camera_id: IdParam = None,
-    line_id: IdParam = None,
-    direction: Direction | None = None,
-    class_name: ClassName | None = None,
-) -> FlowFilter:
-    """The camera/line/direction/class query parameters every flow endpoint takes."""
-    return FlowFilter([camera_id] if camera_id else None, line_id, direction, class_name)
-
-
-FlowFilterDep = Annotated[FlowFilter, Depends(flow_filter)]
-
-
-def _pcu(settings: CitywatchConfig) -> dict[str, float]:
-    w = settings.server.pcu
-    return {c: float(getattr(w, c)) for c in CLASS_NAMES}
-
-
-def _flow_rows(
-    store: Store,
-    settings: CitywatchConfig,
-    start: datetime,
-    end: datetime,
-    bucket: str,
-    flt: FlowFilter,
-) -> list[dict[str, Any]]:
-    bucket_s = BUCKET_SECONDS[bucket]
-    off = city_offset_s(settings, start)
-    lo, hi = epoch_bounds(start, end)
-    cells = store.history.flow(lo, hi, bucket_s=bucket_s, offset_s=off, flt=flt)
-    cams = sorted({k[1] for k in cells})
-    observed = store.history.observed(lo, hi, bucket_s=bucket_s, offset_s=off, camera_ids=cams) if cams else {}
-    tz = ZoneInfo(settings.server.timezone)
-    w = _pcu(settings)
-    rows = []
-    for (b, cam, line, d), cell in sorted(cells.items(), key=lambda kv: (kv[0][0] or 0, *kv[0][1:])):
-        span = float(bucket_s) if bucket_s else float(hi - lo)
-        obs = observed.get((b, cam), 0.0)
-        rows.append(
-            {
-                "bucket_start": datetime.fromtimestamp(b, tz).isoformat() if b is not None else None,
-                "camera_id": cam,
-                "line_id": line,
-                "direction": d,
-                "counts": dict(cell.counts),
-                "total": cell.total,
-                "pcu": round(sum(w[c] * n for c, n in cell.counts.items()), 3),
-                "mean_speed_kmh": round(cell.speed_sum / cell.speed_n, 2) if cell.speed_n else None,
-                "speed_samples": cell.speed_n,
-                "observed_s": round(obs, 1),
-                "coverage": round(min(1.0, obs / span), 4) if span else None,
-            }
-        )
-    return rows
 
 
 @router.get("/flow", response_model=FlowOut)
@@ -113,41 +47,52 @@ def flow(
     """Line flows per bucket, camera, line and direction: counts by class, total, PCU, mean speed, and the
     seconds the camera was observing (``coverage`` = observed share of the bucket)."""
     start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
-    rows = _flow_rows(store, settings, start, end, bucket, flt)
+    rows = flow_rows(store, settings, start, end, bucket, flt)
     return {
         "bucket": bucket,
         "unit": unit,
         "from": start.isoformat(),
         "to": end.isoformat(),
         "timezone": settings.server.timezone,
-        "pcu_weights": _pcu(settings),
+        "pcu_weights": pcu_weights(settings),
         "rows": rows,
         "total": sum(r["pcu" if unit == "pcu" else "total"] for r in rows),
     }
 
 
-def _period(store: Store, settings: CitywatchConfig, start: datetime, end: datetime, flt: FlowFilter) -> dict[str, Any]:
-    rows = _flow_rows(store, settings, start, end, "total", flt)
+#: A rate per observed hour from less observation than this is noise, not a rate (none is given).
+MIN_RATE_OBSERVED_S = 900.0
+#: Totals of two periods are compared only when their observed shares differ by at most this.
+COMPARABLE_COVERAGE = 0.05
+
+
+def _period(
+    store: Store, settings: CitywatchConfig, start: datetime, end: datetime, flt: FlowFilter, cams: Sequence[str]
+) -> dict[str, Any]:
+    rows = flow_rows(store, settings, start, end, "total", flt)
     counts = dict.fromkeys(CLASS_NAMES, 0)
     for r in rows:
         for c, n in r["counts"].items():
             counts[c] += n
     total = sum(counts.values())
-    pcu = sum(_pcu(settings)[c] * n for c, n in counts.items())
+    pcu = sum(pcu_weights(settings)[c] * n for c, n in counts.items())
     lo, hi = epoch_bounds(start, end)
-    cams = sorted({r["camera_id"] for r in rows}) or ([*flt.camera_ids] if flt.camera_ids else [])
-    obs = store.history.observed(lo, hi, camera_ids=cams) if cams else {}
+    obs = store.history.observed(lo, hi, camera_ids=list(cams)) if cams else {}
     observed_s = sum(obs.values())
     hours = observed_s / 3600.0
+    rated = observed_s >= MIN_RATE_OBSERVED_S
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
+        "cameras": list(cams),
         "counts": counts,
         "total": total,
         "pcu": round(pcu, 3),
         "observed_s": round(observed_s, 1),
-        "per_observed_hour": round(total / hours, 3) if hours else None,
-        "pcu_per_observed_hour": round(pcu / hours, 3) if hours else None,
+        "observed_h": round(hours, 2),
+        "coverage": period_coverage(lo, hi, utcnow().timestamp(), installs(store, cams), observed_s),
+        "per_observed_hour": round(total / hours, 3) if rated else None,
+        "pcu_per_observed_hour": round(pcu / hours, 3) if rated else None,
     }
 
 
@@ -155,6 +100,16 @@ def _pct(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not a:
         return None
     return round((b - a) / a * 100.0, 2)
+
+
+def _compare_cameras(store: Store, settings: CitywatchConfig, flt: FlowFilter) -> list[str]:
+    """One camera set for both periods (rates over different cameras would not compare): the ones
+    asked for; else those with the line asked for; else every configured or known camera."""
+    if flt.camera_ids:
+        return sorted(set(flt.camera_ids))
+    if flt.line_id:
+        return sorted(c.id for c in settings.cameras if any(ln.id == flt.line_id for ln in c.lines))
+    return query_cameras(store, settings, None)
 
 
 @router.get("/flow/compare", response_model=CompareOut)
@@ -168,21 +123,40 @@ def compare(
     b_to: datetime,
     flt: FlowFilterDep,
 ) -> dict[str, Any]:
-    """Two periods side by side (e.g. before/after a road change): totals, PCU, and rates per observed
-    hour, so that a camera down in one period does not read as less traffic."""
+    """Two periods side by side (e.g. before/after a road change): totals, PCU, hours observed, observed
+    share, and rates per observed hour, so that a camera down in one period does not read as less
+    traffic. ``total_pct`` is given only when both periods were observed alike (shares within 5
+    points); a rate only from 15 observed minutes on. ``notes`` say why a change is missing."""
     sa, ea = time_range("a_from", a_from, a_to, timedelta(days=1), name_to="a_to")
     sb, eb = time_range("b_from", b_from, b_to, timedelta(days=1), name_to="b_to")
-    a = _period(store, settings, sa, ea, flt)
-    b = _period(store, settings, sb, eb, flt)
+    cams = _compare_cameras(store, settings, flt)
+    a = _period(store, settings, sa, ea, flt, cams)
+    b = _period(store, settings, sb, eb, flt, cams)
+    notes: list[str] = []
+    ca, cb = a["coverage"], b["coverage"]
+    alike = ca is not None and cb is not None and abs(ca - cb) <= COMPARABLE_COVERAGE
+    if not alike:
+        if ca is None or cb is None:
+            notes.append("a period lies before the cameras' first data or in the future: totals not compared")
+        else:
+            notes.append(
+                f"observed shares differ (A {ca * 100:.0f} %, B {cb * 100:.0f} %): "
+                "totals not compared, compare the rates per observed hour"
+            )
+    for name, p in (("A", a), ("B", b)):
+        if p["per_observed_hour"] is None:
+            notes.append(f"period {name} was observed under {MIN_RATE_OBSERVED_S / 60:.0f} minutes: no rate")
     return {
         "a": a,
         "b": b,
         "change": {
-            "total": b["total"] - a["total"],
-            "total_pct": _pct(a["total"], b["total"]),
+            "total": b["total"] - a["total"] if alike else None,
+            "total_pct": _pct(a["total"], b["total"]) if alike else None,
+            "totals_comparable": alike,
             "per_observed_hour_pct": _pct(a["per_observed_hour"], b["per_observed_hour"]),
             "pcu_per_observed_hour_pct": _pct(a["pcu_per_observed_hour"], b["pcu_per_observed_hour"]),
         },
+        "notes": notes,
     }
 
 
@@ -196,10 +170,11 @@ def profile(
     to: ToQ = None,
 ) -> dict[str, Any]:
     """Hour-of-week profile in the city's time zone: for each of the 168 hours (Monday 00:00 first),
-    vehicles and PCU per observed hour (hours the camera was down do not dilute the mean)."""
+    vehicles and PCU per observed hour (hours the camera was down do not dilute the mean; an hour of
+    the week observed under 15 minutes in all has no rate)."""
     start, end = time_range("from", from_, to, timedelta(days=28))
     lo, hi = epoch_bounds(start, end)
-    w = _pcu(settings)
+    w = pcu_weights(settings)
     totals = [0] * 168
     pcus = [0.0] * 168
     by_class = [dict.fromkeys(CLASS_NAMES, 0) for _ in range(168)]
@@ -217,6 +192,7 @@ def profile(
     hours = []
     for h in range(168):
         oh = observed[h] / 3600.0
+        rated = observed[h] >= MIN_RATE_OBSERVED_S  # a few observed minutes are noise, not a rate
         hours.append(
             {
                 "hour_of_week": h,
@@ -226,8 +202,8 @@ def profile(
                 "counts": {c: n for c, n in by_class[h].items() if n},
                 "pcu": round(pcus[h], 3),
                 "observed_h": round(oh, 3),
-                "per_observed_hour": round(totals[h] / oh, 3) if oh else None,
-                "pcu_per_observed_hour": round(pcus[h] / oh, 3) if oh else None,
+                "per_observed_hour": round(totals[h] / oh, 3) if rated else None,
+                "pcu_per_observed_hour": round(pcus[h] / oh, 3) if rated else None,
             }
         )
     return {"from": start.isoformat(), "to": end.isoformat(), "timezone": settings.server.timezone, "hours": hours}
@@ -296,99 +272,4 @@ def occupancy(
     return {"bucket": bucket, "from": start.isoformat(), "to": end.isoformat(), "rows": rows}
 
 
-# --- exports ------------------------------------------------------------------------------------
-
-CSV_HEADER = (
-    "bucket_start",
-    "camera_id",
-    "line_id",
-    "direction",
-    *[f"n_{c}" for c in CLASS_NAMES],
-    "total",
-    "pcu",
-    "mean_speed_kmh",
-    "observed_s",
-    "coverage",
-)
-
-
-@router.get("/export/flow.csv", response_class=Response, responses={200: {"content": CSV_CONTENT}})
-def export_flow_csv(
-    store: StoreDep,
-    settings: SettingsDep,
-    _who: ReaderDep,
-    flt: FlowFilterDep,
-    from_: FromQ = None,
-    to: ToQ = None,
-    bucket: Bucket = "1h",
-) -> Response:
-    """The ``/flow`` rows as CSV (UTF-8 with BOM: Excel shows Vietnamese names correctly)."""
-    start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
-    rows = _flow_rows(store, settings, start, end, bucket, flt)
-    body = export.csv_text(
-        CSV_HEADER,
-        (
-            [
-                r["bucket_start"] or start.isoformat(),
-                r["camera_id"],
-                r["line_id"],
-                r["direction"],
-                *[r["counts"][c] for c in CLASS_NAMES],
-                r["total"],
-                r["pcu"],
-                r["mean_speed_kmh"],
-                r["observed_s"],
-                r["coverage"],
-            ]
-            for r in rows
-        ),
-    )
-    name = f"citywatch-flow-{start.astimezone(timezone.utc):%Y%m%dT%H%M}-{bucket}.csv"
-    return Response(
-        body.encode("utf-8"),
-        media_type=export.CSV_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-def _fiware_flow(
-    store: Store,
-    settings: CitywatchConfig,
-    start: datetime,
-    end: datetime,
-    bucket: str,
-    camera_id: str | None = None,
-    per_class: bool = True,
-) -> list[dict[str, Any]]:
-    """Reads the flow and lane rows of the range; ``export.traffic_flow_entities`` builds the entities."""
-    bucket_s = BUCKET_SECONDS[bucket]
-    flt = FlowFilter([camera_id] if camera_id else None)
-    rows = _flow_rows(store, settings, start, end, bucket, flt)
-    lo, hi = epoch_bounds(start, end)
-    lanes = store.history.zones(
-        lo, hi, bucket_s=bucket_s, offset_s=city_offset_s(settings, start), camera_ids=flt.camera_ids, lanes_only=True
-    )
-    return export.traffic_flow_entities(
-        settings, store.list_cameras(), rows, lanes, start=start, end=end, bucket_s=bucket_s, per_class=per_class
-    )
-
-
-@router.get(
-    "/export/fiware/traffic-flow",
-    response_class=LdJsonResponse,
-    responses={200: {"content": {"application/ld+json": {"schema": ENTITIES_SCHEMA}}}},
-)
-async def export_fiware_traffic_flow(
-    store: StoreDep,
-    settings: SettingsDep,
-    _who: ReaderDep,
-    camera_id: IdParam = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    bucket: Bucket = "15m",
-    per_class: bool = True,
-) -> LdJsonResponse:
-    """FIWARE Smart Data Models ``TrafficFlowObserved`` entities (NGSI-LD key-values, ``application/ld+json``)."""
-    start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
-    body = await run_in_threadpool(_fiware_flow, store, settings, start, end, bucket, camera_id, per_class)
-    return LdJsonResponse(body)
+router.include_router(exports.router)  # the flow CSV and FIWARE downloads, from the same rows

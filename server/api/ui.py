@@ -4,23 +4,21 @@ weights, each camera's lines, lanes and zones) and the observed share of every b
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import CLASS_NAMES
+from server.api.coverage import coverage_answer
 from server.api.models import CoverageOut, UiConfigOut
-from server.api.params import BUCKET_SECONDS, FromQ, IdParam, ToQ, city_offset_s, time_range
+from server.api.params import BUCKET_SECONDS, FromQ, IdParam, ToQ, time_range
+from server.coverage import MAX_COVERAGE_BUCKETS
 from server.deps import ReaderDep, SettingsDep, StoreDep
-from server.storage.history import epoch_bounds
 
 router = APIRouter(tags=["dashboard"])
-
-MAX_COVERAGE_BUCKETS = 5000
 
 
 def tiles_origin(config: CitywatchConfig) -> str | None:
@@ -67,41 +65,14 @@ def coverage(
     from_: FromQ = None,
     to: ToQ = None,
     bucket: Annotated[str, Query(pattern=r"^(1m|15m|1h|1d)$")] = "1h",
+    max_buckets: Annotated[int, Query(ge=1, le=MAX_COVERAGE_BUCKETS)] = MAX_COVERAGE_BUCKETS,
 ) -> dict[str, Any]:
-    """Every bucket of the range (the same buckets as ``/flow``), with the seconds observed and
-    ``coverage`` = observed / (bucket length x cameras). Without ``camera_id``: the cameras that
-    observed anything in the range. ``coverage`` 0 is a data gap (camera down), not zero traffic."""
-    bucket_s = int(BUCKET_SECONDS[bucket] or 3600)
-    start, end = time_range("from", from_, to, timedelta(hours=24), bucket_s)
-    lo, hi = epoch_bounds(start, end)
-    off = city_offset_s(settings, start)
-    first = (lo + off) // bucket_s * bucket_s - off
-    if (hi - first) / bucket_s > MAX_COVERAGE_BUCKETS:
-        first = hi  # the caller asked for too many buckets: an empty list, not a slow answer
-    obs = store.history.observed(
-        lo, hi, bucket_s=bucket_s, offset_s=off, camera_ids=[camera_id] if camera_id else None
-    )
-    cams = {camera_id} if camera_id else {cam for _, cam in obs}
-    by_bucket: dict[int, float] = {}
-    for (b, _cam), seconds in obs.items():
-        by_bucket[b] = by_bucket.get(b, 0.0) + seconds
-    tz = ZoneInfo(settings.server.timezone)
-    rows = []
-    for b in range(first, hi, bucket_s):
-        span = float(min(b + bucket_s, hi) - max(b, lo))
-        seconds = by_bucket.get(b, 0.0)
-        rows.append(
-            {
-                "bucket_start": datetime.fromtimestamp(b, tz).isoformat(),
-                "observed_s": round(seconds, 1),
-                "coverage": round(min(1.0, seconds / (span * len(cams))), 4) if cams and span > 0 else 0.0,
-            }
-        )
-    return {
-        "bucket": bucket,
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "timezone": settings.server.timezone,
-        "cameras": sorted(cams),
-        "rows": rows,
-    }
+    """Every bucket of the range (the same buckets as ``/flow``) with the seconds observed, the seconds
+    that could have been observed and ``coverage`` = observed / observable. ``state`` says why a bucket
+    is empty: ``gap`` (a camera existed but observed nothing: down, not zero traffic), ``before_install``
+    (before the first status or data of every camera asked about), ``future``; else ``partial`` or
+    ``observed``. Without ``camera_id``: every configured or known camera. A range needing more than
+    ``max_buckets`` is answered at the finest coarser bucket that fits (``bucket``, ``coarsened``,
+    ``message``), never with an empty list."""
+    start, end = time_range("from", from_, to, timedelta(hours=24), BUCKET_SECONDS[bucket])
+    return coverage_answer(store, settings, camera_id, start, end, bucket, max_buckets)

@@ -20,7 +20,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import utcnow
-from server.api.cameras import _health
+from server.camera_health import sensing_health
 from server.forecast.anomaly import Anomaly, detect_anomalies
 from server.forecasting.history import load_histories
 from server.forecasting.tables import FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
@@ -52,13 +52,9 @@ class CheckReport:
 
 
 def camera_health(store: Store, config: CitywatchConfig, now: datetime) -> dict[str, str]:
-    """Each known camera's health as ``GET /cameras`` reports it (ok, degraded, down, unknown)."""
-    stale_after = timedelta(seconds=max(60.0, 3 * config.edge.heartbeat_s))
-    out = {}
-    for r in store.list_cameras():
-        stale = bool(r["state"] == "online" and r["last_seen"] and now - r["last_seen"] > stale_after)
-        out[r["camera_id"]] = _health(r["state"], stale, r["last_status"])
-    return out
+    """Each known camera's sensing health by the one rule (ok, degraded, stale, down, unknown); its
+    own open incidents do not count, or a flow anomaly would stop the judging of its camera."""
+    return dict(sensing_health(store, config, now))
 
 
 def _when(ts: int, tz: Any) -> str:

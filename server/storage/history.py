@@ -284,6 +284,30 @@ class History:
                     out[key] += float(m["o"] or 0.0) * scale
         return dict(out)
 
+    def first_data(self, camera_ids: Sequence[str]) -> dict[str, int | None]:
+        """Epoch second of each camera's earliest rollup row of any family (to the minute while the
+        minute rollups still hold it): what lies before it is "before install", not a gap."""
+        out: dict[str, int | None] = {}
+        families = (FLOW_TABLES, ZONE_TABLES, OD_TABLES, OBSERVED_TABLES)
+        with self.db.session() as s:
+            for cam in camera_ids:
+                first: int | None = None
+                width = 0
+                for res in sorted(RESOLUTIONS, key=RESOLUTIONS.__getitem__, reverse=True):  # coarse to fine
+                    found = []
+                    for fam in families:
+                        t = fam[res]
+                        stmt = select(func.min(t.c.bucket)).where(t.c.camera_id == cam)
+                        if first is not None:  # look only inside the coarser bucket found (+1 h for DST days)
+                            stmt = stmt.where(t.c.bucket >= first, t.c.bucket < first + width + 3600)
+                        v = s.scalar(stmt)
+                        if v is not None:
+                            found.append(int(v))
+                    if found:
+                        first, width = min(found), RESOLUTIONS[res]
+                out[cam] = first
+        return out
+
     # --- zones and OD (rollup granularity: ranges are rounded out to whole minutes) ---------------
 
     def zones(

@@ -32,6 +32,7 @@ def test_the_banner_says_the_database_is_not_answering_while_events_are_locked(
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{server.url}/")
             page.wait_for_selector("body[data-ready=true]", timeout=15000)
+            page.click("#lang-switch")  # Vietnamese is the default; this test reads the English text
             page.wait_for_selector('#system-banner[data-problem=""]', state="attached", timeout=15000)
             assert page.locator("#system-banner").is_hidden()
             with locker.connect() as conn:

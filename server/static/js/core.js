@@ -1,7 +1,134 @@
-// Shared helpers of the dashboard modules: DOM building, labels (Vietnamese first, then English) and
-// times in the city's time zone (the server's `server.timezone`, never the browser's).
+// Shared state and helpers of the dashboard's ES modules (no globals: every module imports what it
+// reads from here). `cw` holds the session (role, mode), the server's settings (`cw.config`), the
+// latest camera list, the open incidents and the link to the server; `cw.on`/`cw.emit` carry live
+// events ("start" when signed in, "lang" when the language changes). Labels and formats come from
+// i18n.js in the operator's language; times are in the city's time zone, never the browser's.
+import {
+  cityZone, fmtAge, fmtDuration, fmtNumber, fmtTime, label, labelTable, onLang, setTimeZone, t,
+} from "./i18n.js";
 
-export const cw = globalThis.cw;
+const API = "/api/v1";
+const handlers = {};
+
+export const cw = {
+  role: null,
+  mode: null,
+  config: { timezone: "Asia/Ho_Chi_Minh", map: { tiles_url: null }, cameras: [], pcu_weights: {} },
+  cameras: null,
+  /** incident_id -> record, the unresolved incidents (alerts.js keeps it) */
+  openIncidents: new Map(),
+  /** the page's own link to the server: lostSince (ms) is set while SSE or the API fail */
+  link: { ok: true, lostSince: null },
+  on(kind, fn) { (handlers[kind] = handlers[kind] || []).push(fn); },
+  /** Calls every handler of `kind`; returns what they returned (promises included) so a caller may wait. */
+  emit(kind, data) {
+    const out = [];
+    for (const fn of handlers[kind] || []) {
+      try { out.push(fn(data)); } catch (e) { console.error(kind, e); }
+    }
+    return out;
+  },
+  api,
+  setConfig(config) {
+    cw.config = config;
+    setTimeZone(config.timezone);
+  },
+};
+onLang((l) => cw.emit("lang", l));
+
+/** An error a person can read: HTTP status and FastAPI's detail turned into one sentence. */
+export class ApiError extends Error {
+  constructor(status, detail, path) {
+    super(friendly(status, detail));
+    this.status = status;
+    this.detail = detail;
+    this.path = path;
+  }
+}
+
+function friendly(status, detail) {
+  if (status === 0) return t("err.network");
+  if (status === 403) return t("err.forbidden");
+  if (status === 404) return t("err.not_found");
+  if (status === 409) return t("err.conflict");
+  if (status === 422) {
+    const fields = Array.isArray(detail)
+      ? [...new Set(detail.map((d) => (d.loc || []).filter((x) => x !== "body" && x !== "query").join(".")))]
+        .filter(Boolean).join(", ")
+      : "";
+    return t("err.invalid", { fields: fields || "—" });
+  }
+  if (status === 503) return t("err.unavailable");
+  if (status >= 500) return t("err.server", { status });
+  return t("err.generic", { status });
+}
+
+// The link is up while both the live stream and the last API answer are: either one failing is enough
+// to stop believing what the page shows.
+const linkParts = { api: true, stream: true };
+
+/** Record whether one part of the link ("api", "stream") works; emits "link" when the whole changes. */
+export function reportLink(part, ok) {
+  linkParts[part] = ok;
+  const up = linkParts.api && linkParts.stream;
+  if (up && !cw.link.ok) {
+    cw.link = { ok: true, lostSince: null };
+    cw.emit("link", cw.link);
+  } else if (!up && cw.link.ok) {
+    cw.link = { ok: false, lostSince: Date.now() };
+    cw.emit("link", cw.link);
+  }
+}
+const linkAnswer = (ok) => reportLink("api", ok);
+
+/** The health a person is shown: the server's rule, aged here too (a frozen page goes stale), and never
+ * anything but unknown while the page's own link to the server is down. */
+export function shownHealth(cam, now = Date.now()) {
+  if (!cam) return { level: "unknown", reasons: [] };
+  if (!cw.link.ok) return { level: "unknown", reasons: ["link_lost"] };
+  const level = cam.health || "unknown";
+  const age = cam.status_age_s == null ? null : cam.status_age_s + (now - (cam._fetched || now)) / 1000;
+  if (["ok", "alert", "degraded"].includes(level) && age !== null && cam.stale_after_s && age > cam.stale_after_s) {
+    return { level: "stale", reasons: ["status_too_old"], age };
+  }
+  return { level, reasons: cam.health_reasons || [], age };
+}
+
+/** One reason code of the health rule as a phrase in the operator's language. */
+export function reasonText(code, cam, age = null) {
+  if (code === "link_lost") return t("hl.link_lost");
+  if (code === "status_too_old") return t("reason.status_too_old", { age: age == null ? "—" : fmtDuration(age) });
+  if (code === "fps_low") {
+    const st = (cam && cam.status) || {};
+    return t("reason.fps_low", { done: fmtNumber(st.fps_processed, 1), offered: fmtNumber(st.fps_in, 1) });
+  }
+  if (code === "open_incidents") return t("reason.open_incidents", { n: (cam && cam.open_incidents) || 0 });
+  if (code.startsWith("tamper_")) return label("tamper", code.slice(7));
+  const key = `reason.${code}`;
+  return t(key) === key ? code : t(key);
+}
+
+/** GET/POST under /api/v1; throws ApiError with a friendly message; 401 shows the sign-in form. */
+async function api(path, options = {}) {
+  let r;
+  try {
+    r = await fetch(API + path, { credentials: "same-origin", ...options });
+  } catch (e) {
+    linkAnswer(false);
+    throw new ApiError(0, String(e), path);
+  }
+  linkAnswer(r.status !== 502 && r.status !== 504);
+  if (r.status === 401) {
+    cw.emit("unauthorised", null);
+    throw new ApiError(401, null, path);
+  }
+  if (!r.ok) {
+    let detail = null;
+    try { detail = (await r.json()).detail; } catch (e) { /* not JSON */ }
+    throw new ApiError(r.status, detail, path);
+  }
+  return r.json();
+}
 
 export function el(tag, attrs = {}, text = null) {
   const e = document.createElement(tag);
@@ -22,53 +149,43 @@ export function clear(node) {
   return node;
 }
 
-export const CLASS_LABEL = {
-  car: "Ô tô / Car", truck: "Xe tải / Truck", bus: "Xe buýt / Bus",
-  motorcycle: "Xe máy / Motorcycle", bicycle: "Xe đạp / Bicycle", person: "Người đi bộ / Person",
-};
+// Label tables, read in the current language (one table per vocabulary, in i18n.js).
+export const CLASS_LABEL = labelTable("class");
+export const INCIDENT_LABEL = labelTable("incident");
+export const SEVERITY_LABEL = labelTable("severity");
+export const STATUS_LABEL = labelTable("status");
+export const HEALTH_LABEL = labelTable("hl");
+export const TAMPER_LABEL = labelTable("tamper");
+export const SOURCE_LABEL = labelTable("source");
+export const DIR_LABEL = labelTable("dir");
+/** Monday first, in the current language; reads like an array (forEach, index). */
+export const DAY_LABEL = new Proxy([], {
+  get(_, k) {
+    const days = [0, 1, 2, 3, 4, 5, 6].map((i) => t(`day.${i}`));
+    const v = Reflect.get(days, k);
+    return typeof v === "function" ? v.bind(days) : v;
+  },
+});
 export const CLASS_COLOUR = {
   car: "#2f6fdb", truck: "#8e44ad", bus: "#e67e22", motorcycle: "#16a085", bicycle: "#c0392b", person: "#7f8c8d",
 };
-export const INCIDENT_LABEL = {
-  stopped_vehicle: "Xe dừng / Stopped vehicle",
-  wrong_way: "Đi ngược chiều / Wrong way",
-  congestion: "Ùn tắc / Congestion",
-  pedestrian_on_carriageway: "Người đi bộ trên đường / Pedestrian on carriageway",
-  cyclist_on_carriageway: "Xe đạp trên làn xe / Cyclist on carriageway",
-  crash_candidate: "Nghi va chạm / Possible crash",
-  flow_anomaly: "Lưu lượng bất thường / Unusual flow",
-};
-export const SEVERITY_LABEL = { low: "Thấp / Low", medium: "Trung bình / Medium", high: "Cao / High" };
-export const STATUS_LABEL = { new: "Mới / New", acknowledged: "Đã xác nhận / Acknowledged", resolved: "Đã xử lý / Resolved" };
-export const HEALTH_LABEL = {
-  ok: "Tốt / OK", degraded: "Suy giảm / Degraded", down: "Mất kết nối / Down", unknown: "Chưa rõ / Unknown",
-};
-export const TAMPER_LABEL = {
-  view_moved: "Camera bị xoay / View moved", covered: "Bị che / Covered",
-  out_of_focus: "Mất nét / Out of focus", too_dark: "Quá tối / Too dark",
-};
-export const SOURCE_LABEL = {
-  starting: "Đang khởi động / Starting", ok: "Bình thường / OK", reconnecting: "Đang kết nối lại / Reconnecting",
-  ended: "Đã kết thúc / Ended", error: "Lỗi / Error",
-};
-export const DAY_LABEL = ["T2 / Mon", "T3 / Tue", "T4 / Wed", "T5 / Thu", "T6 / Fri", "T7 / Sat", "CN / Sun"];
+export { label, t };
 
 export function tz() {
-  return (cw.config && cw.config.timezone) || "Asia/Ho_Chi_Minh";
+  return cityZone();
 }
 
-export function fmt(iso, opts = {}) {
-  if (!iso) return "—";
-  return new Date(iso).toLocaleString("vi-VN", { hour12: false, timeZone: tz(), ...opts });
+/** A time in the city's zone; `style` a style name of i18n.fmtTime ("full", "short", "time", "hm"). */
+export function fmt(iso, style = "full") {
+  return fmtTime(iso, style);
 }
 
 export function fmtShort(iso) {
-  return fmt(iso, { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+  return fmtTime(iso, "short");
 }
 
 export function fmtNum(n, digits = 0) {
-  if (n === null || n === undefined || Number.isNaN(n)) return "—";
-  return Number(n).toLocaleString("vi-VN", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return fmtNumber(n, digits);
 }
 
 /** Wall-clock fields of `date` in the city's time zone. */
@@ -112,15 +229,8 @@ export function toLocalInput(date) {
   return `${z.y}-${pad(z.mo)}-${pad(z.d)}T${pad(z.h)}:${pad(z.mi)}`;
 }
 
-/** "3 phút trước / 3 min ago" */
 export function age(iso, now = Date.now()) {
-  const s = Math.max(0, Math.round((now - new Date(iso).getTime()) / 1000));
-  if (s < 60) return `${s} giây trước / ${s} s ago`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} phút trước / ${m} min ago`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h} giờ ${m % 60} phút trước / ${h} h ${m % 60} min ago`;
-  return `${Math.floor(h / 24)} ngày trước / ${Math.floor(h / 24)} days ago`;
+  return fmtAge(iso, now);
 }
 
 export function cameraName(id) {

@@ -2,14 +2,22 @@
 // next to the observed flow (a bucket the camera did not observe has no actual: a gap, never a zero),
 // the typical week (median and 25-75 % of each hour of the week, holidays left out), the flow anomaly
 // history and the forecasts CSV. Times are the city's wall-clock time.
-import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, svg } from "./core.js";
+import { fitWidth, labelIndexes, niceTicks } from "./chart-axes.js";
+import { clear, cw, DAY_LABEL, el, fmtNum, fmtShort, label, svg, t } from "./core.js";
+import { lang } from "./i18n.js";
+import "./planner-i18n.js";
 import { query } from "./planner.js";
 
-const W = 960, H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8;
-const STATUS_LABEL = {
-  ok: "Có dự báo / Forecast available", cold_start: "Chưa đủ lịch sử / Not enough history",
-  pending: "Đang chờ mô hình / Model pending", failed: "Lỗi dự báo / Forecast failed", unknown: "Chưa có / None yet",
-};
+const H = 260, LEFT = 52, BOTTOM = 40, TOP = 12, RIGHT = 8;
+const statusLabel = (s) => (t(`fc.status.${s}`) === `fc.status.${s}` ? s : t(`fc.status.${s}`));
+
+/** The forecast's state in the operator's language; the server's own message (English, for engineers)
+ * only in the English view, except the cold-start one, whose numbers are worth reading in both. */
+function statusText(va) {
+  const cold = /not enough history: (\d+) observed days, need (\d+)/.exec(va.message || "");
+  if (cold) return t("fc.cold_detail", { days: cold[1], need: cold[2] });
+  return lang() === "en" && va.message ? `${statusLabel(va.status)}: ${va.message}` : statusLabel(va.status);
+}
 let ready = false;
 
 function $(id) { return document.getElementById(id); }
@@ -19,38 +27,41 @@ function seriesParams() {
   return { kind, camera_id, series_id, direction: kind === "line" ? direction : "" };
 }
 
+/** An option's text from its value ("kind|camera|series|direction"), in the current language. */
+function seriesText(value) {
+  if (!value) return t("fc.no_series");
+  const [kind, camera, id, direction] = value.split("|");
+  const dir = direction ? ` · ${label("dir", direction)}` : "";
+  return `${camera} · ${t(kind === "lane" ? "fc.lane" : "fc.line", { id })}${dir}`;
+}
+
 async function loadSeries() {
   const sel = clear($("fc-series"));
   const d = await cw.api("/forecasts/series");
   for (const s of d.series) {
-    const dir = s.direction ? ` · ${s.direction === "in" ? "Vào / In" : "Ra / Out"}` : "";
-    const what = s.kind === "lane" ? `Làn / Lane ${s.series_id}` : `Vạch / Line ${s.series_id}`;
-    sel.append(el("option", { value: [s.kind, s.camera_id, s.series_id, s.direction || ""].join("|"),
-      "data-status": s.status }, `${s.camera_id} · ${what}${dir}`));
+    const value = [s.kind, s.camera_id, s.series_id, s.direction || ""].join("|");
+    sel.append(el("option", { value, "data-status": s.status }, seriesText(value)));
   }
-  if (!d.series.length) sel.append(el("option", { value: "" }, "Chưa có chuỗi nào / No series yet"));
+  if (!d.series.length) sel.append(el("option", { value: "" }, seriesText("")));
   ready = true;
-}
-
-function niceMax(v) {
-  const p = 10 ** Math.floor(Math.log10(Math.max(v, 1e-9)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
 }
 
 /** The chart: band (lo80-hi80) as an area, forecast as a line, actual as a line broken where not observed. */
 function drawChart(d) {
   const chart = clear($("fc-chart"));
+  const W = fitWidth(chart, H);
   const rows = d.rows;
-  const max = niceMax(Math.max(1, ...rows.flatMap((r) => [r.hi80 ?? 0, r.actual ?? 0, r.forecast ?? 0])));
+  const yt = niceTicks(Math.max(0, ...rows.flatMap((r) => [r.hi80 ?? 0, r.actual ?? 0, r.forecast ?? 0])));
+  const max = yt.max;
   const plotW = W - LEFT - RIGHT, plotH = H - BOTTOM - TOP;
   const step = plotW / Math.max(1, rows.length);
   const x = (i) => LEFT + (i + 0.5) * step;
   const y = (v) => TOP + plotH - (plotH * v) / max;
-  for (let i = 0; i <= 4; i++) {
-    const gy = TOP + plotH - (plotH * i) / 4;
+  for (const v of yt.ticks) {
+    const gy = y(v);
     chart.append(svg("line", { class: "grid", x1: LEFT, y1: gy, x2: W - RIGHT, y2: gy }));
-    chart.append(svg("text", { class: "tick", x: LEFT - 6, y: gy + 4, "text-anchor": "end" }, fmtNum((max * i) / 4)));
+    chart.append(svg("text", { class: "tick y-tick", x: LEFT - 6, y: gy + 4, "text-anchor": "end", "data-value": v },
+      fmtNum(v, yt.digits)));
   }
   // the band: one polygon per run of buckets that have a forecast
   const runs = [];
@@ -70,18 +81,21 @@ function drawChart(d) {
   const flush = () => { if (path.length) chart.append(svg("polyline", { class: "fc-actual", points: path.join(" ") })); path = []; };
   rows.forEach((r, i) => { if (r.actual === null) flush(); else path.push(`${x(i).toFixed(1)},${y(r.actual).toFixed(1)}`); });
   flush();
-  const labelEvery = Math.max(1, Math.ceil(rows.length / 12));
+  const labelled = new Set(labelIndexes(rows.length, plotW).filter((i) => LEFT + i * step + 84 <= W));
   rows.forEach((r, i) => {
     const g = svg("g", { class: "fc-bucket", "data-bucket-start": r.bucket_start, "data-forecast": r.forecast ?? "",
       "data-lo80": r.lo80 ?? "", "data-hi80": r.hi80 ?? "", "data-actual": r.actual ?? "" });
     g.append(svg("rect", { class: "hit", x: LEFT + i * step, y: TOP, width: step, height: plotH }));
     const parts = [fmtShort(r.bucket_start)];
-    if (r.forecast !== null) parts.push(`dự báo / forecast ${fmtNum(r.forecast)} (80 %: ${fmtNum(r.lo80)}–${fmtNum(r.hi80)})`);
-    parts.push(r.actual === null ? "thực tế: không quan sát / actual: not observed" : `thực tế / actual ${fmtNum(r.actual)}`);
+    if (r.forecast !== null) {
+      parts.push(t("fc.tip_forecast", { v: fmtNum(r.forecast), lo: fmtNum(r.lo80), hi: fmtNum(r.hi80) }));
+    }
+    parts.push(r.actual === null ? t("fc.tip_not_observed") : t("fc.tip_actual", { v: fmtNum(r.actual) }));
     g.append(svg("title", {}, parts.join(" · ")));
     chart.append(g);
-    if (i % labelEvery === 0) {
-      chart.append(svg("text", { class: "tick", x: LEFT + i * step + 1, y: H - BOTTOM + 18 }, fmtShort(r.bucket_start)));
+    if (labelled.has(i)) {
+      chart.append(svg("text", { class: "tick x-tick", x: LEFT + i * step + 1, y: H - BOTTOM + 18 },
+        fmtShort(r.bucket_start)));
     }
   });
   chart.append(svg("line", { class: "axis", x1: LEFT, y1: TOP + plotH, x2: W - RIGHT, y2: TOP + plotH }));
@@ -92,16 +106,18 @@ function drawChart(d) {
 
 function drawWeek(d) {
   const chart = clear($("fc-week"));
-  const Wk = 960, Hk = 200, L = 52, T = 10, B = 30;
+  const Hk = 200, L = 52, T = 10, B = 30;
+  const Wk = fitWidth(chart, Hk);
   const hours = d.hours;
-  const max = niceMax(Math.max(1, ...hours.map((h) => h.q75 ?? 0)));
+  const yt = niceTicks(Math.max(0, ...hours.map((h) => h.q75 ?? 0)), { target: 2 });
+  const max = yt.max;
   const plotW = Wk - L - 8, plotH = Hk - T - B;
   const x = (i) => L + (i + 0.5) * (plotW / 168);
   const y = (v) => T + plotH - (plotH * v) / max;
-  for (let i = 0; i <= 2; i++) {
-    const gy = T + plotH - (plotH * i) / 2;
+  for (const v of yt.ticks) {
+    const gy = y(v);
     chart.append(svg("line", { class: "grid", x1: L, y1: gy, x2: Wk - 8, y2: gy }));
-    chart.append(svg("text", { class: "tick", x: L - 6, y: gy + 4, "text-anchor": "end" }, fmtNum((max * i) / 2)));
+    chart.append(svg("text", { class: "tick y-tick", x: L - 6, y: gy + 4, "text-anchor": "end" }, fmtNum(v, yt.digits)));
   }
   DAY_LABEL.forEach((day, i) => chart.append(svg("text", { class: "tick", x: L + i * 24 * (plotW / 168) + 2, y: Hk - 10 }, day)));
   const have = hours.filter((h) => h.median !== null);
@@ -122,17 +138,17 @@ function drawAnomalies(d) {
   const body = clear($("fc-anomalies").querySelector("tbody"));
   if (!d.items.length) {
     const tr = el("tr");
-    tr.append(el("td", { colspan: 6, class: "muted" }, "Không có bất thường / No anomalies"));
+    tr.append(el("td", { colspan: 6, class: "muted" }, t("fc.no_anomalies")));
     body.append(tr);
   }
   for (const a of d.items) {
     const tr = el("tr", { "data-incident-id": a.incident_id, "data-anomaly": a.anomaly });
     tr.append(el("td", {}, `${fmtShort(a.window_start)} – ${fmtShort(a.window_end)}`),
-      el("td", {}, a.anomaly === "drop" ? "Giảm / Drop" : "Tăng / Surge"),
+      el("td", {}, t(a.anomaly === "drop" ? "fc.drop" : "fc.surge")),
       el("td", { class: "num" }, fmtNum(a.expected)),
       el("td", { class: "num" }, `${fmtNum(a.lo80)}–${fmtNum(a.hi80)}`),
       el("td", { class: "num" }, fmtNum(a.observed)),
-      el("td", {}, `${a.state === "open" ? "Đang mở / Open" : "Đã đóng / Closed"} · ${a.status}`));
+      el("td", {}, `${t(a.state === "open" ? "fc.open" : "fc.closed")} · ${label("status", a.status)}`));
     body.append(tr);
   }
   $("fc-anomalies").setAttribute("data-state", "ready");
@@ -156,7 +172,7 @@ export async function refresh() {
       cw.api("/forecasts/typical-week?" + query(key)),
       cw.api("/forecasts/anomalies?" + query({ camera_id: p.camera_id, series_id: p.series_id })),
     ]);
-    $("fc-status").textContent = `${STATUS_LABEL[va.status] || va.status}${va.message ? ": " + va.message : ""}`;
+    $("fc-status").textContent = statusText(va);
     $("fc-status").setAttribute("data-status", va.status);
     drawChart(va);
     drawWeek(week);
@@ -165,13 +181,16 @@ export async function refresh() {
       freq, from: new Date(Math.floor(now / 3600000) * 3600000).toISOString() });
   } catch (e) {
     $("fc-chart").setAttribute("data-state", "error");
-    $("fc-error").textContent = e.status === 403
-      ? "Chỉ dành cho quy hoạch / For planners only"
-      : `Không tải được dự báo / Could not load forecasts: ${e.message}`;
+    $("fc-error").textContent = e.status === 403 ? t("fc.planners_only") : t("fc.load_failed", { msg: e.message });
   }
 }
 
 cw.on("start", () => { ready = false; });
+cw.on("lang", () => {
+  if (!ready) return;
+  for (const o of $("fc-series").querySelectorAll("option")) o.textContent = seriesText(o.value);
+  if (document.body.getAttribute("data-view") === "planner") refresh();
+});
 cw.on("view", (v) => { if (v === "planner") refresh(); });
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -1,7 +1,8 @@
 // Camera map: each configured camera at its position, coloured by health. A hand-drawn schematic (grid,
 // north arrow, scale bar) that needs no internet; when `server.map_tiles_url` is set, tiles from that
-// server are drawn underneath, and if they cannot be loaded the schematic simply stays.
-import { clear, cw, HEALTH_LABEL, svg } from "./core.js";
+// server are drawn underneath, and if they cannot be loaded the schematic simply stays. Colours are the
+// health a person is shown (core.shownHealth), the same as the table's and the panel's.
+import { clear, cw, HEALTH_LABEL, shownHealth, svg, t } from "./core.js";
 
 const W = 800, H = 460, PAD = 60, TILE = 256;
 let tilesFailed = false;
@@ -64,7 +65,7 @@ function drawSchematic(map, proj, lat) {
   g.append(svg("text", { x: 20, y: H - 26 }, metres >= 1000 ? `${metres / 1000} km` : `${metres} m`));
   const north = svg("g", { class: "map-north" });
   north.append(svg("path", { d: `M ${W - 30} 20 L ${W - 38} 44 L ${W - 30} 38 L ${W - 22} 44 Z` }));
-  north.append(svg("text", { x: W - 34, y: 58 }, "B / N"));
+  north.append(svg("text", { x: W - 34, y: 58 }, t("map.north")));
   map.append(g, north);
 }
 
@@ -76,10 +77,10 @@ function render(cameras) {
   const note = document.getElementById("map-unplaced");
   note.hidden = unplaced.length === 0;
   note.textContent = unplaced.length
-    ? `Chưa có vị trí / No position: ${unplaced.map((c) => c.name || c.id).join(", ")}` : "";
+    ? t("map.no_position", { names: unplaced.map((c) => c.name || c.id).join(", ") }) : "";
   if (!placed.length) {
     map.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "map-empty" },
-      "Chưa có camera nào có toạ độ / No camera has a position"));
+      t("map.none_placed")));
     return;
   }
   const pts = placed.map((c) => mercator(c.location.lat, c.location.lon));
@@ -88,18 +89,23 @@ function render(cameras) {
   drawSchematic(map, proj, meanLat);
   drawTiles(map, proj);
   const selected = document.getElementById("camera-detail").getAttribute("data-camera-id");
+  const now = Date.now();
   placed.forEach((c, i) => {
     const p = proj.px(pts[i]);
+    const health = shownHealth(c, now).level;
     const g = svg("g", {
-      class: `map-camera health-${c.health}${c.id === selected ? " selected" : ""}`, tabindex: 0, role: "button",
-      "data-camera-id": c.id, "data-health": c.health, "data-x": p.x.toFixed(1), "data-y": p.y.toFixed(1),
+      class: `map-camera health-${health}${c.id === selected ? " selected" : ""}`, tabindex: 0, role: "button",
+      "data-camera-id": c.id, "data-health": health, "data-x": p.x.toFixed(1), "data-y": p.y.toFixed(1),
+      "aria-label": `${c.name || c.id}: ${HEALTH_LABEL[health] || health}`,
     });
-    g.append(svg("title", {}, `${c.name} (${c.id}): ${HEALTH_LABEL[c.health] || c.health}`));
+    g.append(svg("title", {}, `${c.name} (${c.id}): ${HEALTH_LABEL[health] || health}`));
     g.append(svg("circle", { class: "halo", cx: p.x, cy: p.y, r: 16 }));
     g.append(svg("circle", { class: "dot", cx: p.x, cy: p.y, r: 9 }));
-    const label = svg("text", { x: p.x + 14, y: p.y + 4, class: "map-label" }, c.name || c.id);
+    const right = p.x > W - 170; // near the right edge: the name goes on the left of its dot
+    const label = svg("text", { x: right ? p.x - 14 : p.x + 14, y: p.y + 4, class: "map-label",
+      "text-anchor": right ? "end" : "start" }, c.name || c.id);
     g.append(label);
-    const open = (cw.openIncidents || new Map());
+    const open = cw.openIncidents;
     const n = [...open.values()].filter((inc) => inc.camera_id === c.id).length;
     if (n) {
       g.append(svg("circle", { class: "badge", cx: p.x + 8, cy: p.y - 8, r: 7 }));
@@ -114,5 +120,6 @@ function render(cameras) {
 }
 
 cw.on("cameras", render);
+cw.on("lang", () => { if (cw.cameras) render(cw.cameras); });
 cw.on("incidents-changed", () => { if (cw.cameras) render(cw.cameras); });
 cw.on("camera-selected", () => { if (cw.cameras) render(cw.cameras); });

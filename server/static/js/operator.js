@@ -1,8 +1,10 @@
 // Operator view: live counts and mean speed per camera over the last 15 minutes (from /flow, then the live
 // stream, no reload), and the camera detail panel: health, tamper signs, edge status, open incidents and
-// the last 24 hours of observation, where the hours a camera was down are drawn as gaps.
+// the last 24 hours of observation, where the hours a camera was down are drawn as gaps. Health is the
+// one rule's (core.shownHealth), as on the map and in the table; engineering fields are in cameras.js.
 import {
-  age, clear, cw, el, fmt, fmtNum, fmtShort, HEALTH_LABEL, INCIDENT_LABEL, SOURCE_LABEL, svg, TAMPER_LABEL,
+  age, clear, cw, el, fmt, fmtNum, fmtShort, HEALTH_LABEL, INCIDENT_LABEL, reasonText, shownHealth, SOURCE_LABEL,
+  svg, t, TAMPER_LABEL,
 } from "./core.js";
 
 const MIN = 60000;
@@ -10,6 +12,8 @@ const WINDOW = 15 * MIN;
 const minutes = new Map(); // camera -> Map(minute ms -> {n, speedSum, speedN})
 let since = Infinity; // events before this are in the /flow answer already
 let selected = null;
+let lastDetail = null; // the selected camera as last fetched
+let lastStrip = null; // and its coverage strip
 
 function bucket(cam, ms) {
   if (!minutes.has(cam)) minutes.set(cam, new Map());
@@ -37,14 +41,15 @@ async function loadLive() {
 function renderLive() {
   const box = document.getElementById("live-cameras");
   const cams = cw.cameras || [];
-  const cutoff = Date.now() - WINDOW;
+  const now = Date.now();
+  const cutoff = now - WINDOW;
   for (const c of cams) {
     let card = box.querySelector(`[data-camera-id="${CSS.escape(c.id)}"]`);
     if (!card) {
       card = el("button", { type: "button", class: "live-card", "data-camera-id": c.id });
       card.append(
         el("span", { class: "live-name" }), el("span", { class: "live-health" }),
-        el("span", { class: "live-count", "data-field": "count" }), el("span", { class: "live-unit" }, "lượt / crossings"),
+        el("span", { class: "live-count", "data-field": "count" }), el("span", { class: "live-unit" }),
         el("span", { class: "live-speed", "data-field": "speed" }),
       );
       card.addEventListener("click", () => cw.emit("select-camera", c.id));
@@ -57,15 +62,17 @@ function renderLive() {
     }
     const speed = sn ? ss / sn : null;
     card.querySelector(".live-name").textContent = c.name || c.id;
+    card.querySelector(".live-unit").textContent = t("live.crossings");
+    const health = shownHealth(c, now).level;
     const h = card.querySelector(".live-health");
-    h.textContent = HEALTH_LABEL[c.health] || c.health;
-    h.className = `live-health health-${c.health}`;
-    card.setAttribute("data-health", c.health);
+    h.textContent = HEALTH_LABEL[health] || health;
+    h.className = `live-health health-${health}`;
+    card.setAttribute("data-health", health);
     const cnt = card.querySelector('[data-field="count"]');
     cnt.textContent = fmtNum(n);
     cnt.setAttribute("data-value", String(n));
     const sp = card.querySelector('[data-field="speed"]');
-    sp.textContent = speed === null ? "Tốc độ TB / Mean speed: —" : `Tốc độ TB / Mean speed: ${fmtNum(speed, 1)} km/h`;
+    sp.textContent = speed === null ? t("live.no_speed") : t("live.speed", { v: `${fmtNum(speed, 1)} km/h` });
     sp.setAttribute("data-value", speed === null ? "" : speed.toFixed(2));
     card.classList.toggle("selected", c.id === selected);
   }
@@ -95,7 +102,7 @@ async function coverageStrip(cam) {
   const data = await cw.api("/coverage?" + q);
   const W = 480, H = 34, bw = W / data.rows.length;
   const s = svg("svg", { id: "detail-coverage", viewBox: `0 0 ${W} ${H + 14}`, role: "img",
-    "aria-label": "Độ phủ dữ liệu 24 giờ / 24 h data coverage" });
+    "aria-label": t("detail.coverage_label") });
   let gaps = 0;
   data.rows.forEach((r, i) => {
     const gap = r.coverage === 0;
@@ -109,7 +116,7 @@ async function coverageStrip(cam) {
     s.append(rect);
   });
   s.append(svg("text", { x: 0, y: H + 12 }, fmtShort(data.rows[0].bucket_start)));
-  s.append(svg("text", { x: W, y: H + 12, "text-anchor": "end" }, "bây giờ / now"));
+  s.append(svg("text", { x: W, y: H + 12, "text-anchor": "end" }, t("detail.now")));
   s.setAttribute("data-gaps", String(gaps));
   return s;
 }
@@ -122,64 +129,109 @@ async function showDetail(cam) {
   renderLive();
   const c = await cw.api(`/cameras/${encodeURIComponent(cam)}`);
   if (selected !== cam) return;
-  clear(box);
-  box.setAttribute("data-health", c.health);
-  const title = el("h3", {}, c.name && c.name !== c.id ? `${c.name} (${c.id})` : c.id);
-  const dl = el("dl", { class: "detail" });
-  const health = el("span", { class: `state health-${c.health}` }, HEALTH_LABEL[c.health] || c.health);
-  dl.append(el("dt", {}, "Tình trạng / Health"));
-  const dd = el("dd", { "data-field": "health", "data-value": c.health });
-  dd.append(health);
-  dl.append(dd);
-  const tamper = c.tamper || [];
-  row(dl, "Dấu hiệu phá hoại / Tamper", "tamper",
-    tamper.length ? tamper.map((t) => TAMPER_LABEL[t] || t).join(", ") : "Không / None", tamper.join(","));
-  const st = c.status || {};
-  row(dl, "Nguồn hình / Source", "source_state", SOURCE_LABEL[st.source_state] || st.source_state || "—",
-    st.source_state || "");
-  row(dl, "Kết nối / Connection", "state", c.stale ? "mất tín hiệu / stale" : c.state, c.stale ? "stale" : c.state);
-  row(dl, "Lần cuối / Last seen", "last_seen", c.last_seen ? `${fmt(c.last_seen)} (${age(c.last_seen)})` : "—",
-    c.last_seen || "");
-  row(dl, "FPS xử lý / FPS processed", "fps", st.fps_processed != null ? fmtNum(st.fps_processed, 1) : "—",
-    st.fps_processed ?? "");
-  row(dl, "Suy luận / Inference", "inference_ms", st.inference_ms != null ? `${fmtNum(st.inference_ms, 1)} ms` : "—",
-    st.inference_ms ?? "");
-  row(dl, "Hàng đợi biên / Edge outbox", "outbox_depth", st.outbox_depth != null ? String(st.outbox_depth) : "—",
-    st.outbox_depth ?? "");
-  row(dl, "Vị trí / Position", "location",
-    c.location ? `${c.location.lat.toFixed(5)}, ${c.location.lon.toFixed(5)}` : "—");
-  const cfg = c.config || {};
-  row(dl, "Vạch · làn · vùng / Lines · lanes · zones", "layout",
-    `${(cfg.lines || []).length} · ${(cfg.lanes || []).length} · ${(cfg.zones || []).length}`);
-  row(dl, "Mô hình / Model", "model_version", c.model_version || "—");
-  if (st.message) row(dl, "Thông báo / Message", "message", st.message);
-  const incs = [...(cw.openIncidents || new Map()).values()].filter((i) => i.camera_id === cam);
-  const incList = el("ul", { class: "detail-incidents", "data-count": incs.length });
-  for (const i of incs) incList.append(el("li", { "data-incident-id": i.incident_id },
-    `${INCIDENT_LABEL[i.incident_type] || i.incident_type} · ${age(i.started_at)}`));
-  box.append(title, dl, el("h4", {}, `Sự cố đang mở / Open incidents (${incs.length})`), incList,
-    el("h4", {}, "Dữ liệu 24 giờ qua (ô đỏ = mất dữ liệu) / Last 24 h of data (red = gap)"));
+  c._fetched = Date.now();
+  lastDetail = c;
+  lastStrip = null;
+  renderDetail(c, null);
+  let strip;
   try {
-    box.append(await coverageStrip(cam));
+    strip = await coverageStrip(cam);
   } catch (e) {
-    box.append(el("p", { class: "error" }, String(e.message)));
+    strip = el("p", { class: "error" }, e.message);
   }
+  if (selected !== cam) return;
+  lastStrip = strip;
+  box.append(strip);
   box.setAttribute("data-loaded", cam);
 }
 
-cw.on("select-camera", (cam) => { showDetail(cam).catch((e) => console.error(e)); });
+/** The panel from a fetched camera; `strip` the coverage strip already drawn, if any (a language switch
+ * re-renders the words at once, without asking the server again). */
+function renderDetail(c, strip) {
+  const cam = c.id;
+  const box = clear(document.getElementById("camera-detail"));
+  const known = (cw.cameras || []).find((x) => x.id === cam);
+  const shown = shownHealth(known || c);
+  box.setAttribute("data-health", shown.level);
+  const title = el("h3", {}, c.name && c.name !== c.id ? `${c.name} (${c.id})` : c.id);
+  const dl = el("dl", { class: "detail" });
+  dl.append(el("dt", {}, t("detail.health")));
+  const dd = el("dd", { "data-field": "health", "data-value": shown.level });
+  dd.append(el("span", { class: `state health-${shown.level}` }, HEALTH_LABEL[shown.level] || shown.level));
+  dl.append(dd);
+  if (shown.reasons.length) {
+    row(dl, t("detail.why"), "why", shown.reasons.map((r) => reasonText(r, known || c, shown.age)).join(", "),
+      shown.reasons.join(","));
+  }
+  const tamper = c.tamper || [];
+  row(dl, t("detail.tamper"), "tamper",
+    tamper.length ? tamper.map((x) => TAMPER_LABEL[x] || x).join(", ") : t("detail.none"), tamper.join(","));
+  const st = c.status || {};
+  row(dl, t("detail.source"), "source_state", SOURCE_LABEL[st.source_state] || st.source_state || "—",
+    st.source_state || "");
+  row(dl, t("detail.last_seen"), "last_seen", c.last_seen ? `${fmt(c.last_seen)} (${age(c.last_seen)})` : "—",
+    c.last_seen || "");
+  row(dl, t("detail.fps"), "fps", st.fps_processed != null
+    ? `${fmtNum(st.fps_processed, 1)} / ${fmtNum(st.fps_in, 1)}` : "—", st.fps_processed ?? "");
+  row(dl, t("detail.position"), "location",
+    c.location ? `${fmtNum(c.location.lat, 5)}, ${fmtNum(c.location.lon, 5)}` : "—");
+  const cfg = c.config || {};
+  row(dl, t("detail.layout"), "layout",
+    `${(cfg.lines || []).length} · ${(cfg.lanes || []).length} · ${(cfg.zones || []).length}`);
+  if (st.message) row(dl, t("detail.message"), "message", st.message);
+  const incs = [...cw.openIncidents.values()].filter((i) => i.camera_id === cam);
+  const incList = el("ul", { class: "detail-incidents", "data-count": incs.length });
+  for (const i of incs) incList.append(el("li", { "data-incident-id": i.incident_id },
+    `${INCIDENT_LABEL[i.incident_type] || i.incident_type} · ${age(i.started_at)}`));
+  box.append(title, dl, el("h4", {}, t("detail.open", { n: incs.length })), incList,
+    el("h4", {}, t("detail.coverage")));
+  if (strip) box.append(strip);
+}
+
+/** The panel's health line follows the shown health (aging, link lost) without asking the server. */
+function detailHealth() {
+  const box = document.getElementById("camera-detail");
+  const dd = box.querySelector('dd[data-field="health"]');
+  const cam = (cw.cameras || []).find((x) => x.id === selected);
+  if (!dd || !cam) return;
+  const shown = shownHealth(cam);
+  if (dd.getAttribute("data-value") === shown.level) return;
+  box.setAttribute("data-health", shown.level);
+  dd.setAttribute("data-value", shown.level);
+  clear(dd).append(el("span", { class: `state health-${shown.level}` }, HEALTH_LABEL[shown.level] || shown.level));
+}
+
+cw.on("select-camera", (cam) => {
+  showDetail(cam).catch((e) => {
+    if (selected !== cam) return;
+    const box = document.getElementById("camera-detail");
+    if (box.getAttribute("data-loaded") === cam) return; // keep what is shown; the link banner says the rest
+    clear(box).append(el("p", { class: "error", role: "alert", "data-field": "error" }, e.message));
+  });
+});
 cw.on("cameras", (cams) => {
   renderLive();
+  detailHealth();
   if (!selected && cams.length) showDetail(cams[0].id).catch(() => {});
 });
 cw.on("incidents-changed", () => { if (selected) showDetail(selected).catch(() => {}); });
-cw.on("start", () => { loadLive().catch((e) => console.error(e)); });
+cw.on("start", () => loadLive().catch((e) => console.error(e.message)));
+cw.on("refresh", () => { loadLive().catch(() => {}); });
+
+cw.on("lang", () => {
+  renderLive();
+  if (lastDetail && lastDetail.id === selected) {
+    renderDetail(lastDetail, lastStrip);
+    if (lastStrip && lastStrip.id === "detail-coverage") {
+      lastStrip.setAttribute("aria-label", t("detail.coverage_label"));
+      const now = lastStrip.querySelector('text[text-anchor="end"]');
+      if (now) now.textContent = t("detail.now");
+    }
+  }
+});
+
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("cameras-body").addEventListener("click", (e) => {
-    const tr = e.target.closest("tr[data-camera-id]");
-    if (tr) cw.emit("select-camera", tr.getAttribute("data-camera-id"));
-  });
   setInterval(renderLive, 10000);
   setInterval(() => { if (selected && document.body.dataset.view === "operator") showDetail(selected).catch(() => {}); },
     30000);
