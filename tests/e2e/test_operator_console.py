@@ -38,8 +38,9 @@ ARTIFACTS = REPO / "test-artifacts"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 SITE = "console"
 OPERATOR = "Trần Thị Bình"
-#: Names the English view may show in Vietnamese: cameras and the operator.
-NAMES = ("Ngã tư Hàng Xanh", "Cầu Sài Gòn", "Điện Biên Phủ", OPERATOR)
+#: Names the English view may show in Vietnamese: cameras, the operator and the language switch (a language
+#: is offered in its own name).
+NAMES = ("Ngã tư Hàng Xanh", "Cầu Sài Gòn", "Điện Biên Phủ", OPERATOR, "Tiếng Việt")
 CAMERAS = [
     {"id": "hang-xanh", "name": "Ngã tư Hàng Xanh", "location": {"lat": 10.8013, "lon": 106.7113},
      "lanes": [{"id": "lane-left", "polygon": [[0, 0], [100, 0], [100, 100]], "direction": [[50, 0], [50, 100]]}]},
@@ -163,11 +164,28 @@ def shot(page, name: str) -> None:
 def test_one_health_rule_feeds_the_map_the_table_and_the_cards_alike(browser, site) -> None:  # noqa: F811
     ctx, page = open_console(browser, site["server"].url)
     try:
-        want = {c["id"]: c["health"] for c in site["api"].get("/cameras").json()["cameras"]}
+        cams = site["api"].get("/cameras").json()["cameras"]
+        want = {c["id"]: c["health"] for c in cams}
         assert wait_for(lambda: {k: v for k, v in shown_health(page).items()}
                         == {k: {v} for k, v in want.items()}, 10), (shown_health(page), want)
         reasons = page.locator('#cameras-body tr[data-camera-id="cau-sg"] [data-field="why"]').inner_text()
         assert "1,8/25,0" in reasons  # falling behind, in Vietnamese number format
+
+        # engineering fields are on the engineer's view, not the operator's
+        assert page.locator('#view-operator [data-field="committed_seq"]').count() == 0
+        page.click("#tab-engineer")
+        seq = page.locator('#engineer-body tr[data-camera-id="hang-xanh"] [data-field="committed_seq"]')
+        assert int(seq.get_attribute("data-value")) <= next(c for c in cams if c["id"] == "hang-xanh")["committed_seq"]
+        assert page.locator('#engineer-body tr[data-camera-id="hang-xanh"] [data-field="inference_ms"]').inner_text()
+
+        # a failing request reads as a sentence, not as HTTP and JSON
+        page.click("#tab-operator")
+        page.route("**/api/v1/cameras/dbp", lambda route: route.fulfill(
+            status=500, content_type="application/json", body='{"detail": "psycopg.OperationalError: boom"}'))
+        page.click('#camera-map .map-camera[data-camera-id="dbp"]')
+        err = page.locator('#camera-detail [data-field="error"]')
+        err.wait_for(timeout=5000)
+        assert err.inner_text() == "Máy chủ gặp lỗi (500). Thử lại sau."
     finally:
         ctx.close()
 
@@ -188,9 +206,9 @@ def test_a_camera_nobody_has_heard_from_turns_stale_on_the_page_by_itself(browse
             ctx = browser.new_context(viewport={"width": 1366, "height": 768})
             page = ctx.new_page()
             page.goto(f"{server.url}/")
-            page.wait_for_selector('#camera-map .map-camera[data-camera-id="hang-xanh"][data-health="ok"]', timeout=10000)
-            page.wait_for_selector('#camera-map .map-camera[data-camera-id="hang-xanh"][data-health="stale"]',
-                                   timeout=12000)
+            on_map = '#camera-map .map-camera[data-camera-id="hang-xanh"]'
+            page.wait_for_selector(f'{on_map}[data-health="ok"]', timeout=10000)
+            page.wait_for_selector(f'{on_map}[data-health="stale"]', timeout=12000)
             assert shown_health(page) == {"hang-xanh": {"stale"}}
             assert page.locator('#camera-detail dd[data-field="health"]').get_attribute("data-value") == "stale"
             assert httpx.get(f"{server.url}/api/v1/cameras").json()["cameras"][0]["health"] == "stale"
@@ -218,17 +236,22 @@ def test_the_queue_stays_still_under_a_burst_of_50_alerts_while_the_operator_act
         assert page.locator("#alerts-list li.alert").count() == before
         assert page.locator("#alerts-count").get_attribute("data-count") == str(before + 50)
         card.locator('button[data-action="ack"]').click()
-        page.wait_for_selector(f'#alerts-list li[data-incident-id="{target}"][data-status="acknowledged"]', timeout=5000)
+        page.wait_for_selector(f'#alerts-list li[data-incident-id="{target}"][data-status="acknowledged"]',
+                               timeout=5000)
         rec = api.get(f"/incidents/{target}").json()
         assert (rec["status"], rec["acknowledged_by"]) == ("acknowledged", OPERATOR)
         assert card.bounding_box()["y"] == box["y"]
 
         # brought in on request: grouped per camera and type, high severity first
         page.click("#alerts-new")
-        assert page.locator("#alerts-list li.alert").count() == before + 50
         groups = page.locator("#alerts-list .alert-group").all()
         counts = {g.get_attribute("data-group"): int(g.get_attribute("data-count")) for g in groups}
         assert counts["cau-sg|wrong_way"] == 25 and counts["cau-sg|stopped_vehicle"] == 25
+        assert sum(counts.values()) == before + 50
+        group = page.locator('#alerts-list .alert-group[data-group="cau-sg|wrong_way"]')
+        assert group.locator("li.alert").count() == 3  # a big group reads as a few cards and "+22 more"
+        group.locator(".group-more").click()
+        assert group.locator("li.alert").count() == 25
         sev = [li.get_attribute("data-severity") for li in page.locator("#alerts-list li.alert").all()]
         assert sev == sorted(sev, key=["high", "medium", "low"].index)
         shot(page, "queue-1920x1080")

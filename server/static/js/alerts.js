@@ -18,6 +18,9 @@ const doneHere = new Map(); // resolved while shown: kept in place until the nex
 const waiting = new Set(); // arrived while the operator was acting
 const picked = new Set(); // ticked for a bulk acknowledge
 const filters = { camera: "", type: "", status: "" };
+const expanded = new Set(); // groups the operator opened in full
+/** Cards shown per group until the operator opens it: many alerts of one kind on one camera read as one line. */
+const GROUP_PREVIEW = 3;
 let lastTouch = 0;
 let pointerInside = false;
 let soundOn = true;
@@ -148,6 +151,7 @@ function card(inc) {
     el("span", { "data-field": "started", "data-value": inc.started_at }, ` · ${fmt(inc.started_at)}`));
   const said = incidentMessage(inc);
   const text = el("div", { class: "alert-where", "data-field": "message", "data-measured": said.measured || "" }, said.text);
+  text.hidden = !said.text;
   const snap = el("div", { class: "alert-snap", "data-field": "snapshot", "data-value": inc.snapshot_id || "" },
     inc.snapshot_id ? t("alerts.snapshot", { id: inc.snapshot_id }) : t("alerts.no_snapshot"));
   li.append(head, meta, text, snap);
@@ -198,21 +202,32 @@ function render() {
   clear(ul);
   let lastGroup = null;
   let groupUl = null;
+  let inGroup = 0;
+  let groupSize = 0;
   let shown = 0;
   for (const id of order) {
     const inc = record(id);
     if (!inc || !visible(inc)) continue;
     const k = groupKey(inc);
     if (k !== lastGroup) {
-      const n = order.map(record).filter((x) => x && visible(x) && groupKey(x) === k).length;
-      const g = el("li", { class: "alert-group", "data-group": k, "data-count": n });
-      g.append(el("div", { class: "group-head" },
-        t("alerts.group", { camera: cameraName(inc.camera_id), type: INCIDENT_LABEL[inc.incident_type] || inc.incident_type, n })));
+      groupSize = order.map(record).filter((x) => x && visible(x) && groupKey(x) === k).length;
+      const g = el("li", { class: "alert-group", "data-group": k, "data-count": groupSize });
+      g.append(el("div", { class: "group-head" }, t("alerts.group", {
+        camera: cameraName(inc.camera_id), type: INCIDENT_LABEL[inc.incident_type] || inc.incident_type, n: groupSize })));
       groupUl = el("ul", { class: "group-items" });
       g.append(groupUl);
+      if (groupSize > GROUP_PREVIEW && !expanded.has(k)) {
+        const more = el("button", { type: "button", class: "group-more", "data-group": k },
+          t("alerts.more", { n: groupSize - GROUP_PREVIEW }));
+        more.addEventListener("click", () => { expanded.add(k); render(); });
+        g.append(more);
+      }
       ul.append(g);
       lastGroup = k;
+      inGroup = 0;
     }
+    inGroup += 1;
+    if (inGroup > GROUP_PREVIEW && groupSize > GROUP_PREVIEW && !expanded.has(k)) continue;
     const li = card(inc);
     const note = li.querySelector(".resolve-note");
     if (note) note.value = typed.get(id) || "";

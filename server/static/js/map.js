@@ -101,7 +101,9 @@ function render(cameras) {
     g.append(svg("title", {}, `${c.name} (${c.id}): ${HEALTH_LABEL[health] || health}`));
     g.append(svg("circle", { class: "halo", cx: p.x, cy: p.y, r: 16 }));
     g.append(svg("circle", { class: "dot", cx: p.x, cy: p.y, r: 9 }));
-    const label = svg("text", { x: p.x + 14, y: p.y + 4, class: "map-label" }, c.name || c.id);
+    const right = p.x > W - 170; // near the right edge: the name goes on the left of its dot
+    const label = svg("text", { x: right ? p.x - 14 : p.x + 14, y: p.y + 4, class: "map-label",
+      "text-anchor": right ? "end" : "start" }, c.name || c.id);
     g.append(label);
     const open = cw.openIncidents;
     const n = [...open.values()].filter((inc) => inc.camera_id === c.id).length;

@@ -25,10 +25,12 @@ function seconds(s) {
   return lang() === "vi" ? `${fmtNumber(s, s < 10 ? 1 : 0)} giây` : `${fmtNumber(s, s < 10 ? 1 : 0)} s`;
 }
 
-/** The incident's message in the current language: { text, measured: "m" | "px" | null }. */
+/** The incident's message in the current language: { text, measured: "m" | "px" | null }; text is empty
+ * when the edge said nothing more than the type (the card's title says that already). */
 export function incidentMessage(inc) {
   const m = inc.message || "";
   let r;
+  if (!m && !inc.lane_id && !inc.zone_id) return { text: "", measured: null };
   if (inc.incident_type === "wrong_way"
       && (r = /^(\w+) moving against lane (\S+) \(([\d.]+) (px|m) in ([\d.]+) s(?:, ([\d.]+) km\/h)?\)$/.exec(m))) {
     const [, c, lane, d, unit, secs, kmh] = r;

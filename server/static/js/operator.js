@@ -185,7 +185,14 @@ function detailHealth() {
   clear(dd).append(el("span", { class: `state health-${shown.level}` }, HEALTH_LABEL[shown.level] || shown.level));
 }
 
-cw.on("select-camera", (cam) => { showDetail(cam).catch((e) => console.error(e)); });
+cw.on("select-camera", (cam) => {
+  showDetail(cam).catch((e) => {
+    if (selected !== cam) return;
+    const box = document.getElementById("camera-detail");
+    if (box.getAttribute("data-loaded") === cam) return; // keep what is shown; the link banner says the rest
+    clear(box).append(el("p", { class: "error", role: "alert", "data-field": "error" }, e.message));
+  });
+});
 cw.on("cameras", (cams) => {
   renderLive();
   detailHealth();
