@@ -313,13 +313,21 @@ def test_the_operator_view_at_wall_laptop_and_phone_sizes(browser, site) -> None
     for w, h in ((1920, 1080), (1366, 768), (390, 844)):
         ctx, page = open_console(browser, site["server"].url, w, h)
         try:
+            page.fill("#operator-name", OPERATOR)
+            page.locator("#operator-name").press("Tab")  # the header's badge now carries the name too
             page.wait_for_selector("#cameras-body tr", timeout=10000)
             time.sleep(0.5)
             shot(page, f"operator-{w}x{h}")
-            assert page.locator("#now-strip").bounding_box()["y"] < 160  # what is wrong now comes first
+            top = page.locator("header").bounding_box()
+            # what is wrong now comes first, right under the header
+            assert page.locator("#now-strip").bounding_box()["y"] < top["y"] + top["height"] + 40
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= w, f"{width} px wide in a {w} px viewport"
+            if w < 600:  # chart text stays readable: at least 9 px on screen
+                label = page.locator("#chart text").first.bounding_box()
+                assert label["height"] >= 9
             if w >= 1366:
+                assert OPERATOR in page.locator("#role-badge").inner_text()
                 header = page.locator("header").bounding_box()
                 assert header["height"] < 60  # one line
                 assert page.locator("#now-open").bounding_box()["y"] < h  # live counts above the fold

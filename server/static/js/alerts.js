@@ -212,8 +212,10 @@ function render() {
     if (k !== lastGroup) {
       groupSize = order.map(record).filter((x) => x && visible(x) && groupKey(x) === k).length;
       const g = el("li", { class: "alert-group", "data-group": k, "data-count": groupSize });
-      g.append(el("div", { class: "group-head" }, t("alerts.group", {
-        camera: cameraName(inc.camera_id), type: INCIDENT_LABEL[inc.incident_type] || inc.incident_type, n: groupSize })));
+      if (groupSize > 1) { // a lone card says its camera and type itself
+        g.append(el("div", { class: "group-head" }, t("alerts.group", {
+          camera: cameraName(inc.camera_id), type: INCIDENT_LABEL[inc.incident_type] || inc.incident_type, n: groupSize })));
+      }
       groupUl = el("ul", { class: "group-items" });
       g.append(groupUl);
       if (groupSize > GROUP_PREVIEW && !expanded.has(k)) {
