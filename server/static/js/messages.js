@@ -18,7 +18,7 @@ function laneText(inc, lane) {
 }
 
 function distance(value, unit) {
-  return unit === "m" ? `${fmtNumber(value, value < 10 ? 1 : 0)} m` : `${fmtNumber(value)} px`;
+  return unit === "m" ? `${fmtNumber(value, value < 100 ? 1 : 0)} m` : `${fmtNumber(value)} px`;
 }
 
 function seconds(s) {
