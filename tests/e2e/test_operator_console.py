@@ -306,9 +306,9 @@ def test_the_english_view_has_no_vietnamese_but_names_and_says_alerts_in_english
         calibrated = site["feed"].incident("dbp", "wrong_way", "high", lane_id="nb-1",
                                            message="motorcycle moving against lane nb-1 (12.5 m in 1.5 s)")
         site["feed"].send("dbp", [calibrated])
-        said = page.locator(f'#alerts-list li[data-incident-id="{calibrated.incident_id}"] [data-field="message"]')
-        page.wait_for_selector(f'#alerts-list li[data-incident-id="{calibrated.incident_id}"], #alerts-new:not([hidden])',
-                               timeout=10000)
+        its_card = f'#alerts-list li[data-incident-id="{calibrated.incident_id}"]'
+        said = page.locator(f'{its_card} [data-field="message"]')
+        page.wait_for_selector(f"{its_card}, #alerts-new:not([hidden])", timeout=10000)
         if page.locator("#alerts-new").is_visible():  # it waits while the operator acts: bring it in
             page.click("#alerts-new")
         said.wait_for(timeout=5000)
