@@ -299,6 +299,7 @@ def test_the_english_view_has_no_vietnamese_but_names_and_says_alerts_in_english
             text = text.replace(name, "")
         leftovers = sorted({w for w in re.findall(r"\S+", unicodedata.normalize("NFC", text)) if VIETNAMESE.search(w)})
         assert leftovers == []
+        shot(page, "operator-en-1366x768")
         msg = page.locator('#alerts-list li[data-type="wrong_way"][data-camera-id="hang-xanh"] [data-field="message"]')
         assert msg.first.inner_text() == "Car moving against the traffic in lane lane-left: 119 px in 1.5 s"
         assert msg.first.get_attribute("data-measured") == "px"  # an uncalibrated camera: pixels
