@@ -48,7 +48,9 @@ async function login(ev) {
     err.setAttribute("data-state", "invalid");
     return;
   }
+  // the name on every acknowledgement of this session: the person who signs in, never the one before
   if (name) localStorage.setItem(NAME_KEY, name);
+  else localStorage.removeItem(NAME_KEY);
   document.getElementById("login-key").value = "";
   err.removeAttribute("data-i18n");
   err.textContent = "";
@@ -82,6 +84,8 @@ async function start() {
 cw.on("unauthorised", showLogin);
 cw.on("sign-out", async () => {
   await fetch(API + "/session", { method: "DELETE", credentials: "same-origin" }).catch(() => {});
+  localStorage.removeItem(NAME_KEY);
+  for (const id of ["login-name", "operator-name"]) document.getElementById(id).value = "";
   showLogin();
 });
 

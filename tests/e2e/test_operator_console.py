@@ -396,3 +396,51 @@ def test_the_page_says_its_link_is_lost_within_10_s_and_no_camera_stays_green(br
     finally:
         ctx.close()
         store.close()
+
+
+def test_an_acknowledgement_carries_the_name_given_at_sign_in_and_never_the_previous_persons(
+    browser, tmp_path: Path  # noqa: F811
+) -> None:
+    store = Store(f"sqlite:///{tmp_path}/ack.sqlite")
+    cfg = parse_config({"server": {"database_url": f"sqlite:///{tmp_path}/ack.sqlite"},
+                        "cameras": [{**CAMERAS[0], "source": "file:///dev/null"}]})
+    now = datetime.now(timezone.utc)
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    key = "op-key-0123"
+    try:
+        with serve_in_thread(cfg, port=0, ingest=False, store=store, api_keys=f"operator:{key}") as server:
+            store.insert_events([Incident(  # stored once the server's incident tables listen
+                event_id=uuid.uuid4(), camera_id="hang-xanh", site_id="s", seq=i + 1, ts=now, config_version="c",
+                model_version="m", incident_id=iid, incident_type="wrong_way", state="open", started_at=now,
+            ) for i, iid in enumerate(ids)])
+            ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+            page = ctx.new_page()
+            page.goto(f"{server.url}/")
+            page.wait_for_selector("#login:not([hidden])", timeout=15000)
+            page.fill("#login-key", key)
+            page.fill("#login-name", OPERATOR)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-ready=true]", timeout=15000)
+            assert page.locator("#operator-name").input_value() == OPERATOR
+            page.locator(f'#alerts-list li[data-incident-id="{ids[0]}"] button[data-action="ack"]').click()
+            page.wait_for_selector(f'#alerts-list li[data-incident-id="{ids[0]}"][data-status="acknowledged"]',
+                                   timeout=5000)
+            api = httpx.Client(base_url=f"{server.url}/api/v1", headers={"X-API-Key": key}, timeout=10)
+            assert api.get(f"/incidents/{ids[0]}").json()["acknowledged_by"] == OPERATOR
+
+            # the next person signs in without a name: nothing is acknowledged under the previous one's
+            page.click("#logout")
+            page.wait_for_selector("#login:not([hidden])", timeout=5000)
+            assert page.locator("#login-name").input_value() == ""
+            page.fill("#login-key", key)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-ready=true]", timeout=15000)
+            item = page.locator(f'#alerts-list li[data-incident-id="{ids[1]}"]')
+            item.locator('button[data-action="ack"]').click()
+            page.wait_for_selector(f'#alerts-list li[data-incident-id="{ids[1]}"] .alert-error[data-status="name"]',
+                                   timeout=5000)
+            assert api.get(f"/incidents/{ids[1]}").json()["status"] == "new"
+            api.close()
+            ctx.close()
+    finally:
+        store.close()

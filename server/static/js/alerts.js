@@ -416,7 +416,7 @@ document.addEventListener("DOMContentLoaded", () => {
     localStorage.setItem("citywatch.operator", name.value.trim());
     cw.emit("operator-name", name.value.trim()); // the role badge shows it
   });
-  cw.on("start", () => { name.value = localStorage.getItem("citywatch.operator") || name.value; });
+  cw.on("start", () => { name.value = localStorage.getItem("citywatch.operator") || ""; });
   const section = document.getElementById("alerts-section");
   const ul = document.getElementById("alerts-list");
   ul.addEventListener("pointerenter", () => { pointerInside = true; });
