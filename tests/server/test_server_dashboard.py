@@ -1,4 +1,4 @@
-"""The dashboard script, run in node with a DOM stand-in against a live server (no browser on CI)."""
+"""The dashboard's ES modules, run in node with a DOM stand-in against a live server (no browser on CI)."""
 
 from __future__ import annotations
 
@@ -10,28 +10,34 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from server_testkit import crossing, make_config
+from server_testkit import crossing, make_config, status_event
 from support import free_port
 
 from server.runner import serve_in_thread
 from server.store import Store
 
 HERE = Path(__file__).resolve().parent
-APP_JS = HERE.parent.parent / "server" / "static" / "app.js"
+STATIC = HERE.parent.parent / "server" / "static"
 
 
 def _smoke(sqlite_url: str, **config: Any) -> dict[str, Any]:
-    """Serve two stored crossings and run ``dashboard_smoke.js`` against the server; its JSON summary."""
+    """Serve two stored crossings and a heartbeat, and run ``dashboard_smoke.mjs`` against the server; its
+    JSON summary. Node reads the modules from a copy of server/static marked ``"type": "module"``."""
     store = Store(sqlite_url)
     now = datetime.now(timezone.utc)
     store.insert_events([crossing(1, ts=now - timedelta(minutes=3)), crossing(2, ts=now - timedelta(minutes=2))])
     store.advance_watermark("cam-1")
+    beat = status_event(3).model_copy(update={"fps_processed": 5.0, "fps_in": 10.0})
+    store.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=beat)
+    static = Path(sqlite_url.removeprefix("sqlite:///")).parent / "static"
+    shutil.copytree(STATIC, static)
+    (static / "package.json").write_text('{"type": "module"}\n', encoding="utf-8")
     ingest = "mqtt" in config
     cfg = make_config(run_id="ui", database_url=sqlite_url, **config)
     handle = serve_in_thread(cfg, ingest=ingest, store=store, api_keys="")
     try:
         out = subprocess.run(
-            ["node", str(HERE / "dashboard_smoke.js"), handle.url, str(APP_JS)],
+            ["node", str(HERE / "dashboard_smoke.mjs"), handle.url, str(static / "app.js")],
             capture_output=True,
             text=True,
             timeout=30,
@@ -48,7 +54,7 @@ def test_dashboard_renders_counts_and_applies_live_events(sqlite_url: str) -> No
     seen = _smoke(sqlite_url)
     assert seen["login_hidden"] is True and seen["dashboard_hidden"] is False
     assert (seen["total_before"], seen["total_after"], seen["row_count"]) == (2, 3, 3)
-    assert (seen["camera_state"], seen["committed_seq"]) == ("online", 2)
+    assert (seen["camera_state"], seen["health"], seen["committed_seq"]) == ("online", "ok", 2)
     assert (seen["fps"], seen["outbox"]) == (9.5, 4)
     assert seen["bars"] == 60 and seen["bar_sum"] == 3 and seen["ticker"] == 1
     assert seen["banner_hidden"] is True and seen["banner_problem"] == ""  # /health is ok
@@ -61,3 +67,4 @@ def test_dashboard_shows_a_banner_when_ingest_cannot_reach_the_broker(sqlite_url
     seen = _smoke(sqlite_url, mqtt=mqtt)
     assert seen["banner_hidden"] is False and seen["banner_problem"] == "disconnected"
     assert "MQTT" in seen["banner_text"] and "not connected to the MQTT broker" in seen["banner_detail"]
+    assert seen["banner_text"] == "Mất kết nối MQTT"  # the operator's language: Vietnamese by default

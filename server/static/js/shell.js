@@ -42,6 +42,11 @@ async function refreshCameras() {
   }
 }
 
+let publishing = null;
+function publishSoon() {
+  if (!publishing) publishing = setTimeout(() => { publishing = null; publish(); }, 500);
+}
+
 function soon() {
   if (!pending) pending = setTimeout(() => { pending = null; refreshCameras(); }, 250);
 }
@@ -101,6 +106,7 @@ cw.on("camera_status", (ev) => {
   cam.status = { ...(cam.status || {}), ...ev };
   // anything that may change the level goes back to the one rule on the server
   if (!wasFine || (ev.tamper || []).length || ev.source_state !== "ok") soon();
+  else publishSoon(); // the new figures (fps, outbox) show without waiting for the next refresh
 });
 cw.on("lang", () => { roleBadge(); tick(); soundLabel(); });
 cw.on("operator-name", roleBadge);
