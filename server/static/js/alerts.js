@@ -21,6 +21,7 @@ const filters = { camera: "", type: "", status: "" };
 const expanded = new Set(); // groups the operator opened in full
 /** Cards shown per group until the operator opens it: many alerts of one kind on one camera read as one line. */
 const GROUP_PREVIEW = 3;
+let historyStale = true; // the history tab reloads when next shown
 let lastTouch = 0;
 let pointerInside = false;
 let soundOn = true;
@@ -349,7 +350,6 @@ function fillFilters() {
 }
 
 // --- history (resolved) ---------------------------------------------------------------------------
-let historyStale = true;
 
 async function loadHistory() {
   const ul = document.getElementById("alerts-history");

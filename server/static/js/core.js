@@ -4,7 +4,7 @@
 // events ("start" when signed in, "lang" when the language changes). Labels and formats come from
 // i18n.js in the operator's language; times are in the city's time zone, never the browser's.
 import {
-  cityZone, fmtAge, fmtAgeSeconds, fmtNumber, fmtTime, label, labelTable, onLang, setTimeZone, t,
+  cityZone, fmtAge, fmtDuration, fmtNumber, fmtTime, label, labelTable, onLang, setTimeZone, t,
 } from "./i18n.js";
 
 const API = "/api/v1";
@@ -97,7 +97,7 @@ export function shownHealth(cam, now = Date.now()) {
 /** One reason code of the health rule as a phrase in the operator's language. */
 export function reasonText(code, cam, age = null) {
   if (code === "link_lost") return t("hl.link_lost");
-  if (code === "status_too_old") return t("reason.status_too_old", { age: age == null ? "—" : fmtAgeSeconds(age).replace(/ (trước|ago)$/, "") });
+  if (code === "status_too_old") return t("reason.status_too_old", { age: age == null ? "—" : fmtDuration(age) });
   if (code === "fps_low") {
     const st = (cam && cam.status) || {};
     return t("reason.fps_low", { done: fmtNumber(st.fps_processed, 1), offered: fmtNumber(st.fps_in, 1) });

@@ -81,6 +81,8 @@ const vi = {
   "dir.in": "vào", "dir.out": "ra",
   "day.0": "T2", "day.1": "T3", "day.2": "T4", "day.3": "T5", "day.4": "T6", "day.5": "T7", "day.6": "CN",
   "age.s": "{n} giây trước", "age.min": "{n} phút trước", "age.h": "{h} giờ {m} phút trước", "age.d": "{n} ngày trước",
+  "dur.s": "{n} giây", "dur.min": "{n} phút", "dur.h": "{h} giờ {m} phút", "dur.d": "{n} ngày",
+  "msg.n_vehicles": "{n} xe",
   "live.title_cards": "Trực tiếp theo camera (15 phút qua)", "live.crossings": "lượt",
   "live.speed": "Tốc độ TB: {v}", "live.no_speed": "Tốc độ TB: —",
   "detail.title": "Chi tiết camera", "detail.pick": "Chọn một camera trên bản đồ hoặc trong bảng",
@@ -238,6 +240,8 @@ const en = {
   "dir.in": "in", "dir.out": "out",
   "day.0": "Mon", "day.1": "Tue", "day.2": "Wed", "day.3": "Thu", "day.4": "Fri", "day.5": "Sat", "day.6": "Sun",
   "age.s": "{n} s ago", "age.min": "{n} min ago", "age.h": "{h} h {m} min ago", "age.d": "{n} days ago",
+  "dur.s": "{n} s", "dur.min": "{n} min", "dur.h": "{h} h {m} min", "dur.d": "{n} days",
+  "msg.n_vehicles": "{n} vehicles",
   "live.title_cards": "Live per camera (last 15 min)", "live.crossings": "crossings",
   "live.speed": "Mean speed: {v}", "live.no_speed": "Mean speed: —",
   "detail.title": "Camera detail", "detail.pick": "Pick a camera on the map or in the table",
@@ -415,13 +419,22 @@ export function fmtAge(iso, now = Date.now()) {
 }
 
 export function fmtAgeSeconds(s) {
+  return span(s, "age");
+}
+
+/** A length of time ("45 s", "3 min") in the current language. */
+export function fmtDuration(s) {
+  return span(s, "dur");
+}
+
+function span(s, kind) {
   s = Math.max(0, Math.round(s));
-  if (s < 60) return t("age.s", { n: s });
+  if (s < 60) return t(`${kind}.s`, { n: s });
   const m = Math.floor(s / 60);
-  if (m < 60) return t("age.min", { n: m });
+  if (m < 60) return t(`${kind}.min`, { n: m });
   const h = Math.floor(m / 60);
-  if (h < 48) return t("age.h", { h, m: m % 60 });
-  return t("age.d", { n: Math.floor(h / 24) });
+  if (h < 48) return t(`${kind}.h`, { h, m: m % 60 });
+  return t(`${kind}.d`, { n: Math.floor(h / 24) });
 }
 
 /** Fill the static page text: data-i18n (text), data-i18n-title, -placeholder and -aria-label. */

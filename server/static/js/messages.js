@@ -3,7 +3,7 @@
 // said again from i18n with class names, and metres and km/h where the camera is calibrated (the edge
 // then reports metres); pixels only when it reports pixels. Unknown shapes fall back to the type's label
 // and where it happened, never to the raw English in the Vietnamese view.
-import { fmtNumber, label, lang, t } from "./i18n.js";
+import { fmtNumber, label, t } from "./i18n.js";
 
 const num = (s) => Number(s);
 
@@ -22,7 +22,7 @@ function distance(value, unit) {
 }
 
 function seconds(s) {
-  return lang() === "vi" ? `${fmtNumber(s, s < 10 ? 1 : 0)} giây` : `${fmtNumber(s, s < 10 ? 1 : 0)} s`;
+  return t("dur.s", { n: fmtNumber(s, s < 10 ? 1 : 0) });
 }
 
 /** The incident's message in the current language: { text, measured: "m" | "px" | null }; text is empty
@@ -45,7 +45,7 @@ export function incidentMessage(inc) {
   if (inc.incident_type === "congestion"
       && (r = /^(\d+) vehicles in lane (\S+), (?:mean speed ([\d.]+) km\/h|([\d.]+) % standing still)$/.exec(m))) {
     const how = r[3] !== undefined ? t("msg.speed", { v: fmtNumber(num(r[3])) }) : `${fmtNumber(num(r[4]))} %`;
-    const n = lang() === "vi" ? `${r[1]} xe` : `${r[1]} vehicles`;
+    const n = t("msg.n_vehicles", { n: fmtNumber(num(r[1])) });
     return { text: `${t("msg.congestion", { lane: laneText(inc, r[2]) })}: ${n}, ${how}`, measured: null };
   }
   if (["pedestrian_on_carriageway", "cyclist_on_carriageway", "crash_candidate", "congestion"].includes(inc.incident_type)) {

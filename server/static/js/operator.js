@@ -12,6 +12,8 @@ const WINDOW = 15 * MIN;
 const minutes = new Map(); // camera -> Map(minute ms -> {n, speedSum, speedN})
 let since = Infinity; // events before this are in the /flow answer already
 let selected = null;
+let lastDetail = null; // the selected camera as last fetched
+let lastStrip = null; // and its coverage strip
 
 function bucket(cam, ms) {
   if (!minutes.has(cam)) minutes.set(cam, new Map());
@@ -127,8 +129,27 @@ async function showDetail(cam) {
   renderLive();
   const c = await cw.api(`/cameras/${encodeURIComponent(cam)}`);
   if (selected !== cam) return;
-  clear(box);
   c._fetched = Date.now();
+  lastDetail = c;
+  lastStrip = null;
+  renderDetail(c, null);
+  let strip;
+  try {
+    strip = await coverageStrip(cam);
+  } catch (e) {
+    strip = el("p", { class: "error" }, e.message);
+  }
+  if (selected !== cam) return;
+  lastStrip = strip;
+  box.append(strip);
+  box.setAttribute("data-loaded", cam);
+}
+
+/** The panel from a fetched camera; `strip` the coverage strip already drawn, if any (a language switch
+ * re-renders the words at once, without asking the server again). */
+function renderDetail(c, strip) {
+  const cam = c.id;
+  const box = clear(document.getElementById("camera-detail"));
   const known = (cw.cameras || []).find((x) => x.id === cam);
   const shown = shownHealth(known || c);
   box.setAttribute("data-health", shown.level);
@@ -164,12 +185,7 @@ async function showDetail(cam) {
     `${INCIDENT_LABEL[i.incident_type] || i.incident_type} · ${age(i.started_at)}`));
   box.append(title, dl, el("h4", {}, t("detail.open", { n: incs.length })), incList,
     el("h4", {}, t("detail.coverage")));
-  try {
-    box.append(await coverageStrip(cam));
-  } catch (e) {
-    box.append(el("p", { class: "error" }, e.message));
-  }
-  box.setAttribute("data-loaded", cam);
+  if (strip) box.append(strip);
 }
 
 /** The panel's health line follows the shown health (aging, link lost) without asking the server. */
@@ -202,7 +218,17 @@ cw.on("incidents-changed", () => { if (selected) showDetail(selected).catch(() =
 cw.on("start", () => loadLive().catch((e) => console.error(e.message)));
 cw.on("refresh", () => { loadLive().catch(() => {}); });
 
-cw.on("lang", () => { renderLive(); if (selected) showDetail(selected).catch(() => {}); });
+cw.on("lang", () => {
+  renderLive();
+  if (lastDetail && lastDetail.id === selected) {
+    renderDetail(lastDetail, lastStrip);
+    if (lastStrip && lastStrip.id === "detail-coverage") {
+      lastStrip.setAttribute("aria-label", t("detail.coverage_label"));
+      const now = lastStrip.querySelector('text[text-anchor="end"]');
+      if (now) now.textContent = t("detail.now");
+    }
+  }
+});
 
 
 document.addEventListener("DOMContentLoaded", () => {
