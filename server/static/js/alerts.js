@@ -1,8 +1,9 @@
-// The alert queue: unresolved incidents grouped per camera and type, groups by severity then age (oldest
-// first), each card with its type, camera, age, message in the operator's language, snapshot and ended
-// mark; acknowledge (one or many) and resolve with a note for operators, under the operator's name. The
-// queue stays still while the operator acts: alerts that arrive then wait behind an "N new" control, and a
-// card resolved meanwhile stays in place, marked, until the queue is brought up to date. A history tab
+// The alert queue: unresolved incidents grouped per camera and type; groups by severity, then new before
+// acknowledged, then age (oldest first). Each card: type, camera, age, the message in the operator's
+// language, snapshot and an "ended" mark; acknowledge (one or many) and resolve with a note for operators,
+// under the operator's name. The queue stays still while the operator acts: alerts that arrive then wait
+// behind an "N new" control, and a card resolved meanwhile stays in place, marked, until the queue is
+// brought up to date (on request, or once the operator has left it alone for a few seconds). A history tab
 // lists resolved incidents. A banner and a beep announce each new incident.
 import {
   age, cameraName, canOperate, clear, cw, el, fmt, INCIDENT_LABEL, SEVERITY_LABEL, STATUS_LABEL, t,
@@ -65,7 +66,8 @@ function acting() {
 
 function groupKey(inc) { return `${inc.camera_id}|${inc.incident_type}`; }
 
-/** Groups (camera, type) by their worst severity, then their oldest start; cards in a group oldest first. */
+/** Groups (camera, type) by their worst severity, then those still waiting for someone (new) before those
+ * being handled (acknowledged), then their oldest start; in a group the same order card by card. */
 function sortedIds() {
   const groups = new Map();
   for (const inc of open.values()) {
@@ -74,10 +76,13 @@ function sortedIds() {
     groups.get(k).push(inc);
   }
   const list = [...groups.values()].map((items) => {
-    items.sort((a, b) => (SEV[a.severity] - SEV[b.severity]) || a.started_at.localeCompare(b.started_at));
-    return { items, sev: Math.min(...items.map((i) => SEV[i.severity] ?? 1)), first: items[0].started_at };
+    const waits = (i) => (i.status === "new" ? 0 : 1);
+    items.sort((a, b) => (SEV[a.severity] - SEV[b.severity]) || (waits(a) - waits(b))
+      || a.started_at.localeCompare(b.started_at));
+    return { items, sev: Math.min(...items.map((i) => SEV[i.severity] ?? 1)), waits: Math.min(...items.map(waits)),
+      first: items[0].started_at };
   });
-  list.sort((a, b) => (a.sev - b.sev) || a.first.localeCompare(b.first));
+  list.sort((a, b) => (a.sev - b.sev) || (a.waits - b.waits) || a.first.localeCompare(b.first));
   return list.flatMap((g) => g.items.map((i) => i.incident_id));
 }
 
