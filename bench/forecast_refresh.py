@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citywatch.config import CitywatchConfig  # noqa: E402
 from server.db import FLOW_TABLES, OBSERVED_TABLES  # noqa: E402
-from server.forecast.model import fit  # noqa: E402
-from server.forecast.series import to_wall_clock  # noqa: E402
+from server.forecasting.model.forecaster import fit  # noqa: E402
+from server.forecasting.model.series import to_wall_clock  # noqa: E402
 from server.forecasting.refresh import ForecastRefresher  # noqa: E402
 from server.forecasting.tables import LINE, SeriesKey  # noqa: E402
 from server.rollups import pg_execute_columns, pg_unnest_insert  # noqa: E402

@@ -72,7 +72,7 @@ class Histories:
             arr[a : a + len(c)] = c
 
     def series(self, key: SeriesKey) -> pd.Series:
-        """The values as a UTC-indexed series (what ``server.forecast.series.to_wall_clock`` takes)."""
+        """The values as a UTC-indexed series (what ``server.forecasting.model.series.to_wall_clock`` takes)."""
         idx = pd.to_datetime(self.start + np.arange(self.n) * self.step, unit="s", utc=True)
         return pd.Series(self.values[key], index=idx)
 

@@ -31,9 +31,9 @@ from sqlalchemy import delete, select
 from citywatch.config import CitywatchConfig, HolidaysConfig
 from citywatch.contract import utcnow
 from server.db import CameraRow
-from server.forecast.holiday import HolidayCalendar
-from server.forecast.model import FittedModel, NotEnoughHistory, fit, predict
-from server.forecast.series import to_wall_clock, wall_clock_to_utc
+from server.forecasting.model.holiday import HolidayCalendar
+from server.forecasting.model.forecaster import FittedModel, NotEnoughHistory, fit, predict
+from server.forecasting.model.series import to_wall_clock, wall_clock_to_utc
 from server.forecasting.history import Histories, load_histories
 from server.forecasting.tables import FREQ_SECONDS, ForecastRow, ForecastSeriesRow, SeriesKey
 from server.store import Store

@@ -18,7 +18,7 @@ from test_server_rollups import heartbeat
 from citywatch.config import CitywatchConfig, ConfigError, parse_config
 from citywatch.contract import ZoneOccupancy
 from server.app import create_app
-from server.forecasting.anomalies import FlowAnomalyWatch
+from server.forecasting.anomaly_watch import FlowAnomalyWatch
 from server.forecasting.count_import import BucketCount, store_counts
 from server.forecasting.history import load_histories
 from server.forecasting.refresh import ForecastRefresher

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from server.forecast.holiday import HolidayCalendar
+from server.forecasting.model.holiday import HolidayCalendar
 
 STEPS = {"h": 24, "15min": 96}  # buckets per day for each supported frequency
 WEEKS = 8  # weekly lags

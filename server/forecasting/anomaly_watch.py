@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from citywatch.config import CitywatchConfig
 from citywatch.contract import utcnow
 from server.api.cameras import _health
-from server.forecast.anomaly import Anomaly, detect_anomalies
+from server.forecasting.model.anomaly import Anomaly, detect_anomalies
 from server.forecasting.history import load_histories
 from server.forecasting.tables import FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
 from server.incidents import _INFO_KEY, IncidentRow, record
