@@ -30,8 +30,8 @@ from sqlalchemy import func, select
 from citywatch.config import CitywatchConfig
 from citywatch.contract import utcnow
 from server.api.cameras import _health
-from server.forecasting.model.anomaly import Anomaly, detect_anomalies
 from server.forecasting.history import load_histories
+from server.forecasting.model.anomaly import Anomaly, detect_anomalies
 from server.forecasting.tables import FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
 from server.incidents import _INFO_KEY, IncidentRow, record
 from server.store import Store

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from citywatch.contract import CLASS_NAMES, utcnow
 from server.db import FLOW_TABLES, OBSERVED_TABLES
+from server.forecasting.model_store import forget_camera
 from server.forecasting.tables import LINE, ForecastSeriesRow
 from server.rollups import RES_ORDER, Deltas, observed_deltas, upsert
 from server.store import Store
@@ -214,7 +215,8 @@ def store_counts(
             )
         store._ensure_camera(s, camera_id, site_id)
         upsert(s, store.dialect, d)
-        # the next refresh reads this line's whole history (its cache does not hold it yet)
+        # the next refresh reads this camera's whole history again (its stored grid lacks the imported past)
+        forget_camera(s, camera_id)
         s.execute(store._insert(ForecastSeriesRow.__table__).values(
             series_kind=LINE, camera_id=camera_id, series_id=line_id, direction=direction, site_id=site_id,
             status="pending", observed_days=0.0, needed_days=0, refreshed_at=utcnow(),

@@ -61,6 +61,14 @@ class Histories:
 
         return Histories(lo, self.step, n, move(self.values, np.nan), move(self.coverage, 0.0))
 
+    def without(self, cameras: set[str]) -> Histories:
+        """The same grid without the series and coverage of ``cameras``."""
+        if not cameras:
+            return self
+        return Histories(self.start, self.step, self.n,
+                         {k: v for k, v in self.values.items() if k.camera_id not in cameras},
+                         {c: v for c, v in self.coverage.items() if c not in cameras})
+
     def update(self, newer: Histories) -> None:
         """Overwrite the tail of this grid with ``newer`` (a more recent read on the same grid)."""
         a = (newer.start - self.start) // self.step
@@ -123,7 +131,7 @@ def load_histories(
                 .where(obs.c.bucket >= lo, obs.c.bucket < hi, *_cams(obs, None if camera_ids is None else cams))
             ).all()
             if rows:
-                df = pd.DataFrame(rows, columns=["camera_id", "bucket", "observed_s"])
+                df = _frame(rows, ["camera_id", "bucket", "observed_s"])
                 for cam, idx in df.groupby("camera_id", sort=False).indices.items():
                     if cam in coverage:
                         np.add.at(coverage[cam], (df["bucket"].to_numpy()[idx] - lo) // step,
@@ -140,11 +148,18 @@ def _cams(table: Any, camera_ids: Sequence[str] | None) -> list[Any]:
     return [] if camera_ids is None else [table.c.camera_id.in_(list(camera_ids))]
 
 
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """Result rows as a frame, column by column: ``pd.DataFrame(rows)`` probes every SQLAlchemy ``Row`` for
+    attributes (an exception per row and column inside SQLAlchemy), which cost most of a full history read."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pd.DataFrame({name: np.asarray(col) for name, col in zip(columns, cols, strict=True)})
+
+
 def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: list[Any], lo: int, step: int, n: int) -> None:
     """Add ``(camera, id, direction, bucket, value)`` rows to their series (vectorised per series)."""
     if not rows:
         return
-    df = pd.DataFrame(rows, columns=["camera_id", "series_id", "direction", "bucket", "value"])
+    df = _frame(rows, ["camera_id", "series_id", "direction", "bucket", "value"])
     pos = (df["bucket"].to_numpy() - lo) // step
     val = df["value"].to_numpy(dtype=float)
     for (cam, sid, direction), idx in df.groupby(["camera_id", "series_id", "direction"], sort=False).indices.items():

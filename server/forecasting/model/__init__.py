@@ -19,8 +19,8 @@ Conventions
 """
 
 from server.forecasting.model.anomaly import Anomaly, AnomalySettings, detect_anomalies
-from server.forecasting.model.holiday import HolidayCalendar, country_of_timezone
 from server.forecasting.model.forecaster import FittedModel, ModelSettings, NotEnoughHistory, fit, forecast, predict
+from server.forecasting.model.holiday import HolidayCalendar, country_of_timezone
 from server.forecasting.model.series import to_wall_clock, wall_clock_to_utc
 
 __all__ = [

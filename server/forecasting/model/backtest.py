@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from server.forecasting.model.holiday import HolidayCalendar
 from server.forecasting.model.forecaster import FittedModel, ModelSettings, NotEnoughHistory, fit, predict
+from server.forecasting.model.holiday import HolidayCalendar
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 REFIT_DAYS = 7  # the model is refitted on the first origin of every week of origins (only data before it)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -308,10 +309,12 @@ def _yearly(a: _Arrays, t: np.ndarray, days_back: np.ndarray) -> tuple[np.ndarra
     return rel, day_rel
 
 
-def _lightgbm():  # type: ignore[no-untyped-def]
-    import lightgbm
+class Booster(Protocol):
+    """What the model needs of a fitted LightGBM booster (``lightgbm.Booster``)."""
 
-    return lightgbm
+    def predict(self, data: np.ndarray) -> np.ndarray: ...
+
+    def model_to_string(self) -> str: ...
 
 
 @dataclass
@@ -322,9 +325,9 @@ class FittedModel:
     freq: str
     calendar: HolidayCalendar | None
     settings: ModelSettings
-    point: object | None  # LightGBM boosters, None = profile fallback
-    lower: object | None
-    upper: object | None
+    point: Booster | None  # LightGBM boosters, None = profile fallback
+    lower: Booster | None
+    upper: Booster | None
     fallback_q: tuple[float, float]  # ratio quantiles for the profile fallback's interval
 
 
@@ -359,7 +362,7 @@ def fit(history: pd.Series, *, cutoff: pd.Timestamp, freq: str = "h", calendar: 
         if len(rel) >= 50:
             fallback_q = (float(np.quantile(rel, 0.1)), float(np.quantile(rel, 0.9)))
         if ok.sum() >= MIN_TRAIN_DAYS * s * 0.5:
-            lgb = _lightgbm()
+            import lightgbm as lgb  # imported here: a heavy import that only fitting needs
             params = dict(learning_rate=settings.learning_rate, num_leaves=settings.num_leaves,
                           min_data_in_leaf=settings.min_child_samples, bagging_fraction=0.8, bagging_freq=1,
                           feature_fraction=0.8, verbose=-1, num_threads=1, seed=0)
@@ -372,7 +375,7 @@ def fit(history: pd.Series, *, cutoff: pd.Timestamp, freq: str = "h", calendar: 
                 weight = weight * (base[ok] / level[ok])
             data = lgb.Dataset(x[ok], y[ok], weight=weight, free_raw_data=False)
 
-            def train(**extra: object) -> object:
+            def train(**extra: object) -> Booster:
                 return lgb.train({**params, **extra}, data, num_boost_round=settings.n_estimators)
 
             point = train(objective="l1")
@@ -409,7 +412,7 @@ def predict(model: FittedModel, history: pd.Series, *, origin: pd.Timestamp, hor
     x, level = _features(a, o, t)
     med_abs = x[:, FEATURES.index("lag_med")] * level
     base = _target_base(x, level, model.settings)
-    if model.point is not None and np.isfinite(base).all():
+    if model.point is not None and model.lower is not None and model.upper is not None and np.isfinite(base).all():
         f = model.point.predict(x) * base
         lo = model.lower.predict(x) * base
         hi = model.upper.predict(x) * base
