@@ -89,7 +89,7 @@ class FlowAnomalyWatch:
                        ft.c.lo80, ft.c.hi80)
                 .where(ft.c.freq == "15min", ft.c.ds >= lo, ft.c.ds < end).order_by(ft.c.ds)
             ):
-                fc.setdefault(SeriesKey(*r[:4]), []).append(tuple(r[4:]))  # type: ignore[arg-type]
+                fc.setdefault(SeriesKey(*r[:4]), []).append((r[4], r[5], r[6], r[7]))
         if not series:
             return rep
         hist = load_histories(self.store, lo, end, STEP, classes=self.cfg.classes,

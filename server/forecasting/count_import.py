@@ -183,23 +183,23 @@ def store_counts(
     for b in buckets:
         if not b.count:
             continue
-        for res, s in RES_ORDER:
-            if s >= bucket_s:
-                d.add(f"flow_{res}", (camera_id, clock.floor(b.start, s), line_id, direction), {col: b.count})
+        for res, secs in RES_ORDER:
+            if secs >= bucket_s:
+                d.add(f"flow_{res}", (camera_id, clock.floor(b.start, secs), line_id, direction), {col: b.count})
                 continue
-            for i, part in enumerate(split_evenly(b.count, bucket_s // s)):
+            for i, part in enumerate(split_evenly(b.count, bucket_s // secs)):
                 if part:
-                    d.add(f"flow_{res}", (camera_id, b.start + i * s, line_id, direction), {col: part})
+                    d.add(f"flow_{res}", (camera_id, b.start + i * secs, line_id, direction), {col: part})
     observed_deltas(clock, ((camera_id, b.start, b.start + bucket_s) for b in buckets), d)
     obs = OBSERVED_TABLES[_RES_OF[bucket_s]]
     flow = FLOW_TABLES[_RES_OF[bucket_s]]
     lo, hi = buckets[0].start, buckets[-1].start + bucket_s
     wanted = {clock.floor(b.start, bucket_s): b.line for b in buckets}
     with store._session.begin() as s:
-        taken = s.execute(
+        taken = list(s.execute(
             select(obs.c.bucket).where(obs.c.camera_id == camera_id, obs.c.bucket >= lo, obs.c.bucket < hi,
                                        obs.c.observed_s > 0)
-        ).scalars().all()
+        ).scalars())
         taken += s.execute(
             select(flow.c.bucket).where(flow.c.camera_id == camera_id, flow.c.line_id == line_id,
                                         flow.c.direction == direction, flow.c.bucket >= lo, flow.c.bucket < hi)

@@ -13,6 +13,8 @@ never a zero.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,13 +109,13 @@ def load_histories(
     n = (hi - lo) // step
     counts: dict[SeriesKey, np.ndarray] = {k: np.zeros(n) for k in known}
     flow = FLOW_TABLES[res]
-    total = sum(flow.c[f"n_{c}"] for c in classes)
+    total = functools.reduce(operator.add, [flow.c[f"n_{c}"] for c in classes])
     with store._session() as s:
         line_rows = s.execute(
             select(flow.c.camera_id, flow.c.line_id, flow.c.direction, flow.c.bucket, total)
             .where(flow.c.bucket >= lo, flow.c.bucket < hi, *_cams(flow, camera_ids))
         ).all()
-        lane_rows: list[Any] = []
+        lane_rows: Sequence[Any] = []
         if lanes:
             zone = ZONE_TABLES[res]
             lane_rows = s.execute(
@@ -155,7 +157,7 @@ def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({name: np.asarray(col) for name, col in zip(columns, cols, strict=True)})
 
 
-def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: list[Any], lo: int, step: int, n: int) -> None:
+def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: Sequence[Any], lo: int, step: int, n: int) -> None:
     """Add ``(camera, id, direction, bucket, value)`` rows to their series (vectorised per series)."""
     if not rows:
         return

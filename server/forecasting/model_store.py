@@ -84,18 +84,16 @@ def load_models(store: Store, wanted: dict[str, str], settings: str) -> dict[Mod
 
 def _pack(h: Histories, camera_id: str) -> bytes:
     keys = sorted(k for k in h.values if k.camera_id == camera_id)
-    arrays = {"coverage": h.coverage.get(camera_id, np.zeros(h.n))}
-    arrays.update({f"v{i}": h.values[k] for i, k in enumerate(keys)})
-    buf = io.BytesIO()
-    np.savez_compressed(buf, header=np.array(json.dumps([[k.kind, k.series_id, k.direction] for k in keys])),
-                        **arrays)
+    header = np.array(json.dumps([[k.kind, k.series_id, k.direction] for k in keys]))
+    buf = io.BytesIO()  # arr_0: the series keys, arr_1: coverage, arr_2…: the series in that order
+    np.savez_compressed(buf, header, h.coverage.get(camera_id, np.zeros(h.n)), *(h.values[k] for k in keys))
     return buf.getvalue()
 
 
 def _unpack(data: bytes, camera_id: str) -> tuple[dict[SeriesKey, np.ndarray], np.ndarray]:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        keys = [SeriesKey(kind, camera_id, sid, direction) for kind, sid, direction in json.loads(str(z["header"]))]
-        return {k: z[f"v{i}"] for i, k in enumerate(keys)}, z["coverage"]
+        keys = [SeriesKey(kind, camera_id, sid, direction) for kind, sid, direction in json.loads(str(z["arr_0"]))]
+        return {k: z[f"arr_{i + 2}"] for i, k in enumerate(keys)}, z["arr_1"]
 
 
 def save_histories(store: Store, freq: str, h: Histories, cameras: Iterable[str], now: datetime) -> None:
@@ -140,5 +138,5 @@ def load_saved_histories(store: Store, freq: str, lo: int, hi: int) -> tuple[His
 
 def forget_camera(s: Session, camera_id: str) -> None:
     """Drop a camera's stored history grids (its past changed): the next refresh reads it in full."""
-    t = ForecastHistoryRow.__table__
-    s.execute(delete(t).where(t.c.camera_id == camera_id))
+    s.execute(delete(ForecastHistoryRow).where(ForecastHistoryRow.camera_id == camera_id)
+              .execution_options(synchronize_session=False))

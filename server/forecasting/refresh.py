@@ -24,10 +24,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 
 from citywatch.config import CitywatchConfig, HolidaysConfig
 from citywatch.contract import utcnow
@@ -287,9 +288,9 @@ class ForecastRefresher:
 
     def _rows(self, key: SeriesKey, freq: str, origin: int, frame: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
         utc = wall_clock_to_utc(frame, self.tz)
+        stamps = utc["ds"].dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64).tolist()
         out = []
-        for ds, f, lo, hi in zip(utc["ds"], utc["forecast"], utc["lo80"], utc["hi80"], strict=True):
-            ts = int(ds.timestamp())
+        for ts, f, lo, hi in zip(stamps, utc["forecast"], utc["lo80"], utc["hi80"], strict=True):
             if ts >= origin:  # the repeated fall-back hour can map a row before the origin
                 out.append({
                     "series_kind": key.kind, "camera_id": key.camera_id, "series_id": key.series_id,
@@ -305,7 +306,7 @@ class ForecastRefresher:
         now: datetime,
     ) -> int:
         """Upsert the forecasts and the series' status, prune old forecasts: one transaction."""
-        ft = ForecastRow.__table__
+        ft = cast(Table, ForecastRow.__table__)  # declarative tables are Tables (typed as FromClause)
         st = ForecastSeriesRow.__table__
         status_rows = [
             {"series_kind": k.kind, "camera_id": k.camera_id, "series_id": k.series_id, "direction": k.direction,

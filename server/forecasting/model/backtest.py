@@ -162,7 +162,9 @@ def _score(series: pd.Series, forecasts: pd.DataFrame, origins: list[pd.Timestam
     def score(pred: pd.Series, lo: pd.Series | None, hi: pd.Series | None) -> Score:
         y, p = actual[both].to_numpy(), pred[both].to_numpy()
         err = np.abs(y - p)
-        cov = float(np.mean((lo[both] <= actual[both]) & (actual[both] <= hi[both]))) if lo is not None else math.nan
+        cov = math.nan
+        if lo is not None and hi is not None:
+            cov = float(np.mean((lo[both] <= actual[both]) & (actual[both] <= hi[both])))
         total = float(np.sum(np.abs(y)))
         return Score(wape=float(err.sum() / total) if total else math.nan, mae=float(err.mean()) if len(y) else
                      math.nan, coverage=cov, hours=int(both.sum()))

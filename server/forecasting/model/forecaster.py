@@ -26,12 +26,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from server.forecasting.model.holiday import HolidayCalendar
+
+if TYPE_CHECKING:
+    from lightgbm import Booster
 
 STEPS = {"h": 24, "15min": 96}  # buckets per day for each supported frequency
 WEEKS = 8  # weekly lags
@@ -137,6 +141,17 @@ class _Arrays:
 
 
 def _calendar_features(days: pd.DatetimeIndex, calendar: HolidayCalendar | None) -> np.ndarray:
+    """Holiday features per day; the series of one refresh share their grid's days, so they are computed once."""
+    if len(days) == 0:
+        return np.zeros((0, 7))
+    out = _calendar_features_of(days[0], len(days), calendar)
+    out.flags.writeable = False  # shared between calls
+    return out
+
+
+@lru_cache(maxsize=32)
+def _calendar_features_of(first: pd.Timestamp, n_days: int, calendar: HolidayCalendar | None) -> np.ndarray:
+    days = pd.date_range(first, periods=n_days, freq="D")
     if len(days) == 0:
         return np.zeros((0, 7))
     if calendar is None:
@@ -309,14 +324,6 @@ def _yearly(a: _Arrays, t: np.ndarray, days_back: np.ndarray) -> tuple[np.ndarra
     return rel, day_rel
 
 
-class Booster(Protocol):
-    """What the model needs of a fitted LightGBM booster (``lightgbm.Booster``)."""
-
-    def predict(self, data: np.ndarray) -> np.ndarray: ...
-
-    def model_to_string(self) -> str: ...
-
-
 @dataclass
 class FittedModel:
     """A model fitted on the history before ``cutoff``; serves any origin at or after it."""
@@ -413,9 +420,8 @@ def predict(model: FittedModel, history: pd.Series, *, origin: pd.Timestamp, hor
     med_abs = x[:, FEATURES.index("lag_med")] * level
     base = _target_base(x, level, model.settings)
     if model.point is not None and model.lower is not None and model.upper is not None and np.isfinite(base).all():
-        f = model.point.predict(x) * base
-        lo = model.lower.predict(x) * base
-        hi = model.upper.predict(x) * base
+        # one thread: a few days of rows are tiny, and waking a thread pool per call costs far more than that
+        f, lo, hi = (np.asarray(b.predict(x, num_threads=1)) * base for b in (model.point, model.lower, model.upper))
         w = model.settings.interval_widen
         lo, hi = f - w * np.maximum(f - lo, 0), f + w * np.maximum(hi - f, 0)
         # a holiday seen last year: a quarter the model, three quarters last year's same holiday scaled by the level

@@ -13,12 +13,15 @@ import dataclasses
 import datetime as dt
 import json
 import zlib
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import pandas as pd
 
-from server.forecasting.model.forecaster import Booster, FittedModel, ModelSettings
+from server.forecasting.model.forecaster import FittedModel, ModelSettings
 from server.forecasting.model.holiday import HolidayCalendar
+
+if TYPE_CHECKING:
+    from lightgbm import Booster
 
 FORMAT = 1
 #: Per-node lines of a LightGBM model string that prediction never reads; ``tree_sizes`` (byte offsets of
