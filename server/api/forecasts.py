@@ -23,8 +23,8 @@ from server import export
 from server.api.params import LATEST, IdParam, aware_time, bad, time_range
 from server.auth import Principal, require_role
 from server.deps import SettingsDep, StoreDep
-from server.forecasting.model.series import to_wall_clock
 from server.forecasting.history import load_histories
+from server.forecasting.model.series import to_wall_clock
 from server.forecasting.refresh import calendar_of
 from server.forecasting.tables import (
     FREQ_SECONDS,

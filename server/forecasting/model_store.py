@@ -119,7 +119,8 @@ def saved_cameras(store: Store, freq: str) -> set[str]:
 
 def load_saved_histories(store: Store, freq: str, lo: int, hi: int) -> tuple[Histories, int] | None:
     """The stored grids of ``freq`` moved onto ``[lo, hi)``, and the end of the oldest one (what must be read
-    again from the rollups); ``None`` when nothing is stored."""
+    again from the rollups); ``None`` when nothing is stored. A grid starting after ``lo`` (a longer history
+    configured since) is left out: its camera is then read in full."""
     step = FREQ_SECONDS[freq]
     h = Histories(lo, step, (hi - lo) // step, {}, {})
     end: int | None = None
@@ -127,6 +128,8 @@ def load_saved_histories(store: Store, freq: str, lo: int, hi: int) -> tuple[His
     with store._session() as s:
         for cam, start, n, data in s.execute(select(t.c.camera_id, t.c.start, t.c.n, t.c.data)
                                               .where(t.c.freq == freq)):
+            if start > lo:
+                continue
             values, coverage = _unpack(data, cam)
             if len(coverage) != n or any(len(v) != n for v in values.values()):
                 log.warning("stored %s history of camera %s is damaged: reading it again", freq, cam)
