@@ -184,7 +184,7 @@ def _typical_week(store: Store, settings: CitywatchConfig, key: SeriesKey, start
     if len(local):
         days = calendar_of(hcfg).dates(local.index.min().year, local.index.max().year)
         local = local[~pd.Index(local.index.date).isin(list(days))]
-    how = local.index.dayofweek * 24 + local.index.hour
+    how = local.index.day_of_week * 24 + local.index.hour
     groups = {int(h): g.to_numpy() for h, g in local.groupby(how)}
     hours = []
     for h in range(168):
