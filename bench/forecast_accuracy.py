@@ -30,8 +30,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.forecast import AnomalySettings, HolidayCalendar, detect_anomalies, fit, predict  # noqa: E402
-from server.forecast.backtest import read_counts, run_backtest  # noqa: E402
+from server.forecasting.model import AnomalySettings, HolidayCalendar, detect_anomalies, fit, predict  # noqa: E402
+from server.forecasting.model.backtest import read_counts, run_backtest  # noqa: E402
 
 SHARED = Path(os.environ.get("CITYWATCH_SHARED", "/work/shared"))
 DATA = SHARED / "data/metro_i94/metro_interstate_traffic_volume_2012-10_2017-09.csv"

@@ -72,7 +72,7 @@ def seed_forecast_scene(store: Store, now: datetime) -> dict[str, object]:
     ``now``, then 75 minutes observed at 30 % of the forecast (a flow_anomaly opens); cam-b with 4 days
     (a cold start). Returns the refresh report and the anomaly check."""
     from citywatch.config import CitywatchConfig
-    from server.forecasting.anomalies import FlowAnomalyWatch
+    from server.forecasting.anomaly_watch import FlowAnomalyWatch
     from server.forecasting.refresh import ForecastRefresher
     from server.forecasting.tables import LINE, SeriesKey
 

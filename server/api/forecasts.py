@@ -24,8 +24,8 @@ from server.api.models import AnomaliesOut, SeriesListOut, TypicalWeekOut, VsAct
 from server.api.params import CSV_CONTENT, LATEST, IdParam, IdQuery, aware_time, bad, time_range
 from server.auth import Principal, require_role
 from server.deps import SettingsDep, StoreDep
-from server.forecast.series import to_wall_clock
 from server.forecasting.history import load_histories
+from server.forecasting.model.series import to_wall_clock
 from server.forecasting.refresh import calendar_of
 from server.forecasting.tables import (
     FREQ_SECONDS,
@@ -38,6 +38,7 @@ from server.forecasting.tables import (
 )
 from server.storage.history import epoch_bounds
 from server.storage.incidents import IncidentRow
+from server.storage.models import table_of
 from server.storage.store import Store
 
 router = APIRouter(tags=["forecasts"])
@@ -114,7 +115,7 @@ def forecast_vs_actual(
                           lanes=key.kind == LANE, known=[key], camera_ids=[key.camera_id])
     actual = hist.values[key]
     cov = hist.coverage.get(key.camera_id, np.zeros(len(actual)))
-    ft = ForecastRow.__table__
+    ft = table_of(ForecastRow)
     with store.db.session() as s:
         fc = {r.ds: r for r in s.execute(
             select(ft.c.ds, ft.c.forecast, ft.c.lo80, ft.c.hi80, ft.c.origin).where(
@@ -184,7 +185,7 @@ def _typical_week(store: Store, settings: CitywatchConfig, key: SeriesKey, start
     if len(local):
         days = calendar_of(hcfg).dates(local.index.min().year, local.index.max().year)
         local = local[~pd.Index(local.index.date).isin(list(days))]
-    how = local.index.dayofweek * 24 + local.index.hour
+    how = local.index.day_of_week * 24 + local.index.hour
     groups = {int(h): g.to_numpy() for h, g in local.groupby(how)}
     hours = []
     for h in range(168):
@@ -256,7 +257,7 @@ def export_forecasts_csv(
     end = aware_time("to", to) or min(start + timedelta(hours=48), LATEST)
     start, end = time_range("from", start, end, timedelta(hours=48), FREQ_SECONDS[freq])
     lo, hi = _aligned(start, end, FREQ_SECONDS[freq])
-    ft = ForecastRow.__table__
+    ft = table_of(ForecastRow)
     stmt = select(ft).where(ft.c.freq == freq, ft.c.ds >= lo, ft.c.ds < hi).order_by(
         ft.c.camera_id, ft.c.series_kind, ft.c.series_id, ft.c.direction, ft.c.ds)
     if camera_id:

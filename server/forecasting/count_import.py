@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from citywatch.contract import CLASS_NAMES, utcnow
+from server.forecasting.model_store import forget_camera
 from server.forecasting.tables import LINE, ForecastSeriesRow
 from server.storage.models import FLOW_TABLES, OBSERVED_TABLES, table_of
 from server.storage.rollups import RES_ORDER, Deltas, observed_deltas, upsert
@@ -214,7 +215,8 @@ def store_counts(
             )
         store.cameras.ensure(s, camera_id, site_id)
         upsert(s, store.dialect, d)
-        # the next refresh reads this line's whole history (its cache does not hold it yet)
+        # the next refresh reads this camera's whole history again (its stored grid lacks the imported past)
+        forget_camera(s, camera_id)
         s.execute(store.db.insert(table_of(ForecastSeriesRow)).values(
             series_kind=LINE, camera_id=camera_id, series_id=line_id, direction=direction, site_id=site_id,
             status="pending", observed_days=0.0, needed_days=0, refreshed_at=utcnow(),

@@ -13,13 +13,15 @@ never a zero.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, literal, select
+from sqlalchemy import literal, select
 
 from server.forecasting.tables import LANE, LINE, SeriesKey
 from server.storage.models import FLOW_TABLES, OBSERVED_TABLES, ZONE_TABLES
@@ -61,6 +63,14 @@ class Histories:
 
         return Histories(lo, self.step, n, move(self.values, np.nan), move(self.coverage, 0.0))
 
+    def without(self, cameras: set[str]) -> Histories:
+        """The same grid without the series and coverage of ``cameras``."""
+        if not cameras:
+            return self
+        return Histories(self.start, self.step, self.n,
+                         {k: v for k, v in self.values.items() if k.camera_id not in cameras},
+                         {c: v for c, v in self.coverage.items() if c not in cameras})
+
     def update(self, newer: Histories) -> None:
         """Overwrite the tail of this grid with ``newer`` (a more recent read on the same grid)."""
         a = (newer.start - self.start) // self.step
@@ -72,7 +82,7 @@ class Histories:
             arr[a : a + len(c)] = c
 
     def series(self, key: SeriesKey) -> pd.Series:
-        """The values as a UTC-indexed series (what ``server.forecast.series.to_wall_clock`` takes)."""
+        """The values as a UTC-indexed series (what ``server.forecasting.model.series.to_wall_clock`` takes)."""
         idx = pd.to_datetime(self.start + np.arange(self.n) * self.step, unit="s", utc=True)
         return pd.Series(self.values[key], index=idx)
 
@@ -99,7 +109,7 @@ def load_histories(
     n = (hi - lo) // step
     counts: dict[SeriesKey, np.ndarray] = {k: np.zeros(n) for k in known}
     flow = FLOW_TABLES[res]
-    total: ColumnElement[Any] = sum(flow.c[f"n_{c}"] for c in classes)  # type: ignore[assignment]  # sum() starts at 0
+    total = functools.reduce(operator.add, [flow.c[f"n_{c}"] for c in classes])
     with store.db.session() as s:
         line_rows = s.execute(
             select(flow.c.camera_id, flow.c.line_id, flow.c.direction, flow.c.bucket, total)
@@ -123,7 +133,7 @@ def load_histories(
                 .where(obs.c.bucket >= lo, obs.c.bucket < hi, *_cams(obs, None if camera_ids is None else cams))
             ).all()
             if rows:
-                df = pd.DataFrame(rows, columns=["camera_id", "bucket", "observed_s"])
+                df = _frame(rows, ["camera_id", "bucket", "observed_s"])
                 for cam, idx in df.groupby("camera_id", sort=False).indices.items():
                     if cam in coverage:
                         np.add.at(coverage[cam], (df["bucket"].to_numpy()[idx] - lo) // step,
@@ -140,11 +150,18 @@ def _cams(table: Any, camera_ids: Sequence[str] | None) -> list[Any]:
     return [] if camera_ids is None else [table.c.camera_id.in_(list(camera_ids))]
 
 
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """Result rows as a frame, column by column: ``pd.DataFrame(rows)`` probes every SQLAlchemy ``Row`` for
+    attributes (an exception per row and column inside SQLAlchemy), which cost most of a full history read."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pd.DataFrame({name: np.asarray(col) for name, col in zip(columns, cols, strict=True)})
+
+
 def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: Sequence[Any], lo: int, step: int, n: int) -> None:
     """Add ``(camera, id, direction, bucket, value)`` rows to their series (vectorised per series)."""
     if not rows:
         return
-    df = pd.DataFrame(rows, columns=["camera_id", "series_id", "direction", "bucket", "value"])
+    df = _frame(rows, ["camera_id", "series_id", "direction", "bucket", "value"])
     pos = (df["bucket"].to_numpy() - lo) // step
     val = df["value"].to_numpy(dtype=float)
     for (cam, sid, direction), idx in df.groupby(["camera_id", "series_id", "direction"], sort=False).indices.items():

@@ -3,17 +3,18 @@ the ``forecasts`` table, with each series' status (a cold start says why, never 
 
 Why histories are cached: a year of hourly and 12 weeks of 15-minute rollups for 500 lines are millions
 of rows; they change only at the recent end (new buckets, late events, replays), so a refresh re-reads
-the last day (the last week once a day) and moves the cached grid forward. Only the first refresh of a
-process, and a series new to it, read the whole history.
+the last day (the last week once a day) and moves the cached grid forward. The grids are also stored
+(``model_store``), so a restarted process re-reads only the recent end too; only the first refresh ever,
+and a series new to the cache, read the whole history.
 
 Why fitted models are cached: fitting is the expensive part (gradient boosting on months of history)
 while a forecast from a fitted model costs milliseconds, and the core fits on rows before a cut-off
 (local midnight) and then serves any later origin. So a refresh predicts every series from its newest
 model and refits at most ``fit_budget_s`` seconds' worth of series whose model is older than today,
-oldest first: one refresh stays bounded however many lines there are, and after a restart the models
-catch up over a few refreshes (series without any model yet are reported ``pending``). A forecast whose
-origin and model have not changed since the previous refresh (the hourly one, three refreshes in four)
-is not made again.
+oldest first: one refresh stays bounded however many lines there are. Every fitted model is stored as it
+is fitted, so a restarted process predicts every series at its first refresh (series without any model
+yet, e.g. new lines, are reported ``pending`` until their turn). A forecast whose origin and model have
+not changed since the previous refresh (the hourly one, three refreshes in four) is not made again.
 """
 
 from __future__ import annotations
@@ -25,15 +26,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 
 from citywatch.config import CitywatchConfig, HolidaysConfig
 from citywatch.contract import utcnow
-from server.forecast.holiday import HolidayCalendar
-from server.forecast.model import FittedModel, NotEnoughHistory, fit, predict
-from server.forecast.series import to_wall_clock, wall_clock_to_utc
 from server.forecasting.history import Histories, load_histories
+from server.forecasting.model.forecaster import FittedModel, ModelSettings, NotEnoughHistory, fit, predict
+from server.forecasting.model.holiday import HolidayCalendar
+from server.forecasting.model.persist import calendar_key, settings_key
+from server.forecasting.model.series import to_wall_clock, wall_clock_to_utc
+from server.forecasting.model_store import (
+    load_models,
+    load_saved_histories,
+    model_row,
+    save_histories,
+    save_models,
+    saved_cameras,
+)
 from server.forecasting.tables import FREQ_SECONDS, ForecastRow, ForecastSeriesRow, SeriesKey
 from server.storage.models import CameraRow, table_of
 from server.storage.store import Store
@@ -69,9 +80,19 @@ class RefreshReport:
     skipped: int = 0
     rows: int = 0
     read_s: float = 0.0
+    load_s: float = 0.0
     fit_s: float = 0.0
     predict_s: float = 0.0
     write_s: float = 0.0
+
+
+@dataclass
+class _Cached:
+    """A history grid as the last refresh left it: its local day, the grid, and where its data ends."""
+
+    day: date
+    grid: Histories
+    end: int
 
 
 def calendar_of(cfg: HolidaysConfig) -> HolidayCalendar:
@@ -88,8 +109,9 @@ class ForecastRefresher:
         self.tz = config.server.timezone
         self.fit_budget_s = self.cfg.fit_budget_s if fit_budget_s is None else fit_budget_s
         self.models: dict[tuple[SeriesKey, str], FittedModel] = {}
+        self._models_loaded = False
         self._calendars: dict[str, HolidayCalendar] = {}
-        self._hist: dict[str, tuple[date, Histories]] = {}
+        self._hist: dict[str, _Cached] = {}
         #: (series, freq) -> (origin, model) of its stored forecast: an hourly forecast is made once an hour
         self._made: dict[tuple[SeriesKey, str], tuple[int, int]] = {}
         self.last: RefreshReport | None = None
@@ -118,29 +140,48 @@ class ForecastRefresher:
         return self.cfg.history_days if freq == "h" else self.cfg.history_days_15min
 
     def histories(self, freq: str, origin: int, known: Iterable[SeriesKey] = ()) -> Histories:
-        """``history_days`` before ``origin``, cached between refreshes.
+        """``history_days`` before ``origin``, cached between refreshes and kept across restarts.
 
-        Read in full once (first refresh); afterwards the cached grid is moved forward and only the last
-        ``RECENT_S`` re-read (new buckets, late events, replays), the last ``DAILY_S`` at the first
-        refresh of a local day; a series the cache does not hold yet (new line, imported history) has its
-        camera's whole history read.
+        Read in full once (the first refresh ever, or of a process without stored grids); afterwards the
+        cached grid is moved forward and only the last ``RECENT_S`` before the cached end re-read (new
+        buckets, late events, replays), ``DAILY_S`` at the first refresh of a local day; a series the cache
+        does not hold yet (new line) or a camera whose stored grid was dropped (an import into its past) has
+        its camera's whole history read. Grids are stored once a local day and when read in full.
         """
         step = FREQ_SECONDS[freq]
         lo, hi = origin - self.history_days(freq) * 86400, origin
         day = datetime.fromtimestamp(origin, self.store.clock.tz).date()
         known = list(known)
-        cached = self._hist.get(freq)
-        if cached is None or cached[1].start > lo:
+        cached = self._hist.get(freq) or self._restore(freq, lo, hi)
+        if cached is None or cached.grid.start > lo:
             h = self._read(step, lo, hi, known)
+            fresh = {k.camera_id for k in h.values}
         else:
-            h = cached[1].regrid(lo, hi)
-            recent = max(lo, hi - (RECENT_S if cached[0] == day else DAILY_S))
+            old = cached.grid.without(self._cameras_changed(freq, cached.grid))
+            h = old.regrid(lo, hi)
+            recent = max(lo, min(cached.end, hi) - (RECENT_S if cached.day == day else DAILY_S))
             h.update(self._read(step, recent, hi, [*h.values, *known]))
-            new = sorted({k.camera_id for k in h.values if k not in cached[1].values})
-            if new:
-                h.update(self._read(step, lo, hi, [k for k in h.values if k.camera_id in new], camera_ids=new))
-        self._hist[freq] = (day, h)
+            fresh = {k.camera_id for k in h.values if k not in old.values}
+            if fresh:
+                cams = sorted(fresh)
+                h.update(self._read(step, lo, hi, [k for k in h.values if k.camera_id in fresh], camera_ids=cams))
+        if cached is None or cached.day != day:
+            fresh = {k.camera_id for k in h.values}
+        save_histories(self.store, freq, h, fresh, utcnow())
+        self._hist[freq] = _Cached(day, h, hi)
         return h
+
+    def _restore(self, freq: str, lo: int, hi: int) -> _Cached | None:
+        """The grids a previous process stored (its day: the local day of their end)."""
+        saved = load_saved_histories(self.store, freq, lo, hi)
+        if saved is None:
+            return None
+        grid, end = saved
+        return _Cached(datetime.fromtimestamp(end, self.store.clock.tz).date(), grid, end)
+
+    def _cameras_changed(self, freq: str, grid: Histories) -> set[str]:
+        """Cameras of the cached grid whose stored grid is gone (their past changed since it was read)."""
+        return {k.camera_id for k in grid.values} - saved_cameras(self.store, freq)
 
     def _read(self, step: int, lo: int, hi: int, known: Iterable[SeriesKey],
               camera_ids: list[str] | None = None) -> Histories:
@@ -156,6 +197,11 @@ class ForecastRefresher:
         rep = RefreshReport(at=now)
         known = self._known_series()
         sites = self._sites()
+        if not self._models_loaded:
+            t = time.perf_counter()
+            self._load_models(sites)
+            rep.load_s = time.perf_counter() - t
+        fitted: list[dict[str, object]] = []
         results: dict[SeriesKey, SeriesResult] = {}
         rows: list[dict[str, Any]] = []
         fit_left = self.fit_budget_s
@@ -197,6 +243,7 @@ class ForecastRefresher:
                         rep.fit_s += took
                         rep.fitted += 1
                         self.models[(key, freq)] = model
+                        fitted.append(model_row(key, freq, model, now))
                     if model is None:
                         res.status = PENDING
                         res.message = "model not fitted yet (queued for the next refresh)"
@@ -216,6 +263,7 @@ class ForecastRefresher:
                 self._made[(key, freq)] = (origin, id(model))
         t = time.perf_counter()
         rep.rows = self._write(rows, results, sites, now)
+        save_models(self.store, fitted)
         rep.write_s = time.perf_counter() - t
         rep.series = len(results)
         for r in results.values():
@@ -224,15 +272,25 @@ class ForecastRefresher:
         self.last = rep
         return rep
 
+    def _load_models(self, sites: dict[str, str | None]) -> None:
+        """The models a previous process fitted, where their settings and calendar are still this server's."""
+        wanted = {"": calendar_key(self.calendar(None))}
+        wanted.update({cam: calendar_key(self.calendar(site)) for cam, site in sites.items()})
+        loaded = load_models(self.store, wanted, settings_key(ModelSettings()))
+        self.models = {**loaded, **self.models}
+        self._models_loaded = True
+        if loaded:
+            log.info("forecast models: %d loaded from the database", len(loaded))
+
     def _model_cutoff(self, key: SeriesKey, freq: str) -> pd.Timestamp:
         m = self.models.get((key, freq))
         return m.cutoff if m is not None else pd.Timestamp.min
 
     def _rows(self, key: SeriesKey, freq: str, origin: int, frame: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
         utc = wall_clock_to_utc(frame, self.tz)
+        stamps = utc["ds"].dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64).tolist()
         out = []
-        for ds, f, lo, hi in zip(utc["ds"], utc["forecast"], utc["lo80"], utc["hi80"], strict=True):
-            ts = int(ds.timestamp())
+        for ts, f, lo, hi in zip(stamps, utc["forecast"], utc["lo80"], utc["hi80"], strict=True):
             if ts >= origin:  # the repeated fall-back hour can map a row before the origin
                 out.append({
                     "series_kind": key.kind, "camera_id": key.camera_id, "series_id": key.series_id,

@@ -10,7 +10,7 @@ import logging
 import threading
 
 from citywatch.config import CitywatchConfig
-from server.forecasting.anomalies import CheckReport, FlowAnomalyWatch
+from server.forecasting.anomaly_watch import CheckReport, FlowAnomalyWatch
 from server.forecasting.refresh import ForecastRefresher, RefreshReport
 from server.storage.store import Store
 

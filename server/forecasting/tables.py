@@ -1,4 +1,5 @@
-"""Table models of migration ``0007_forecasts``: forecasts and the state of each forecast series.
+"""Table models of migrations ``0007_forecasts`` (forecasts, the state of each forecast series, flow
+anomalies) and ``0008_forecast_models`` (fitted models and history grids kept across restarts).
 
 Why two tables: ``forecasts`` holds numbers (one row per series, frequency and bucket, overwritten by
 each refresh until the bucket has begun, then kept for forecast-vs-actual); ``forecast_series`` holds
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.storage.models import Base, UTCDateTime
@@ -94,3 +95,36 @@ class FlowAnomalyRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_flow_anomalies_window_start", "window_start"),)
+
+
+class ForecastModelRow(Base):
+    """A series' newest fitted model (``server.forecasting.model.persist``), so a restart predicts at once
+    instead of refitting every series; reused only with the same settings and holiday calendar."""
+
+    __tablename__ = "forecast_models"
+
+    series_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    series_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    freq: Mapped[str] = mapped_column(String(8), primary_key=True)
+    cutoff: Mapped[str] = mapped_column(String(32), doc="Naive local time: the model saw only rows before it.")
+    calendar: Mapped[str] = mapped_column(Text, doc="persist.calendar_key of its holiday calendar.")
+    settings: Mapped[str] = mapped_column(Text, doc="persist.settings_key of its settings.")
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ForecastHistoryRow(Base):
+    """One camera's history grid of one frequency as the refresh last read it (every series of the camera and
+    its coverage), so a restart re-reads only the recent end instead of the whole history. Deleting a row
+    (an import into the camera's past) makes the next refresh read that camera in full again."""
+
+    __tablename__ = "forecast_history"
+
+    freq: Mapped[str] = mapped_column(String(8), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start: Mapped[int] = mapped_column(BigInteger, doc="Epoch s of the grid's first bucket.")
+    n: Mapped[int] = mapped_column(Integer, doc="Buckets in the grid.")
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[bytes] = mapped_column(LargeBinary)

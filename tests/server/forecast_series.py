@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from server.forecast import ModelSettings
+from server.forecasting.model import ModelSettings
 
 FAST = ModelSettings(n_estimators=40, learning_rate=0.3, train_days=60)  # the real model, fewer trees: tests stay fast
 

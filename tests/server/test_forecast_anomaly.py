@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from server.forecast import AnomalySettings, detect_anomalies
+from server.forecasting.model import AnomalySettings, detect_anomalies
 
 DS = pd.date_range("2017-03-13", periods=24, freq="h")
 FORECAST = pd.DataFrame({"ds": DS, "forecast": 1000.0, "lo80": 900.0, "hi80": 1100.0})

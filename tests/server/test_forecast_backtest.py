@@ -10,7 +10,7 @@ from forecast_series import FAST, synthetic_flow
 from typer.testing import CliRunner
 
 from commands.cli import app
-from server.forecast.backtest import BacktestError, read_counts, run_backtest
+from server.forecasting.model.backtest import BacktestError, read_counts, run_backtest
 
 TZ = "America/Chicago"
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from forecast_series import FAST, synthetic_flow
 
-from server.forecast import (
+from server.forecasting.model import (
     HolidayCalendar,
     ModelSettings,
     NotEnoughHistory,

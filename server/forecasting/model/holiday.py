@@ -23,10 +23,7 @@ class HolidayCalendar:
     extra: frozenset[dt.date] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
-        try:
-            holidays.country_holidays(self.country, subdiv=self.subdiv, years=2020)
-        except NotImplementedError:
-            raise ValueError(f"unknown holiday country {self.country!r} (an ISO 3166 alpha-2 code, e.g. VN)") from None
+        _check_country(self.country, self.subdiv)
 
     def dates(self, first_year: int, last_year: int) -> frozenset[dt.date]:
         """All holiday dates of the years ``first_year`` … ``last_year`` (inclusive)."""
@@ -45,6 +42,14 @@ class HolidayCalendar:
 
 
 @lru_cache(maxsize=64)
+def _check_country(country: str, subdiv: str | None) -> None:
+    try:
+        holidays.country_holidays(country, subdiv=subdiv, years=2020)
+    except NotImplementedError:
+        raise ValueError(f"unknown holiday country {country!r} (an ISO 3166 alpha-2 code, e.g. VN)") from None
+
+
+@lru_cache(maxsize=64)
 def _country_dates(country: str, subdiv: str | None, first_year: int, last_year: int) -> frozenset[dt.date]:
     return frozenset(holidays.country_holidays(country, subdiv=subdiv, years=range(first_year, last_year + 1)))
 
@@ -57,7 +62,7 @@ def _country_names(country: str, subdiv: str | None, first_year: int, last_year:
 @lru_cache(maxsize=1)
 def _zone_countries() -> dict[str, str]:
     """IANA zone → country code, from the zone.tab the ``tzdata`` package ships."""
-    text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    text = resources.files("tzdata").joinpath("zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
     table: dict[str, str] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from server.forecast.holiday import HolidayCalendar
-from server.forecast.model import FittedModel, ModelSettings, NotEnoughHistory, fit, predict
+from server.forecasting.model.forecaster import FittedModel, ModelSettings, NotEnoughHistory, fit, predict
+from server.forecasting.model.holiday import HolidayCalendar
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 REFIT_DAYS = 7  # the model is refitted on the first origin of every week of origins (only data before it)
@@ -162,7 +162,9 @@ def _score(series: pd.Series, forecasts: pd.DataFrame, origins: list[pd.Timestam
     def score(pred: pd.Series, lo: pd.Series | None, hi: pd.Series | None) -> Score:
         y, p = actual[both].to_numpy(), pred[both].to_numpy()
         err = np.abs(y - p)
-        cov = float(np.mean((lo[both] <= actual[both]) & (actual[both] <= hi[both]))) if lo is not None else math.nan
+        cov = math.nan
+        if lo is not None and hi is not None:
+            cov = float(np.mean((lo[both] <= actual[both]) & (actual[both] <= hi[both])))
         total = float(np.sum(np.abs(y)))
         return Score(wape=float(err.sum() / total) if total else math.nan, mae=float(err.mean()) if len(y) else
                      math.nan, coverage=cov, hours=int(both.sum()))

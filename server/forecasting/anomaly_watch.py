@@ -30,10 +30,11 @@ from sqlalchemy import func, select
 from citywatch.config import CitywatchConfig
 from citywatch.contract import utcnow
 from server.camera_health import sensing_health
-from server.forecast.anomaly import Anomaly, detect_anomalies
 from server.forecasting.history import load_histories
+from server.forecasting.model.anomaly import Anomaly, detect_anomalies
 from server.forecasting.tables import FlowAnomalyRow, ForecastRow, ForecastSeriesRow, SeriesKey
 from server.storage.incidents import IncidentRow, IncidentStore, record
+from server.storage.models import table_of
 from server.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,14 @@ class FlowAnomalyWatch:
         rep = CheckReport()
         with self.store.db.session() as s:
             series = {r.key(): r for r in s.scalars(select(ForecastSeriesRow))}
-            ft = ForecastRow.__table__
+            ft = table_of(ForecastRow)
             fc: dict[SeriesKey, list[tuple[int, float, float, float]]] = {}
             for r in s.execute(
                 select(ft.c.series_kind, ft.c.camera_id, ft.c.series_id, ft.c.direction, ft.c.ds, ft.c.forecast,
                        ft.c.lo80, ft.c.hi80)
                 .where(ft.c.freq == "15min", ft.c.ds >= lo, ft.c.ds < end).order_by(ft.c.ds)
             ):
-                fc.setdefault(SeriesKey(*r[:4]), []).append(tuple(r[4:]))
+                fc.setdefault(SeriesKey(*r[:4]), []).append((r[4], r[5], r[6], r[7]))
         if not series:
             return rep
         hist = load_histories(self.store, lo, end, STEP, classes=self.cfg.classes,
@@ -164,7 +165,7 @@ class FlowAnomalyWatch:
     @staticmethod
     def _band(s: Any, key: SeriesKey, a0: int, a1: int) -> tuple[float, float]:
         """The window's interval as the sum of its buckets' bounds (what the planner chart shows)."""
-        ft = ForecastRow.__table__
+        ft = table_of(ForecastRow)
         lo, hi = s.execute(
             select(func.sum(ft.c.lo80), func.sum(ft.c.hi80)).where(
                 ft.c.series_kind == key.kind, ft.c.camera_id == key.camera_id, ft.c.series_id == key.series_id,

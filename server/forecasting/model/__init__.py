@@ -18,10 +18,10 @@ Conventions
   forecast, never while the camera is not ok.
 """
 
-from server.forecast.anomaly import Anomaly, AnomalySettings, detect_anomalies
-from server.forecast.holiday import HolidayCalendar, country_of_timezone
-from server.forecast.model import FittedModel, ModelSettings, NotEnoughHistory, fit, forecast, predict
-from server.forecast.series import to_wall_clock, wall_clock_to_utc
+from server.forecasting.model.anomaly import Anomaly, AnomalySettings, detect_anomalies
+from server.forecasting.model.forecaster import FittedModel, ModelSettings, NotEnoughHistory, fit, forecast, predict
+from server.forecasting.model.holiday import HolidayCalendar, country_of_timezone
+from server.forecasting.model.series import to_wall_clock, wall_clock_to_utc
 
 __all__ = [
     "Anomaly", "AnomalySettings", "FittedModel", "HolidayCalendar", "ModelSettings", "NotEnoughHistory",

@@ -26,11 +26,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from server.forecast.holiday import HolidayCalendar
+from server.forecasting.model.holiday import HolidayCalendar
+
+if TYPE_CHECKING:
+    from lightgbm import Booster
 
 STEPS = {"h": 24, "15min": 96}  # buckets per day for each supported frequency
 WEEKS = 8  # weekly lags
@@ -136,6 +141,17 @@ class _Arrays:
 
 
 def _calendar_features(days: pd.DatetimeIndex, calendar: HolidayCalendar | None) -> np.ndarray:
+    """Holiday features per day; the series of one refresh share their grid's days, so they are computed once."""
+    if len(days) == 0:
+        return np.zeros((0, 7))
+    out = _calendar_features_of(days[0], len(days), calendar)
+    out.flags.writeable = False  # shared between calls
+    return out
+
+
+@lru_cache(maxsize=32)
+def _calendar_features_of(first: pd.Timestamp, n_days: int, calendar: HolidayCalendar | None) -> np.ndarray:
+    days = pd.date_range(first, periods=n_days, freq="D")
     if len(days) == 0:
         return np.zeros((0, 7))
     if calendar is None:
@@ -308,12 +324,6 @@ def _yearly(a: _Arrays, t: np.ndarray, days_back: np.ndarray) -> tuple[np.ndarra
     return rel, day_rel
 
 
-def _lightgbm():  # type: ignore[no-untyped-def]
-    import lightgbm
-
-    return lightgbm
-
-
 @dataclass
 class FittedModel:
     """A model fitted on the history before ``cutoff``; serves any origin at or after it."""
@@ -322,9 +332,9 @@ class FittedModel:
     freq: str
     calendar: HolidayCalendar | None
     settings: ModelSettings
-    point: object | None  # LightGBM boosters, None = profile fallback
-    lower: object | None
-    upper: object | None
+    point: Booster | None  # LightGBM boosters, None = profile fallback
+    lower: Booster | None
+    upper: Booster | None
     fallback_q: tuple[float, float]  # ratio quantiles for the profile fallback's interval
 
 
@@ -359,7 +369,7 @@ def fit(history: pd.Series, *, cutoff: pd.Timestamp, freq: str = "h", calendar: 
         if len(rel) >= 50:
             fallback_q = (float(np.quantile(rel, 0.1)), float(np.quantile(rel, 0.9)))
         if ok.sum() >= MIN_TRAIN_DAYS * s * 0.5:
-            lgb = _lightgbm()
+            import lightgbm as lgb  # imported here: a heavy import that only fitting needs
             params = dict(learning_rate=settings.learning_rate, num_leaves=settings.num_leaves,
                           min_data_in_leaf=settings.min_child_samples, bagging_fraction=0.8, bagging_freq=1,
                           feature_fraction=0.8, verbose=-1, num_threads=1, seed=0)
@@ -372,7 +382,7 @@ def fit(history: pd.Series, *, cutoff: pd.Timestamp, freq: str = "h", calendar: 
                 weight = weight * (base[ok] / level[ok])
             data = lgb.Dataset(x[ok], y[ok], weight=weight, free_raw_data=False)
 
-            def train(**extra: object) -> object:
+            def train(**extra: object) -> Booster:
                 return lgb.train({**params, **extra}, data, num_boost_round=settings.n_estimators)
 
             point = train(objective="l1")
@@ -409,10 +419,9 @@ def predict(model: FittedModel, history: pd.Series, *, origin: pd.Timestamp, hor
     x, level = _features(a, o, t)
     med_abs = x[:, FEATURES.index("lag_med")] * level
     base = _target_base(x, level, model.settings)
-    if model.point is not None and np.isfinite(base).all():
-        f = model.point.predict(x) * base
-        lo = model.lower.predict(x) * base
-        hi = model.upper.predict(x) * base
+    if model.point is not None and model.lower is not None and model.upper is not None and np.isfinite(base).all():
+        # one thread: a few days of rows are tiny, and waking a thread pool per call costs far more than that
+        f, lo, hi = (np.asarray(b.predict(x, num_threads=1)) * base for b in (model.point, model.lower, model.upper))
         w = model.settings.interval_widen
         lo, hi = f - w * np.maximum(f - lo, 0), f + w * np.maximum(hi - f, 0)
         # a holiday seen last year: a quarter the model, three quarters last year's same holiday scaled by the level
