@@ -83,7 +83,7 @@ def test_a_restarted_refresher_forecasts_at_once_from_the_stored_models_and_hist
     ForecastRefresher(store, CitywatchConfig(), fit_budget_s=3600).refresh(NOW)
     before = {f: [(r.ds, r.forecast, r.lo80, r.hi80) for r in _forecasts(store, A, f)] for f in ("h", "15min")}
     # the old rollups are gone: forecasting the same as before proves the history came from the stored grid
-    with store._session.begin() as s:
+    with store.db.session.begin() as s:
         for table in (*FLOW_TABLES.values(), *OBSERVED_TABLES.values()):
             s.execute(delete(table).where(table.c.bucket < int(END.timestamp()) - 2 * 86400))
     restarted = ForecastRefresher(store, CitywatchConfig(), fit_budget_s=0)  # a new process, no time to fit
