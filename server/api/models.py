@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.camera_health import Level
+
 Number = int | float
 
 
@@ -69,17 +71,21 @@ class FlowOut(RangeOut):
 
 
 class PeriodOut(RangeOut):
+    cameras: list[str] = Field(description="The camera set of both periods.")
     counts: dict[str, int]
     total: int
     pcu: Number
     observed_s: Number
-    per_observed_hour: Number | None
+    observed_h: Number
+    coverage: Number | None = Field(description="Observed share of what could have been observed.")
+    per_observed_hour: Number | None = Field(description="None under 15 observed minutes: no rate from noise.")
     pcu_per_observed_hour: Number | None
 
 
 class ChangeOut(Out):
-    total: int
+    total: int | None = Field(description="None unless both periods were observed alike (totals_comparable).")
     total_pct: Number | None
+    totals_comparable: bool = Field(description="Both observed shares within 5 points.")
     per_observed_hour_pct: Number | None
     pcu_per_observed_hour_pct: Number | None
 
@@ -88,6 +94,7 @@ class CompareOut(Out):
     a: PeriodOut
     b: PeriodOut
     change: ChangeOut
+    notes: list[str] = Field(description="Why a figure is missing.")
 
 
 class ProfileHour(Out):
@@ -190,13 +197,20 @@ class UiConfigOut(Out):
 class CoverageRow(Out):
     bucket_start: str
     observed_s: Number
-    coverage: Number
+    observable_s: Number = Field(description="Seconds that could have been observed (before now, after install).")
+    coverage: Number | None = Field(description="observed / observable; None when nothing was observable.")
+    state: Literal["gap", "before_install", "future", "partial", "observed"]
 
 
 class CoverageOut(RangeOut):
-    bucket: str
+    bucket: str = Field(description="The bucket answered (coarser than asked when the range needs it).")
+    requested_bucket: str
+    coarsened: bool
+    max_buckets: int
+    message: str | None
     timezone: str
     cameras: list[str]
+    gaps: int = Field(description="Buckets in state gap.")
     rows: list[CoverageRow]
 
 
@@ -227,7 +241,11 @@ class CameraOut(Out):
     configured: bool = Field(description="In this server's configuration (else only known from its messages).")
     state: str
     stale: bool
-    health: Literal["ok", "degraded", "down", "unknown"]
+    health: Level = Field(description="One rule (server.camera_health): down, stale, unknown, degraded, alert, ok.")
+    health_reasons: list[str] = Field(description="Why the level is not ok (reason codes).")
+    status_age_s: float | None = Field(description="Seconds since the last status; the page keeps ageing it.")
+    stale_after_s: float = Field(description="Age after which a status is stale.")
+    open_incidents: int = Field(description="Unresolved incidents of this camera.")
     tamper: list[str]
     pushed_config_version: str | None
     pushed_at: str | None

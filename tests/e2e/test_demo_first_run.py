@@ -27,7 +27,7 @@ def test_first_demo_run_shows_an_incident_and_leaves_the_users_data_alone(
     env |= {"CITYWATCH_WEIGHTS": str(weights_path.resolve()),
             "CITYWATCH_SAMPLES": str(sample_clip.parents[1].resolve()),
             "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    proc = subprocess.run([sys.executable, "-m", "citywatch", "demo", "--duration", "45", "--port", "0"],
+    proc = subprocess.run([sys.executable, "-m", "commands", "demo", "--duration", "45", "--port", "0"],
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

@@ -200,7 +200,7 @@ def test_a_camera_nobody_has_heard_from_turns_stale_on_the_page_by_itself(browse
     status = CameraStatus(event_id=uuid.uuid4(), camera_id="hang-xanh", site_id="s", seq=1, ts=seen,
                           config_version="c", model_version="m", source_state="ok", fps_in=25.0,
                           fps_processed=12.5, inference_ms=30.0, outbox_depth=0, uptime_s=10.0)
-    store.upsert_camera_status("hang-xanh", "s", seen_at=seen, state="online", status=status)
+    store.cameras.upsert_camera_status("hang-xanh", "s", seen_at=seen, state="online", status=status)
     try:
         with serve_in_thread(cfg, port=0, ingest=False, store=store, api_keys="") as server:
             ctx = browser.new_context(viewport={"width": 1366, "height": 768})
@@ -373,7 +373,7 @@ def test_the_page_says_its_link_is_lost_within_10_s_and_no_camera_stays_green(br
     status = CameraStatus(event_id=uuid.uuid4(), camera_id="hang-xanh", site_id="s", seq=1, ts=now,
                           config_version="c", model_version="m", source_state="ok", fps_in=25.0,
                           fps_processed=12.5, inference_ms=30.0, outbox_depth=0, uptime_s=10.0)
-    store.upsert_camera_status("hang-xanh", "s", seen_at=now, state="online", status=status)
+    store.cameras.upsert_camera_status("hang-xanh", "s", seen_at=now, state="online", status=status)
     ctx = browser.new_context(viewport={"width": 1366, "height": 768})
     page = ctx.new_page()
     try:

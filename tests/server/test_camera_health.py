@@ -62,13 +62,13 @@ def test_the_cameras_api_reports_the_rule_with_its_reasons_age_and_open_incident
         with TestClient(create_app(config, ingest=False, store=store, api_keys="")) as client:
             now = datetime.now(timezone.utc)
             slow = status_event(1).model_copy(update={"fps_in": 25.0, "fps_processed": 1.8})
-            store.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=slow)
+            store.cameras.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=slow)
             cam = client.get("/api/v1/cameras").json()["cameras"][0]
             assert (cam["health"], cam["health_reasons"], cam["open_incidents"]) == ("degraded", ["fps_low"], 0)
             assert cam["status_age_s"] < 5 and cam["stale_after_s"] == 60
 
             fine = status_event(2)
-            store.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=fine)
+            store.cameras.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=fine)
             store.insert_events([Incident(
                 event_id=uuid.uuid4(), camera_id="cam-1", site_id="site-1", seq=3, ts=now, config_version="t",
                 model_version="t", incident_id=uuid.uuid4(), incident_type="wrong_way", state="open", started_at=now,

@@ -28,7 +28,7 @@ def _smoke(sqlite_url: str, **config: Any) -> dict[str, Any]:
     store.insert_events([crossing(1, ts=now - timedelta(minutes=3)), crossing(2, ts=now - timedelta(minutes=2))])
     store.advance_watermark("cam-1")
     beat = status_event(3).model_copy(update={"fps_processed": 5.0, "fps_in": 10.0})
-    store.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=beat)
+    store.cameras.upsert_camera_status("cam-1", "site-1", seen_at=now, state="online", status=beat)
     static = Path(sqlite_url.removeprefix("sqlite:///")).parent / "static"
     shutil.copytree(STATIC, static)
     (static / "package.json").write_text('{"type": "module"}\n', encoding="utf-8")
