@@ -36,7 +36,7 @@ def counts(
     start, end = time_range("from", from_, to, DEFAULT_RANGE, bucket_s)
     tz = ZoneInfo(settings.server.timezone)
     offset = tz.utcoffset(start) or timedelta(0)
-    rows = store.counts(
+    rows = store.history.counts(
         start=start,
         end=end,
         bucket_s=bucket_s,

@@ -3,8 +3,8 @@ QoS 1 messages a second.
 
 Why: paho reads a packet with three or more ``recv`` calls (one byte of command, the length byte by
 byte, then the body), and turns every PUBLISH into an ``MQTTMessage`` with a ``Properties`` object, a
-``Condition`` and a topic-filter match before the callback runs. Measured here (a 20,000-message
-backlog, one core), that is about half of what the ingest process spends per message. This client
+``Condition`` and a topic-filter match before the callback runs: about half of what the ingest process
+spends per message (``bench/ingest_throughput.py`` prints the cost per message). This client
 reads what the socket holds in one call, cuts every complete packet out of that buffer, and hands the
 PUBLISH packets of one read to ``on_publishes`` as ``(topic, payload, mid, qos)`` tuples in one call.
 Every other packet (CONNACK, SUBACK, PUBACK of our own publishes, PINGRESP, DISCONNECT) and QoS 2

@@ -16,7 +16,7 @@ from server.storage.cameras import Cameras, CameraUpdateIn
 from server.storage.database import DEFAULT_DATABASE_URL, ENV_SCHEMA, Database
 from server.storage.dead_letters import DeadLetterIn, DeadLetters
 from server.storage.events import EventLog, EventWriter, StoredBatch
-from server.storage.history import CountRow, History
+from server.storage.history import History
 from server.storage.incidents import IncidentStore
 from server.storage.keys import ApiKeys, RevokedSessions
 from server.storage.rollup_writer import RollupWriter
@@ -148,20 +148,3 @@ class Store:
 
     def list_cameras(self) -> list[dict[str, Any]]:
         return self.cameras.list_cameras()
-
-    def counts(
-        self,
-        *,
-        start: datetime,
-        end: datetime,
-        bucket_s: int | None = None,
-        camera_id: str | None = None,
-        line_id: str | None = None,
-        direction: str | None = None,
-        class_name: str | None = None,
-        tz_offset_s: int = 0,
-    ) -> list[CountRow]:
-        return self.history.counts(
-            start=start, end=end, bucket_s=bucket_s, camera_id=camera_id, line_id=line_id, direction=direction,
-            class_name=class_name, tz_offset_s=tz_offset_s,
-        )  # fmt: skip

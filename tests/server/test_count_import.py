@@ -29,7 +29,7 @@ def _run(db_url: str, csv_path: Path, *extra: str) -> object:
 
 
 def _flow_total(store: Store) -> int:
-    return sum(r.count for r in store.counts(start=datetime(2000, 1, 1, tzinfo=timezone.utc),
+    return sum(r.count for r in store.history.counts(start=datetime(2000, 1, 1, tzinfo=timezone.utc),
                                              end=datetime(2100, 1, 1, tzinfo=timezone.utc)))
 
 

@@ -27,7 +27,7 @@ def test_a_merged_total_adds_its_count_once_to_every_bucket_size_and_to_raw_ends
     store.insert_events([crossing(1, ts=T0 - timedelta(minutes=1), class_name="motorcycle"), merged])
     store.insert_events([merged])  # a resend of the same total is a duplicate, not 42 more
     def count(lo: datetime, hi: datetime, bucket_s: int | None = None) -> int:
-        return sum(r.count for r in store.counts(start=lo, end=hi, bucket_s=bucket_s, class_name="motorcycle"))
+        return sum(r.count for r in store.history.counts(start=lo, end=hi, bucket_s=bucket_s, class_name="motorcycle"))
 
     for bucket in (None, 60, 900, 3600, 86400):
         assert count(T0 - timedelta(hours=1), T0 + timedelta(hours=1), bucket) == 43, bucket

@@ -42,9 +42,9 @@ def test_rollup_totals_equal_raw_counts_for_any_range(store: Store) -> None:
         b = a + rng.randrange(1, 2 * 86400)
         lo, hi = T0 + timedelta(seconds=a), T0 + timedelta(seconds=b)
         want = sum(1 for e in evs if lo <= e.ts < hi)
-        got = sum(r.count for r in store.counts(start=lo, end=hi))
+        got = sum(r.count for r in store.history.counts(start=lo, end=hi))
         assert got == want, (lo, hi)
-        hourly = store.counts(start=lo, end=hi, bucket_s=3600)
+        hourly = store.history.counts(start=lo, end=hi, bucket_s=3600)
         assert sum(r.count for r in hourly) == want
 
 
@@ -145,7 +145,7 @@ def test_retention_prunes_each_table_and_expired_events_are_not_counted_again(st
     ins, dup = store.insert_events([again])
     assert ins == [] and dup == []
     assert store.list_dead_letters()[0][0]["reason"].startswith("timestamp_out_of_range")
-    total = sum(r.count for r in store.counts(start=old - timedelta(days=1), end=now))
+    total = sum(r.count for r in store.history.counts(start=old - timedelta(days=1), end=now))
     assert total == 2
 
 

@@ -121,13 +121,13 @@ def test_counts_by_bucket_are_aggregated_in_sql(store: Store) -> None:
     store.insert_events(evs)
     end = T0 + timedelta(days=3)
 
-    per_minute = store.counts(start=T0, end=end, bucket_s=60)
+    per_minute = store.history.counts(start=T0, end=end, bucket_s=60)
     assert [(r.bucket_start, r.direction, r.class_name, r.count) for r in per_minute[:3]] == [
         (T0, "in", "car", 2),
         (T0 + timedelta(minutes=1), "out", "car", 1),
         (T0 + timedelta(minutes=20), "in", "bus", 1),
     ]
-    hourly = store.counts(start=T0, end=end, bucket_s=3600)
+    hourly = store.history.counts(start=T0, end=end, bucket_s=3600)
     assert {(r.bucket_start, r.camera_id): 0 for r in hourly}.keys() >= {
         (T0, "cam-1"),
         (T0 + timedelta(hours=2), "cam-1"),
@@ -135,17 +135,18 @@ def test_counts_by_bucket_are_aggregated_in_sql(store: Store) -> None:
     assert sum(r.count for r in hourly if r.bucket_start == T0) == 4
 
     # day buckets at local midnight (UTC+7): 00:00Z..16:59Z is 1 March local, 30 h later is 2 March
-    daily = store.counts(start=T0, end=end, bucket_s=86400, tz_offset_s=7 * 3600)
+    daily = store.history.counts(start=T0, end=end, bucket_s=86400, tz_offset_s=7 * 3600)
     starts = {r.bucket_start for r in daily}
     assert starts == {T0 - timedelta(hours=7), T0 + timedelta(hours=17)}
 
-    total = store.counts(start=T0, end=end)
+    total = store.history.counts(start=T0, end=end)
     assert sum(r.count for r in total) == 6
     assert all(r.bucket_start is None for r in total)
-    only = store.counts(start=T0, end=end, camera_id="cam-1", direction="in", class_name="car")
+    only = store.history.counts(start=T0, end=end, camera_id="cam-1", direction="in", class_name="car")
     assert [r.count for r in only] == [3]
     # the range is [start, end)
-    assert sum(r.count for r in store.counts(start=T0 + timedelta(seconds=5), end=T0 + timedelta(seconds=50))) == 1
+    inside = store.history.counts(start=T0 + timedelta(seconds=5), end=T0 + timedelta(seconds=50))
+    assert sum(r.count for r in inside) == 1
 
 
 def test_dead_letters_keep_binary_payloads_and_cap_their_size(store: Store) -> None:
@@ -240,7 +241,7 @@ def _race(stores: list[Store]) -> tuple[list[list[str]], list[int]]:
     a, b = set(inserted[0]), set(inserted[1])
     assert not a & b, "an event reported inserted by both writers"
     assert len(inserted[0]) + len(inserted[1]) == len(a | b) == stores[0].count_events()
-    counted = sum(r.count for r in stores[0].counts(start=T0, end=T0 + timedelta(hours=1)))
+    counted = sum(r.count for r in stores[0].history.counts(start=T0, end=T0 + timedelta(hours=1)))
     assert counted == len(a | b)
     return inserted, retries
 
