@@ -15,7 +15,9 @@ Three kinds of row, each in its own subprocess (its CPU time and peak RSS are it
 
 Latency is frame -> MQTT: from the moment the frame exists for the edge (a live frame when its grabber
 decoded it; a real-time file frame when it was due by the clock, so falling behind shows; a fast file
-frame when it was read) to the broker delivering its crossing to a subscriber in this process.
+frame when it was read) to the broker delivering its crossing to a subscriber in this process. Its
+first part is given apart as "wait": how long a frame existed before its camera's vision thread took
+it (a live frame in the grabber's buffer, a real-time file frame's lag behind the clock).
 CPU % is this process's CPU time over wall time (200 % = both cores): decode, vision, outbox and MQTT,
 all of it; the RTSP server's own CPU (the cameras' side, not the box's) is given apart.
 """
@@ -94,6 +96,7 @@ class Stamps:
     def __init__(self) -> None:
         self.at: dict[tuple[str, int], float] = {}
         self.latency_ms: list[tuple[float, float]] = []  # (delivered at, ms)
+        self.wait_ms: list[tuple[float, float]] = []  # (taken at, ms it existed before the vision thread took it)
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.first: float | None = None
@@ -119,11 +122,12 @@ class Stamps:
 
             def stamped(stop: Any = None) -> Any:
                 for f in frames(stop):
-                    now = time.monotonic()
+                    taken = now = time.monotonic()
                     if isinstance(source, sources.LiveSource):
                         now = decoded.pop(id(f.image), now)
                     elif source.realtime:
                         now -= source.lag_s  # when it was due: a camera behind the clock shows as latency
+                    self.wait_ms.append((taken, (taken - now) * 1000.0))
                     if self.first is None:
                         self.first = now
                     self.at[(cam_id, f.index)] = now
@@ -149,7 +153,9 @@ class Stamps:
     def latency(self, since: float = 0.0, until: float = float("inf")) -> dict[str, float | None]:
         with self.lock:
             ms = [v for t, v in self.latency_ms if since <= t <= until]
-        return {"p50_ms": pct(ms, 0.5), "p95_ms": pct(ms, 0.95), "latency_n": len(ms)}
+        wait = [v for t, v in list(self.wait_ms) if since <= t <= until]
+        return {"p50_ms": pct(ms, 0.5), "p95_ms": pct(ms, 0.95), "latency_n": len(ms),
+                "wait_p50_ms": pct(wait, 0.5), "wait_p95_ms": pct(wait, 0.95)}
 
 
 def subscribe(port: int, stamps: Stamps) -> Any:

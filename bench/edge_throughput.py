@@ -1,10 +1,12 @@
-"""Edge throughput on a 2-core box: decode only, the Ultralytics ObjectCounter baseline, citywatch per configuration.
+"""Edge throughput on a 2-core box, in one run: decode only, the ObjectCounter baseline, citywatch per configuration,
+four cameras end to end, four file cameras in real time, and four 720p/1080p/sub-stream H.264 RTSP cameras.
 
-    python bench/edge_throughput.py [--configs NAME,...] [--e2e NAME,...] [--streams 4] [--json OUT.json]
+    python bench/edge_throughput.py [--configs NAME,...] [--e2e NAME,...] [--rt NAME,...] [--rtsp KIND,...]
+                                    [--streams 4] [--duration 60] [--warmup 5] [--json OUT.json]
 
-Every row runs in its own subprocess (so its peak RSS and CPU time are its own) over the shared London
-clips as they are (352x288, 25 fps, ground-truth tracks; lines from bench/vision_london_lines.json),
-one after another, every frame read from the file as fast as it goes:
+Every row runs in its own subprocess (so its peak RSS and CPU time are its own), one after another. The
+first rows run the shared London clips as they are (352x288, 25 fps, ground-truth tracks; lines from
+bench/vision_london_lines.json), every frame read from the file as fast as it goes:
 
 - ``decode``: OpenCV ``VideoCapture.read`` of every frame, nothing else (the physical limit);
 - ``baseline``: Ultralytics ``solutions.ObjectCounter`` (the ``.pt``, every frame, default tracker,
@@ -15,13 +17,24 @@ one after another, every frame read from the file as fast as it goes:
   as the fourth), ``realtime: false``, publishing to a private Mosquitto; a subscriber in this process
   timestamps each event when the broker delivers it; frames are timestamped when the source yields them.
 
+Then the real-time rows (bench/edge_live.py), each measured over ``--duration`` seconds after ``--warmup``:
+
+- ``rt:<config>``: ``--streams`` file cameras paced at 25 fps and looped (``realtime: true, loop: true``),
+  as ``citywatch demo`` runs them: frames handled per camera against 25 x wall seconds (bar: 0.95);
+- ``rtsp:<kind>``: ``--streams`` H.264 RTSP cameras made from the clips (bench/rtsp_serve.py, the system
+  Python's GStreamer: upscaled, encoded once into ``~/.cache/citywatch/bench-streams``, served looped at
+  25 fps of wall clock): ``720p``, ``1080p``, ``1080p-roi`` (a configured ``roi``: the lines plus 10 % of
+  the frame) and ``360p-sub`` (a camera's sub-stream), with ``--rtsp-config`` (default: the defaults):
+  frames decoded and handled per second per stream, CPU per stream, frames dropped for being behind.
+
 Columns: frames/s (all frames of all clips over the wall time from the first read to the last
-processed), CPU % (process CPU time over wall time; 200 % = both cores), peak RSS, p50/p95 frame->event
-latency (the frame's read to its crossing coming out of the pipeline, or to MQTT delivery for e2e),
-the counting error (pooled |counted - true| / true over every London line, true crossings from the GT
-tracks, harness of evaluation/accuracy.py; the baseline against its own centre anchor as in
-bench/counting_accuracy.py), and frames/s as ratios to the baseline and to decode-only.
-Exported models (320 px) come from the cache (``citywatch weights export``), built on first use.
+processed; real-time rows: frames handled, all cameras), CPU % (process CPU time over wall time;
+200 % = both cores), peak RSS, p50/p95 frame->event latency (the frame's read to its crossing coming out
+of the pipeline, or to MQTT delivery for e2e/rt/rtsp), the counting error (pooled |counted - true| / true
+over every London line, true crossings from the GT tracks, harness of evaluation/accuracy.py; the
+baseline against its own centre anchor as in bench/counting_accuracy.py), and frames/s as ratios to the
+baseline and to decode-only. Exported models come from the cache (``citywatch weights export``), built
+on first use, before any timing.
 
 Recorded on the 2-core box (moved here from the vision docstrings):
 - OpenVINO ``streams`` > 1 (one infer request per camera thread, side by side): 25 % less CPU per frame
@@ -329,13 +342,13 @@ def print_rows(args: argparse.Namespace, rows: list[tuple[str, dict]]) -> None:
     live = [(label, r) for label, r in rows if "fps_per_stream" in r]
     if live:
         head = (f"\n{'real-time rows, per stream':36} {'decoded/s':>9} {'handled/s':>9} {'CPU %':>6} "
-                f"{'min handled/25fps':>17} {'p50 ms':>7} {'camera-side CPU %':>17}")
+                f"{'min handled/25fps':>17} {'p50 ms':>7} {'wait p50':>8} {'camera-side CPU %':>17}")
         print(head)
         print("-" * len(head))
         for label, r in live:
             print(f"{label:36} {r['decoded_per_stream']:9.1f} {r['fps_per_stream']:9.1f} "
                   f"{r['cpu_pct_per_stream']:6.0f} {r['min_handled_vs_clock']:17.3f} {fmt(r.get('p50_ms'), '7.1f')} "
-                  f"{fmt(r.get('server_cpu_pct'), '17.0f')}")
+                  f"{fmt(r.get('wait_p50_ms'), '8.1f')} {fmt(r.get('server_cpu_pct'), '17.0f')}")
     for label, r in rows:
         for cid, c in (r.get("cameras") or {}).items():
             extra = (f", {c['decoded']} decoded, {c['dropped']} dropped for being behind, "
