@@ -208,12 +208,15 @@ def child_baseline() -> dict:
 
 
 def score(clips_counted: dict[str, dict]) -> tuple[int, int, int]:
-    """Pooled (true, counted, sum of line/direction abs errors) over the London clips, bottom-centre truth."""
+    """Pooled (true, counted, sum of line/direction abs errors) over the London clips in ``clips_counted``,
+    bottom-centre truth."""
     from evaluation.accuracy import evaluate_tracks
     from evaluation.ground_truth import load_ground_truth
 
     true = counted = line_abs = 0
     for clip, _, lines in london():
+        if clip not in clips_counted:
+            continue
         report, _ = evaluate_tracks(load_ground_truth(CLIPS / f"{clip}.tracks.csv"), lines,
                                     clips_counted[clip], None)
         true, counted = true + report.true_total, counted + report.counted_total
