@@ -1,10 +1,12 @@
-"""Edge throughput on a 2-core box: decode only, the Ultralytics ObjectCounter baseline, citywatch per configuration.
+"""Edge throughput on a 2-core box, in one run: decode only, the ObjectCounter baseline, citywatch per configuration,
+four cameras end to end, four file cameras in real time, and four 720p/1080p/sub-stream H.264 RTSP cameras.
 
-    python bench/edge_throughput.py [--configs NAME,...] [--e2e NAME,...] [--streams 4] [--json OUT.json]
+    python bench/edge_throughput.py [--configs NAME,...] [--e2e NAME,...] [--rt NAME,...] [--rtsp KIND,...]
+                                    [--streams 4] [--duration 60] [--warmup 5] [--json OUT.json]
 
-Every row runs in its own subprocess (so its peak RSS and CPU time are its own) over the shared London
-clips as they are (352x288, 25 fps, ground-truth tracks; lines from bench/vision_london_lines.json),
-one after another, every frame read from the file as fast as it goes:
+Every row runs in its own subprocess (so its peak RSS and CPU time are its own), one after another. The
+first rows run the shared London clips as they are (352x288, 25 fps, ground-truth tracks; lines from
+bench/vision_london_lines.json), every frame read from the file as fast as it goes:
 
 - ``decode``: OpenCV ``VideoCapture.read`` of every frame, nothing else (the physical limit);
 - ``baseline``: Ultralytics ``solutions.ObjectCounter`` (the ``.pt``, every frame, default tracker,
@@ -15,13 +17,24 @@ one after another, every frame read from the file as fast as it goes:
   as the fourth), ``realtime: false``, publishing to a private Mosquitto; a subscriber in this process
   timestamps each event when the broker delivers it; frames are timestamped when the source yields them.
 
+Then the real-time rows (bench/edge_live.py), each measured over ``--duration`` seconds after ``--warmup``:
+
+- ``rt:<config>``: ``--streams`` file cameras paced at 25 fps and looped (``realtime: true, loop: true``),
+  as ``citywatch demo`` runs them: frames handled per camera against 25 x wall seconds (bar: 0.95);
+- ``rtsp:<kind>``: ``--streams`` H.264 RTSP cameras made from the clips (bench/rtsp_serve.py, the system
+  Python's GStreamer: upscaled, encoded once into ``~/.cache/citywatch/bench-streams``, served looped at
+  25 fps of wall clock): ``720p``, ``1080p``, ``1080p-roi`` (a configured ``roi``: the lines plus 10 % of
+  the frame) and ``360p-sub`` (a camera's sub-stream), with ``--rtsp-config`` (default: the defaults):
+  frames decoded and handled per second per stream, CPU per stream, frames dropped for being behind.
+
 Columns: frames/s (all frames of all clips over the wall time from the first read to the last
-processed), CPU % (process CPU time over wall time; 200 % = both cores), peak RSS, p50/p95 frame->event
-latency (the frame's read to its crossing coming out of the pipeline, or to MQTT delivery for e2e),
-the counting error (pooled |counted - true| / true over every London line, true crossings from the GT
-tracks, harness of evaluation/accuracy.py; the baseline against its own centre anchor as in
-bench/counting_accuracy.py), and frames/s as ratios to the baseline and to decode-only.
-Exported models (320 px) come from the cache (``citywatch weights export``), built on first use.
+processed; real-time rows: frames handled, all cameras), CPU % (process CPU time over wall time;
+200 % = both cores), peak RSS, p50/p95 frame->event latency (the frame's read to its crossing coming out
+of the pipeline, or to MQTT delivery for e2e/rt/rtsp), the counting error (pooled |counted - true| / true
+over every London line, true crossings from the GT tracks, harness of evaluation/accuracy.py; the
+baseline against its own centre anchor as in bench/counting_accuracy.py), and frames/s as ratios to the
+baseline and to decode-only. Exported models come from the cache (``citywatch weights export``), built
+on first use, before any timing.
 
 Recorded on the 2-core box (moved here from the vision docstrings):
 - OpenVINO ``streams`` > 1 (one infer request per camera thread, side by side): 25 % less CPU per frame
@@ -36,8 +49,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -197,12 +208,15 @@ def child_baseline() -> dict:
 
 
 def score(clips_counted: dict[str, dict]) -> tuple[int, int, int]:
-    """Pooled (true, counted, sum of line/direction abs errors) over the London clips, bottom-centre truth."""
+    """Pooled (true, counted, sum of line/direction abs errors) over the London clips in ``clips_counted``,
+    bottom-centre truth."""
     from evaluation.accuracy import evaluate_tracks
     from evaluation.ground_truth import load_ground_truth
 
     true = counted = line_abs = 0
     for clip, _, lines in london():
+        if clip not in clips_counted:
+            continue
         report, _ = evaluate_tracks(load_ground_truth(CLIPS / f"{clip}.tracks.csv"), lines,
                                     clips_counted[clip], None)
         true, counted = true + report.true_total, counted + report.counted_total
@@ -259,149 +273,15 @@ def child_citywatch(name: str) -> dict:
     return out
 
 
-def child_e2e(name: str, streams: int) -> dict:
-    """The real EdgeWorker, ``streams`` cameras, realtime off, to a private Mosquitto; latency to the subscriber."""
-    import shutil
-    import socket
-
-    import paho.mqtt.client as mqtt
-
-    from citywatch.config import CitywatchConfig
-    from edge import worker as worker_mod
-    from edge.worker import EdgeWorker
-
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    tmp = Path(tempfile.mkdtemp(prefix="cw-e2e-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (tmp / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = subprocess.Popen([mosquitto, "-c", str(tmp / "m.conf")], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        clips = london()
-        cams = []
-        for i in range(streams):
-            clip, video, lines = clips[i % len(clips)]
-            proc = processing(name)
-            cams.append({"id": f"cam-{i + 1}", "source": str(video), "realtime": False, "loop": False,
-                         "lines": [ln.model_dump(mode="json") for ln in lines],
-                         **({"processing": proc.model_dump(mode="json")} if proc else {})})
-        model = model_config(name)
-        cfg = CitywatchConfig.model_validate({
-            "site": "bench",
-            "mqtt": {"host": "127.0.0.1", "port": port, "topic_prefix": "bench"},
-            "model": model.model_dump(mode="json"),
-            "edge": {"outbox_path": str(tmp / "outbox.sqlite"), "heartbeat_s": 5, "tamper": {"enabled": True}},
-            "cameras": cams,
-        })
-        read_at: dict[tuple[str, int], float] = {}
-        first_read = [None]
-        last_done = [0.0]
-
-        orig_open = worker_mod._Camera._open_source
-
-        def timed_open(self):  # noqa: ANN001, ANN202 - timestamps each frame as its source yields it
-            source = orig_open(self)
-            frames, cam_id = source.frames, self.id
-
-            def stamped(stop=None):  # noqa: ANN001, ANN202
-                for f in frames(stop):
-                    now = time.monotonic()
-                    if first_read[0] is None:
-                        first_read[0] = now
-                    read_at[(cam_id, f.index)] = now
-                    yield f
-                    last_done[0] = time.monotonic()
-
-            source.frames = stamped
-            return source
-
-        worker_mod._Camera._open_source = timed_open
-        received: list[tuple[str, int, float]] = []
-        got_all = threading.Event()
-
-        def on_message(client, userdata, msg) -> None:  # noqa: ANN001
-            now = time.monotonic()
-            data = json.loads(msg.payload)
-            for ev in data.get("events", [data]):
-                if ev.get("kind") == "line_crossing":
-                    received.append((ev["camera_id"], ev["frame_index"], now, ev))
-
-        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub", protocol=mqtt.MQTTv5)
-        sub.on_message = on_message
-        sub.connect("127.0.0.1", port)
-        sub.subscribe("bench/#", qos=1)
-        sub.loop_start()
-        from vision.detector import load_detector
-
-        if name == "default":  # one model per input size the cameras' regions need, built before timing
-            worker = EdgeWorker(cfg)
-            worker.prepare()
-        else:
-            import numpy as np
-
-            detector = load_detector(model)
-            detector.detect(np.zeros((288, 352, 3), np.uint8))
-            worker = EdgeWorker(cfg, detector=detector)
-        meter = Meter()
-        meter.start()
-        worker.start()
-        worker.wait_sources_done(600)
-        frames = sum(c.n.frames for c in worker.cameras.values())
-        appended = sum(sum(c.n.crossings.values()) for c in worker.cameras.values())
-        deadline = time.monotonic() + 10
-        while len(received) < appended and time.monotonic() < deadline:
-            time.sleep(0.05)
-        got_all.set()
-        out = meter.stop(frames)
-        out["cameras"] = {
-            cid: {"offered": s["frames"], "detected": s["frames_detected"], "skipped": s["frames_skipped"]}
-            for cid, s in worker.stats().items()
-        }
-        wall = last_done[0] - (first_read[0] or last_done[0])
-        out["fps"] = frames / wall if wall > 0 else 0.0
-        out["seconds"] = wall
-        worker.stop(10)
-        sub.loop_stop()
-        lat = [(t - read_at[(cam, idx)]) * 1000.0 for cam, idx, t, _ in received if (cam, idx) in read_at]
-        counted: dict[str, dict] = {}
-        seen = set()
-        for cam, _idx, _t, ev in received:
-            if ev["event_id"] in seen:
-                continue
-            seen.add(ev["event_id"])
-            i = int(cam.split("-")[1]) - 1
-            if i >= len(clips):  # the repeated clip is scored once (its own run): count cameras 1..3
-                continue
-            clip, _, lines = clips[i]
-            per = counted.setdefault(clip, {ln.id: {"in": {}, "out": {}} for ln in lines})
-            d = per[ev["line_id"]][ev["direction"]]
-            d[ev["class_name"]] = d.get(ev["class_name"], 0) + 1
-        for clip, _, lines in clips:
-            counted.setdefault(clip, {ln.id: {"in": {}, "out": {}} for ln in lines})
-        true, cnt, line_abs = score(counted)
-        out.update(p50_ms=pct(lat, 0.5), p95_ms=pct(lat, 0.95), true=true, counted=cnt,
-                   error=abs(cnt - true) / true, line_abs=line_abs, events=len(received), appended=appended,
-                   streams=streams)
-        return out
-    finally:
-        broker.terminate()
-        broker.wait(5)
-
-
 # --- parent -----------------------------------------------------------------------------------
 
 
-def run_child(args: list[str]) -> dict:
+def run_child(args: list[str], timeout: float = 1800) -> dict:
     cmd = [sys.executable, __file__, "--child", *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        return {"failed": f"timed out after {timeout:.0f} s: {str(exc.stderr)[-500:]}"}
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         return {"failed": (p.stderr or p.stdout)[-800:]}
@@ -412,46 +292,42 @@ def fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"citywatch rows, of: {', '.join(CONFIGS)}")
-    ap.add_argument("--e2e", default=DEFAULT_E2E, help="end-to-end rows (EdgeWorker, N cameras, MQTT)")
-    ap.add_argument("--streams", type=int, default=4)
-    ap.add_argument("--skip-baseline", action="store_true")
-    ap.add_argument("--json", type=Path)
-    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        kind = args.child[0]
-        if kind == "decode":
-            out = child_decode()
-        elif kind == "baseline":
-            out = child_baseline()
-        elif kind == "cw":
-            out = child_citywatch(args.child[1])
-        else:
-            out = child_e2e(args.child[1], int(args.child[2]))
-        print(json.dumps(out))
-        return 0
-
+def run_rows(args: argparse.Namespace) -> list[tuple[str, dict]]:
     if "ov-320" in args.configs + args.e2e or "ort-320" in args.configs + args.e2e:
         from vision.export import export_model
 
         for fmt_ in ("openvino", "onnx"):  # build the cached exports before anything is timed
             export_model(WEIGHTS, imgsz=320, fmt=fmt_)
-    rows: list[tuple[str, dict]] = [("decode only (OpenCV)", run_child(["decode"]))]
+    live = [str(args.duration), str(args.warmup)]
+    live_timeout = args.duration + args.warmup + 900  # + exports and stream encoding on a first run
+    rows: list[tuple[str, dict]] = []
+    if not args.skip_decode:
+        rows.append(("decode only (OpenCV)", run_child(["decode"])))
     if not args.skip_baseline:
         rows.append(("baseline ObjectCounter .pt", run_child(["baseline"])))
     for name in [c for c in args.configs.split(",") if c]:
         rows.append((f"citywatch {name}", run_child(["cw", name])))
     for name in [c for c in args.e2e.split(",") if c]:
         rows.append((f"e2e {args.streams}x {name} ->MQTT", run_child(["e2e", name, str(args.streams)])))
-    decode = rows[0][1].get("fps")
-    base = dict(rows).get("baseline ObjectCounter .pt", {}).get("fps")
+    for name in [c for c in args.rt.split(",") if c]:
+        rows.append((f"rt {args.streams}x file 25fps {name}",
+                     run_child(["rt", name, str(args.streams), *live], live_timeout)))
+    for kind in [c for c in args.rtsp.split(",") if c]:
+        rows.append((f"rtsp {args.streams}x {kind} {args.rtsp_config}",
+                     run_child(["rtsp", kind, args.rtsp_config, str(args.streams), *live], live_timeout)))
+    return rows
+
+
+def print_rows(args: argparse.Namespace, rows: list[tuple[str, dict]]) -> None:
     import platform
 
+    got = dict(rows)
+    decode = got.get("decode only (OpenCV)", {}).get("fps")
+    base = got.get("baseline ObjectCounter .pt", {}).get("fps")
+    clip_frames = got.get("decode only (OpenCV)", {}).get("frames")
     print(f"\n{os.cpu_count()} cores, {platform.processor() or platform.machine()}; London clips 352x288 25 fps "
-          f"(3 clips, {rows[0][1].get('frames')} frames; e2e: {args.streams} cameras)")
+          f"(3 clips, {clip_frames} frames; e2e/rt/rtsp: {args.streams} cameras; rt/rtsp: {args.duration:.0f} s "
+          f"measured after a {args.warmup:.0f} s warm-up)")
     head = (f"{'row':36} {'frames/s':>8} {'x base':>6} {'/decode':>7} {'CPU %':>6} {'RSS MiB':>7} "
             f"{'p50 ms':>7} {'p95 ms':>7} {'true':>5} {'cnt':>5} {'error':>6}")
     print(head)
@@ -466,12 +342,65 @@ def main() -> int:
             f"{fmt(r.get('p50_ms'), '7.1f')} {fmt(r.get('p95_ms'), '7.1f')} {fmt(r.get('true'), '5d')} "
             f"{fmt(r.get('counted'), '5d')} {fmt(r.get('error'), '6.1%')}"
         )
+    live = [(label, r) for label, r in rows if "fps_per_stream" in r]
+    if live:
+        head = (f"\n{'real-time rows, per stream':36} {'decoded/s':>9} {'handled/s':>9} {'CPU %':>6} "
+                f"{'min handled/25fps':>17} {'p50 ms':>7} {'wait p50':>8} {'camera-side CPU %':>17}")
+        print(head)
+        print("-" * len(head))
+        for label, r in live:
+            print(f"{label:36} {r['decoded_per_stream']:9.1f} {r['fps_per_stream']:9.1f} "
+                  f"{r['cpu_pct_per_stream']:6.0f} {r['min_handled_vs_clock']:17.3f} {fmt(r.get('p50_ms'), '7.1f')} "
+                  f"{fmt(r.get('wait_p50_ms'), '8.1f')} {fmt(r.get('server_cpu_pct'), '17.0f')}")
     for label, r in rows:
         for cid, c in (r.get("cameras") or {}).items():
+            extra = (f", {c['decoded']} decoded, {c['dropped']} dropped for being behind, "
+                     f"handled/(25 x s) {c['handled_vs_clock']:.3f}, {c['state']}") if "decoded" in c else ""
             print(f"  {label} {cid}: {c['offered']} frames offered, {c['detected']} detected, "
-                  f"{c['skipped']} skipped by design")
+                  f"{c['skipped']} skipped by design{extra}")
     print("error: pooled |counted - true| / true over all London lines (baseline: per-line totals vs centre-anchor "
-          "truth; citywatch: bottom-centre truth). e2e error: cameras 1-3 (camera 4 repeats clip 1).")
+          "truth; citywatch: bottom-centre truth). e2e error: cameras 1-3 (camera 4 repeats clip 1). rt/rtsp rows "
+          "loop their clips: no error; frames/s there is frames handled, all cameras; p50/p95: frame -> MQTT "
+          "delivery; the bar is min handled/25fps >= 0.95 and p50 < 200 ms.")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"citywatch rows, of: {', '.join(CONFIGS)}")
+    ap.add_argument("--e2e", default=DEFAULT_E2E, help="end-to-end rows (EdgeWorker, N file cameras, MQTT)")
+    ap.add_argument("--rt", default="default", help="real-time rows: N file cameras at 25 fps, looped (configs)")
+    ap.add_argument("--rtsp", default="720p,1080p,1080p-roi,360p-sub",
+                    help="RTSP rows, of: 720p, 1080p, 1080p-roi, 360p-sub ('' for none)")
+    ap.add_argument("--rtsp-config", default="default", help="the configuration the RTSP rows run")
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds each real-time row is measured")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds each real-time row runs before measuring")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--skip-decode", action="store_true")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        kind, rest = args.child[0], args.child[1:]
+        if kind == "decode":
+            out = child_decode()
+        elif kind == "baseline":
+            out = child_baseline()
+        elif kind == "cw":
+            out = child_citywatch(rest[0])
+        else:
+            import edge_live
+
+            if kind == "e2e":
+                out = edge_live.child_e2e(rest[0], int(rest[1]))
+            elif kind == "rt":
+                out = edge_live.child_realtime(rest[0], int(rest[1]), float(rest[2]), float(rest[3]))
+            else:
+                out = edge_live.child_rtsp(rest[0], rest[1], int(rest[2]), float(rest[3]), float(rest[4]))
+        print(json.dumps(out))
+        return 0
+    rows = run_rows(args)
+    print_rows(args, rows)
     if args.json:
         args.json.write_text(json.dumps(dict(rows), indent=2))
     return 0
