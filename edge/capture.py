@@ -122,8 +122,8 @@ class CaptureLoop:
                     pipeline = st.pipeline = self.build_pipeline(st.camera, source.fps, hw)
                     if isinstance(source, LiveSource):
                         self.tamper.reset()
-                # a real-time file this camera is behind: the pipeline sheds detections
-                pipeline.lag_s = source.lag_s if isinstance(source, FileSource) else 0.0
+                # a real-time file or a live stream this camera is behind: the pipeline sheds detections
+                pipeline.lag_s = source.lag_s
                 result = pipeline.process(frame.image, frame.index)
             if result.processed:  # frames skipped by a stride are not
                 n.frames_processed += 1

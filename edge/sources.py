@@ -75,6 +75,13 @@ class LiveOptions:
     rtsp_transport: str = "tcp"
 
 
+def backlog_s(waiting: int, dropped: int, fps: float) -> float:
+    """How far a live camera's consumer is behind: the frames waiting in its buffer and those the buffer
+    dropped since the last frame taken, in seconds of the stream. A full buffer that drops reads as
+    behind (so the pipeline sheds detections, which it bridges) instead of losing frames unseen."""
+    return (waiting + dropped) / fps if fps > 0 else 0.0
+
+
 def redact(uri: str) -> str:
     """``rtsp://user:secret@host/x`` -> ``rtsp://host/x``: credentials never reach logs or event ids."""
     return re.sub(r"^([a-z]+://)[^/@]*@", r"\1", uri)
@@ -254,6 +261,11 @@ class _Grabber(threading.Thread):
                 self.cond.wait(timeout)
             return self.items.popleft() if self.items else None
 
+    def waiting(self) -> int:
+        """Frames buffered and not yet taken."""
+        with self.cond:
+            return sum(1 for k, _ in self.items if k == "frame")
+
     def run(self) -> None:
         opts = self.owner.options
         try:
@@ -313,6 +325,7 @@ class LiveSource:
         self._grabber: _Grabber | None = None
         self.on_state: Callable[[str, str | None], None] | None = None
         self.last_recovery_s: float | None = None  # seconds from losing the stream to the next frame
+        self.lag_s = 0.0  # how far behind the stream the consumer is (:func:`backlog_s`)
 
     @property
     def frames_dropped(self) -> int:
@@ -374,6 +387,7 @@ class LiveSource:
                     pass_key = f"s{int(time.time() * 1000)}"
                     self.reconnects += 1 if pass_no else 0
                     index = 0
+                    seen_dropped = 0
                     reason = "stream lost"
                     while not stop.is_set():
                         got = grabber.get(0.5)
@@ -396,6 +410,9 @@ class LiveSource:
                             lost_at = None
                             self._set_state("ok", None)
                             backoff = opts.reconnect_min_s
+                        dropped = grabber.frames_dropped
+                        self.lag_s = backlog_s(grabber.waiting(), dropped - seen_dropped, self.fps)
+                        seen_dropped = dropped
                         yield Frame(index, pass_no, value, pass_key)
                         index += 1
                 else:

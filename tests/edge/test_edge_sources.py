@@ -6,10 +6,21 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 from edge_testkit import make_clip
 
-from edge.sources import FileSource, LiveOptions, LiveSource, SourceError, VideoSource, open_source, redact
+from edge.sources import (
+    FileSource,
+    LiveOptions,
+    LiveSource,
+    SourceError,
+    VideoSource,
+    backlog_s,
+    open_source,
+    redact,
+)
+from vision.pipeline import SHED_AFTER_S
 
 
 def test_missing_file_error_names_the_path(tmp_path: Path) -> None:
@@ -108,3 +119,42 @@ def test_fast_source_is_not_paced(tmp_path: Path) -> None:
     t0 = time.monotonic()
     assert len(list(src.frames())) == 10
     assert time.monotonic() - t0 < 1.0
+
+
+def test_backlog_counts_waiting_and_dropped_frames_in_stream_seconds() -> None:
+    assert backlog_s(0, 0, 25.0) == 0.0
+    assert backlog_s(4, 0, 25.0) == pytest.approx(0.16)
+    assert backlog_s(4, 3, 25.0) == pytest.approx(0.28)  # a dropping buffer reads as behind
+    assert backlog_s(4, 3, 0.0) == 0.0
+
+
+class _FileAsStream(LiveSource):
+    """A live source whose "camera" is a local clip read as fast as it decodes: a stream that outruns
+    its consumer, through the real grabber thread and buffer."""
+
+    def __init__(self, clip: Path) -> None:
+        super().__init__("rtsp://camera.invalid/x", LiveOptions(buffer_frames=4))
+        self.clip = clip
+
+    def open_capture(self) -> cv2.VideoCapture:
+        return cv2.VideoCapture(str(self.clip))
+
+
+def test_a_slow_consumer_of_a_live_stream_reads_as_behind_so_the_pipeline_sheds(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "fast.avi", frames=600)
+    src = _FileAsStream(clip)
+    stop = threading.Event()
+    lags: list[float] = []
+    frames = src.frames(stop)
+    try:
+        for _frame in frames:
+            time.sleep(0.05)  # slower than the stream: the buffer fills and drops
+            lags.append(src.lag_s)
+            if len(lags) >= 8:
+                break
+    finally:
+        stop.set()
+        frames.close()
+        src.close()
+    assert src.frames_dropped > 0
+    assert max(lags) > SHED_AFTER_S, lags
