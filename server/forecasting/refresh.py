@@ -146,7 +146,7 @@ class ForecastRefresher:
         Read in full once (the first refresh ever, or of a process without stored grids); afterwards the
         cached grid is moved forward and only the last ``RECENT_S`` before the cached end re-read (new
         buckets, late events, replays), ``DAILY_S`` at the first refresh of a local day; a series the cache
-        does not hold yet (new line) or a camera whose stored grid was dropped (an import into its past) has
+        does not hold yet (new line) or a camera whose stored grid was marked (an import into its past) has
         its camera's whole history read. Grids are stored once a local day and when read in full, each only
         if no import changed its camera's past since before the read (``model_store.save_histories``).
         """
@@ -185,7 +185,7 @@ class ForecastRefresher:
         return _Cached(datetime.fromtimestamp(end, self.store.clock.tz).date(), grid, end)
 
     def _cameras_changed(self, freq: str, grid: Histories) -> set[str]:
-        """Cameras of the cached grid whose stored grid is gone (their past changed since it was read)."""
+        """Cameras of the cached grid whose stored grid is gone or marked (their past changed since it was read)."""
         return {k.camera_id for k in grid.values} - saved_cameras(self.store, freq)
 
     def _read(self, step: int, lo: int, hi: int, known: Iterable[SeriesKey],
