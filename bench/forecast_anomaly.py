@@ -2,7 +2,7 @@
 its own rollups, against the 15-minute forecasts its refreshes store (remade every 15 minutes, so each
 bucket's forecast saw the hours just before it, faults included).
 
-    python bench/forecast_anomaly.py                 # both series, the last quarter of the shared data (~3 min)
+    python bench/forecast_anomaly.py                 # both series, the last quarter of the shared data (~5 min)
     python bench/forecast_anomaly.py --refit-days 7  # closer to the server's daily refit (slower)
 
 The series: the shared I-94 station (../shared/data/metro_i94) from 2015-06 (after its long gap) to 2017-09,
