@@ -28,8 +28,9 @@ def forecast_backtest(
     """Day-ahead forecasts from every origin with only the rows before it, scored against the data beside a
     seasonal-naive forecast (same hour one week earlier), with the server's model and settings."""
     import pandas as pd
-    from server.forecast.backtest import BacktestError, read_counts, run_backtest, write_forecasts
-    from server.forecast.holiday import HolidayCalendar
+
+    from server.forecasting.model.backtest import BacktestError, read_counts, run_backtest, write_forecasts
+    from server.forecasting.model.holiday import HolidayCalendar
 
     try:
         origin = pd.Timestamp(start)

@@ -216,7 +216,7 @@ def store_counts(
         store.cameras.ensure(s, camera_id, site_id)
         upsert(s, store.dialect, d)
         # the next refresh reads this camera's whole history again (its stored grid lacks the imported past)
-        forget_camera(s, camera_id)
+        forget_camera(store, s, camera_id, utcnow())
         s.execute(store.db.insert(table_of(ForecastSeriesRow)).values(
             series_kind=LINE, camera_id=camera_id, series_id=line_id, direction=direction, site_id=site_id,
             status="pending", observed_days=0.0, needed_days=0, refreshed_at=utcnow(),

@@ -3,7 +3,9 @@
 Why its own reader and not ``server.storage.history.History.flow``: a refresh reads every line's history at
 once (500 lines × 12 weeks of hours is a million cells), always over ranges aligned to the table's own
 buckets, so one plain query per table is exact and an order of magnitude cheaper than building a
-cell object per bucket.
+cell object per bucket. Each query returns one row per series, its buckets and values as one text the
+database aggregates (``_pairs``): a Python object per bucket row, not the database, cost most of a full
+history read.
 
 A bucket counts as observed when its camera observed at least ``min_coverage`` of it (heartbeats with
 the source ok, or an imported count); its flow is then scaled to the whole bucket (vehicles per
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import literal, select
+from sqlalchemy import Text, cast, func, literal, select
 
 from server.forecasting.tables import LANE, LINE, SeriesKey
 from server.storage.models import FLOW_TABLES, OBSERVED_TABLES, ZONE_TABLES
@@ -112,32 +114,36 @@ def load_histories(
     total = functools.reduce(operator.add, [flow.c[f"n_{c}"] for c in classes])
     with store.db.session() as s:
         line_rows = s.execute(
-            select(flow.c.camera_id, flow.c.line_id, flow.c.direction, flow.c.bucket, total)
+            select(flow.c.camera_id, flow.c.line_id, flow.c.direction, _pairs(flow.c.bucket, total))
             .where(flow.c.bucket >= lo, flow.c.bucket < hi, *_cams(flow, camera_ids))
+            .group_by(flow.c.camera_id, flow.c.line_id, flow.c.direction)
         ).all()
         lane_rows: Sequence[Any] = []
         if lanes:
             zone = ZONE_TABLES[res]
             lane_rows = s.execute(
-                select(zone.c.camera_id, zone.c.zone_id, literal(""), zone.c.bucket, zone.c.entered)
+                select(zone.c.camera_id, zone.c.zone_id, literal(""), _pairs(zone.c.bucket, zone.c.entered))
                 .where(zone.c.bucket >= lo, zone.c.bucket < hi, zone.c.lane.is_(True), *_cams(zone, camera_ids))
+                .group_by(zone.c.camera_id, zone.c.zone_id)
             ).all()
         for kind, rows in ((LINE, line_rows), (LANE, lane_rows)):
-            _fill(counts, kind, rows, lo, step, n)
+            for cam, sid, direction, pairs in rows:
+                key = SeriesKey(kind, cam, sid, direction)
+                arr = counts.get(key)
+                if arr is None:
+                    arr = counts[key] = np.zeros(n)
+                _add(arr, pairs, lo, step)
         cams = sorted({k.camera_id for k in counts})
         coverage = {c: np.zeros(n) for c in cams}
         obs = OBSERVED_TABLES[res]
         if cams:
-            rows = s.execute(
-                select(obs.c.camera_id, obs.c.bucket, obs.c.observed_s)
+            for cam, pairs in s.execute(
+                select(obs.c.camera_id, _pairs(obs.c.bucket, obs.c.observed_s))
                 .where(obs.c.bucket >= lo, obs.c.bucket < hi, *_cams(obs, None if camera_ids is None else cams))
-            ).all()
-            if rows:
-                df = _frame(rows, ["camera_id", "bucket", "observed_s"])
-                for cam, idx in df.groupby("camera_id", sort=False).indices.items():
-                    if cam in coverage:
-                        np.add.at(coverage[cam], (df["bucket"].to_numpy()[idx] - lo) // step,
-                                  df["observed_s"].to_numpy(dtype=float)[idx] / step)
+                .group_by(obs.c.camera_id)
+            ):
+                if cam in coverage:
+                    _add(coverage[cam], pairs, lo, step, scale=1 / step)
     values: dict[SeriesKey, np.ndarray] = {}
     for key, arr in counts.items():
         cov = np.minimum(coverage[key.camera_id], 1.0)
@@ -150,23 +156,14 @@ def _cams(table: Any, camera_ids: Sequence[str] | None) -> list[Any]:
     return [] if camera_ids is None else [table.c.camera_id.in_(list(camera_ids))]
 
 
-def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
-    """Result rows as a frame, column by column: ``pd.DataFrame(rows)`` probes every SQLAlchemy ``Row`` for
-    attributes (an exception per row and column inside SQLAlchemy), which cost most of a full history read."""
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-    return pd.DataFrame({name: np.asarray(col) for name, col in zip(columns, cols, strict=True)})
+def _pairs(bucket: Any, value: Any) -> Any:
+    """One text per group: ``bucket,value,bucket,value…`` (every dialect's string aggregate)."""
+    return func.aggregate_strings(cast(bucket, Text) + "," + cast(value, Text), ",")
 
 
-def _fill(counts: dict[SeriesKey, np.ndarray], kind: str, rows: Sequence[Any], lo: int, step: int, n: int) -> None:
-    """Add ``(camera, id, direction, bucket, value)`` rows to their series (vectorised per series)."""
-    if not rows:
+def _add(arr: np.ndarray, pairs: str | None, lo: int, step: int, scale: float = 1.0) -> None:
+    """Add a ``_pairs`` text's values to their buckets of ``arr`` (the grid starting at ``lo``)."""
+    if not pairs:
         return
-    df = _frame(rows, ["camera_id", "series_id", "direction", "bucket", "value"])
-    pos = (df["bucket"].to_numpy() - lo) // step
-    val = df["value"].to_numpy(dtype=float)
-    for (cam, sid, direction), idx in df.groupby(["camera_id", "series_id", "direction"], sort=False).indices.items():
-        key = SeriesKey(kind, cam, sid, direction)
-        arr = counts.get(key)
-        if arr is None:
-            arr = counts[key] = np.zeros(n)
-        np.add.at(arr, pos[idx], val[idx])
+    flat = np.fromstring(pairs, sep=",").reshape(-1, 2)
+    np.add.at(arr, (flat[:, 0].astype(np.int64) - lo) // step, flat[:, 1] * scale)

@@ -4,9 +4,13 @@ Why: fitting every series again takes the refresh budget of a whole day, and rea
 history takes longer than a refresh may; both are what a running server already had. So each fitted model
 is stored as it is fitted (``forecast_models``), and each camera's history grid once a local day or when it
 was read in full (``forecast_history``); a new process loads them and carries on as the old one would have.
-A stored model is reused only with the settings and holiday calendar it was fitted with. A history row is
-deleted by anything that changes a camera's past (``citywatch import counts``): the refresh then reads that
-camera in full again.
+A stored model is reused only with the settings and holiday calendar it was fitted with.
+
+Anything that changes a camera's past (``citywatch import counts``) turns its history rows into marks with
+the next generation (``forget_camera``, in the import's own transaction): the refresh then reads that camera
+in full again. A refresh saves a grid only under the generation it saw before it read the rollups
+(compare-and-set), so an import that commits between a refresh's read and its save is never hidden by a
+grid that lacks it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from server.forecasting.history import Histories
@@ -97,25 +102,58 @@ def _unpack(data: bytes, camera_id: str) -> tuple[dict[SeriesKey, np.ndarray], n
         return {k: z[f"arr_{i + 2}"] for i, k in enumerate(keys)}, z["arr_1"]
 
 
-def save_histories(store: Store, freq: str, h: Histories, cameras: Iterable[str], now: datetime) -> None:
-    """Store the grid of each of ``cameras`` (every series of the camera in ``h`` and its coverage)."""
-    rows = [{"freq": freq, "camera_id": cam, "start": h.start, "n": h.n, "saved_at": now, "data": _pack(h, cam)}
-            for cam in sorted(set(cameras))]
-    if not rows:
-        return
+def history_generations(store: Store, freq: str) -> dict[str, int]:
+    """Each camera's stored generation of ``freq`` (marks included): what a save must still find."""
+    t = table_of(ForecastHistoryRow)
+    with store.db.session() as s:
+        return dict(s.execute(select(t.c.camera_id, t.c.generation).where(t.c.freq == freq)).all())
+
+
+def save_histories(store: Store, freq: str, h: Histories, cameras: Iterable[str], now: datetime,
+                   seen: dict[str, int]) -> set[str]:
+    """Store the grid of each of ``cameras`` (every series of the camera in ``h`` and its coverage) where its
+    row still has the generation in ``seen`` (read before ``h`` was), or has no row when ``seen`` has none;
+    returns the cameras not stored (an import changed their past meanwhile: they stay marked)."""
+    cams = sorted(set(cameras))
+    if not cams:
+        return set()
     table = table_of(ForecastHistoryRow)
-    stmt = store.db.insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=["freq", "camera_id"],
-                                      set_={c: stmt.excluded[c] for c in ("start", "n", "saved_at", "data")})
-    for i in range(0, len(rows), 100):
+    rows = {cam: {"freq": freq, "camera_id": cam, "start": h.start, "n": h.n, "saved_at": now,
+                  "data": _pack(h, cam), "generation": seen.get(cam, 0)} for cam in cams}
+    stmt = update(table).where(and_(table.c.freq == bindparam("b_freq"), table.c.camera_id == bindparam("b_cam"),
+                                    table.c.generation == bindparam("b_gen")))
+    stmt = stmt.values(start=bindparam("b_start"), n=bindparam("b_n"), saved_at=bindparam("b_at"),
+                       data=bindparam("b_data"))
+    insert = store.db.insert(table).on_conflict_do_nothing(index_elements=["freq", "camera_id"])
+    saved: set[str] = set()
+    for i in range(0, len(cams), 100):
+        part = cams[i : i + 100]
         with store.db.session.begin() as s:
-            s.execute(stmt, rows[i : i + 100])
+            for cam in part:  # one statement each: its row count says whether the grid was stored
+                r = rows[cam]
+                if cam in seen:
+                    done = _rowcount(s.execute(stmt, {"b_freq": freq, "b_cam": cam, "b_gen": r["generation"],
+                                            "b_start": r["start"], "b_n": r["n"], "b_at": now,
+                                            "b_data": r["data"]}))
+                else:
+                    done = _rowcount(s.execute(insert, r))
+                if done:
+                    saved.add(cam)
+    lost = set(cams) - saved
+    if lost:
+        log.info("%s history of %d camera(s) not stored: their past changed while it was read", freq, len(lost))
+    return lost
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
 
 
 def saved_cameras(store: Store, freq: str) -> set[str]:
+    """Cameras with a stored grid of ``freq`` (not a mark left by an import)."""
     t = table_of(ForecastHistoryRow)
     with store.db.session() as s:
-        return set(s.execute(select(t.c.camera_id).where(t.c.freq == freq)).scalars())
+        return set(s.execute(select(t.c.camera_id).where(t.c.freq == freq, t.c.n > 0)).scalars())
 
 
 def load_saved_histories(store: Store, freq: str, lo: int, hi: int) -> tuple[Histories, int] | None:
@@ -129,7 +167,7 @@ def load_saved_histories(store: Store, freq: str, lo: int, hi: int) -> tuple[His
     with store.db.session() as s:
         for cam, start, n, data in s.execute(select(t.c.camera_id, t.c.start, t.c.n, t.c.data)
                                               .where(t.c.freq == freq)):
-            if start > lo:
+            if start > lo or n == 0:  # n 0: a mark left by an import (or a grid from a longer history)
                 continue
             values, coverage = _unpack(data, cam)
             if len(coverage) != n or any(len(v) != n for v in values.values()):
@@ -140,7 +178,12 @@ def load_saved_histories(store: Store, freq: str, lo: int, hi: int) -> tuple[His
     return None if end is None else (h, end)
 
 
-def forget_camera(s: Session, camera_id: str) -> None:
-    """Drop a camera's stored history grids (its past changed): the next refresh reads it in full."""
-    s.execute(delete(ForecastHistoryRow).where(ForecastHistoryRow.camera_id == camera_id)
-              .execution_options(synchronize_session=False))
+def forget_camera(store: Store, s: Session, camera_id: str, now: datetime) -> None:
+    """Mark a camera's stored history grids as outdated (its past changed, in the caller's transaction): the
+    next refresh reads it in full, and a refresh that read it before cannot store its grid over the mark."""
+    table = table_of(ForecastHistoryRow)
+    stmt = store.db.insert(table)
+    stmt = stmt.on_conflict_do_update(index_elements=["freq", "camera_id"], set_={
+        "start": 0, "n": 0, "saved_at": now, "data": b"", "generation": table.c.generation + 1})
+    s.execute(stmt, [{"freq": freq, "camera_id": camera_id, "start": 0, "n": 0, "saved_at": now, "data": b"",
+                      "generation": 1} for freq in FREQ_SECONDS])

@@ -38,6 +38,7 @@ from server.forecasting.model.holiday import HolidayCalendar
 from server.forecasting.model.persist import calendar_key, settings_key
 from server.forecasting.model.series import to_wall_clock, wall_clock_to_utc
 from server.forecasting.model_store import (
+    history_generations,
     load_models,
     load_saved_histories,
     model_row,
@@ -145,29 +146,33 @@ class ForecastRefresher:
         Read in full once (the first refresh ever, or of a process without stored grids); afterwards the
         cached grid is moved forward and only the last ``RECENT_S`` before the cached end re-read (new
         buckets, late events, replays), ``DAILY_S`` at the first refresh of a local day; a series the cache
-        does not hold yet (new line) or a camera whose stored grid was dropped (an import into its past) has
-        its camera's whole history read. Grids are stored once a local day and when read in full.
+        does not hold yet (new line) or a camera whose stored grid was marked (an import into its past) has
+        its camera's whole history read. Grids are stored once a local day and when read in full, each only
+        if no import changed its camera's past since before the read (``model_store.save_histories``).
         """
         step = FREQ_SECONDS[freq]
         lo, hi = origin - self.history_days(freq) * 86400, origin
         day = datetime.fromtimestamp(origin, self.store.clock.tz).date()
         known = list(known)
+        seen = history_generations(self.store, freq)  # before any read: an import after it keeps its mark
         cached = self._hist.get(freq) or self._restore(freq, lo, hi)
         if cached is None or cached.grid.start > lo:
             h = self._read(step, lo, hi, known)
             fresh = {k.camera_id for k in h.values}
         else:
-            old = cached.grid.without(self._cameras_changed(freq, cached.grid))
+            changed = self._cameras_changed(freq, cached.grid)
+            old = cached.grid.without(changed)
             h = old.regrid(lo, hi)
             recent = max(lo, min(cached.end, hi) - (RECENT_S if cached.day == day else DAILY_S))
             h.update(self._read(step, recent, hi, [*h.values, *known]))
-            fresh = {k.camera_id for k in h.values if k not in old.values}
+            # a changed camera is read again even when it has no recent flow (an import-only camera)
+            fresh = changed | {k.camera_id for k in h.values if k not in old.values}
             if fresh:
                 cams = sorted(fresh)
                 h.update(self._read(step, lo, hi, [k for k in h.values if k.camera_id in fresh], camera_ids=cams))
         if cached is None or cached.day != day:
             fresh = {k.camera_id for k in h.values}
-        save_histories(self.store, freq, h, fresh, utcnow())
+        save_histories(self.store, freq, h, fresh, utcnow(), seen)
         self._hist[freq] = _Cached(day, h, hi)
         return h
 
@@ -180,7 +185,7 @@ class ForecastRefresher:
         return _Cached(datetime.fromtimestamp(end, self.store.clock.tz).date(), grid, end)
 
     def _cameras_changed(self, freq: str, grid: Histories) -> set[str]:
-        """Cameras of the cached grid whose stored grid is gone (their past changed since it was read)."""
+        """Cameras of the cached grid whose stored grid is gone or marked (their past changed since it was read)."""
         return {k.camera_id for k in grid.values} - saved_cameras(self.store, freq)
 
     def _read(self, step: int, lo: int, hi: int, known: Iterable[SeriesKey],

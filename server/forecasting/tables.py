@@ -117,8 +117,9 @@ class ForecastModelRow(Base):
 
 class ForecastHistoryRow(Base):
     """One camera's history grid of one frequency as the refresh last read it (every series of the camera and
-    its coverage), so a restart re-reads only the recent end instead of the whole history. Deleting a row
-    (an import into the camera's past) makes the next refresh read that camera in full again."""
+    its coverage), so a restart re-reads only the recent end instead of the whole history. An import into the
+    camera's past turns the row into a mark (``n`` 0, no data) with the next ``generation``: the next refresh
+    reads that camera in full again, and a refresh that read it before the import cannot save over the mark."""
 
     __tablename__ = "forecast_history"
 
@@ -128,3 +129,5 @@ class ForecastHistoryRow(Base):
     n: Mapped[int] = mapped_column(Integer, doc="Buckets in the grid.")
     saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0",
+                                            doc="Bumped by every import into the camera's past.")

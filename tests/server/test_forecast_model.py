@@ -15,6 +15,7 @@ from server.forecasting.model import (
     NotEnoughHistory,
     fit,
     forecast,
+    nowcasts,
     predict,
     to_wall_clock,
     wall_clock_to_utc,
@@ -145,3 +146,22 @@ def test_the_median_target_follows_a_level_shift_as_the_level_target_does() -> N
         got = truth.reindex(frame["ds"]).to_numpy()
         assert np.abs(frame["forecast"] - got).sum() / got.sum() < 0.1, target
         assert (frame["lo80"] <= frame["forecast"]).all() and (frame["forecast"] <= frame["hi80"]).all()
+
+
+def test_nowcasts_are_what_each_buckets_own_origin_forecasts_and_see_no_later_rows() -> None:
+    series = synthetic_flow()
+    cutoff = pd.Timestamp("2017-03-13")
+    model = fit(series, cutoff=cutoff, settings=FAST)
+    end = cutoff + pd.Timedelta(days=2)
+    got = nowcasts(model, series, start=cutoff, end=end).set_index("ds")
+    assert len(got) == 48 and got.index[0] == cutoff and got.index[-1] == end - pd.Timedelta(hours=1)
+    for origin in (cutoff, cutoff + pd.Timedelta(hours=7), end - pd.Timedelta(hours=1)):
+        one = predict(model, series, origin=origin, horizon=24).iloc[0]
+        assert got.loc[origin, ["forecast", "lo80", "hi80"]].tolist() == [one.forecast, one.lo80, one.hi80]
+    # a drop in the rows after a bucket's origin never changes that bucket's forecast
+    changed = series.copy()
+    changed[cutoff + pd.Timedelta(hours=8):] *= 0.1
+    again = nowcasts(model, changed, start=cutoff, end=end).set_index("ds")
+    first = got.index < cutoff + pd.Timedelta(hours=9)
+    pd.testing.assert_frame_equal(again[first], got[first])
+    assert not again[~first].equals(got[~first])

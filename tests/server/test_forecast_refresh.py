@@ -260,3 +260,37 @@ def test_a_line_imported_after_the_first_refresh_gets_its_whole_history(store: S
     n = SeriesKey(LINE, "cam-n", "l1", "in")
     assert h.observed_days(n) == load_histories(store, h.start, origin + 3600, 3600, classes=r.cfg.classes,
                                                 min_coverage=0.5).observed_days(n) > 5
+
+
+class _ImportWhileReading(ForecastRefresher):
+    """A refresher during whose next history read an import into cam-a's past commits (after the read, before
+    the grid is saved): the race between ``citywatch import counts`` and a refresh's save."""
+
+    at: int | None = None
+
+    def _read(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        h = super()._read(*args, **kwargs)
+        if self.at is not None:
+            store_counts(self.store, [BucketCount(self.at, 77, 2)], camera_id="cam-a", line_id="l1",
+                         direction="in", class_name="car", bucket_s=3600)
+            self.at = None
+        return h
+
+
+@pytest.mark.parametrize("when", ["first read ever", "daily save"])
+def test_an_import_committed_during_a_refresh_read_is_never_lost_from_the_saved_grid(store: Store, when: str) -> None:
+    seed_line(store, camera_id="cam-a", end=END, days=70)
+    old = int(END.timestamp()) - 80 * 86400  # before the seeded weeks: not observed yet
+    origin = int(NOW.timestamp()) // 3600 * 3600
+    r = _ImportWhileReading(store, CitywatchConfig(), fit_budget_s=0)
+    if when == "daily save":
+        r.histories("h", origin)  # grids stored; the next local day re-reads a week and stores them again
+        origin += 86400
+    r.at = old
+    h = r.histories("h", origin)
+    assert np.isnan(h.values[A][(old - h.start) // 3600])  # this read came before the import
+    for x in (r, ForecastRefresher(store, CitywatchConfig())):  # the running process and a new one
+        h = x.histories("h", origin + 3600)
+        assert h.values[A][(old - h.start) // 3600] == 77
+    # once read again in full, the grid is stored again and a further restart needs no full read
+    assert ForecastRefresher(store, CitywatchConfig()).histories("h", origin + 7200).observed_days(A) > 0

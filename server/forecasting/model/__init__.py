@@ -12,18 +12,28 @@ Conventions
   Too little history raises ``NotEnoughHistory`` (say so to the operator; never invent a forecast).
   ``frame.attrs["method"]`` says which model answered ("lightgbm", or "weekly-median" with little history).
 - For many origins on one series (the backtest, a server refresh loop) ``fit(history, cutoff=…)`` once and
-  ``predict(model, history, origin=…)`` for every origin at or after the cut-off: the same model and settings.
+  ``predict(model, history, origin=…)`` for every origin at or after the cut-off: the same model and settings;
+  ``nowcasts(model, history, start=…, end=…)``: each bucket forecast from its own origin, in one pass.
 - ``detect_anomalies(observed, forecast, camera_ok)`` → ``list[Anomaly]`` (start, end exclusive, kind
   drop|surge, expected, observed): runs of ≥ ``min_buckets`` buckets outside the interval and far from the
   forecast, never while the camera is not ok.
 """
 
 from server.forecasting.model.anomaly import Anomaly, AnomalySettings, detect_anomalies
-from server.forecasting.model.forecaster import FittedModel, ModelSettings, NotEnoughHistory, fit, forecast, predict
+from server.forecasting.model.forecaster import (
+    FittedModel,
+    ModelSettings,
+    NotEnoughHistory,
+    fit,
+    forecast,
+    nowcasts,
+    predict,
+)
 from server.forecasting.model.holiday import HolidayCalendar, country_of_timezone
 from server.forecasting.model.series import to_wall_clock, wall_clock_to_utc
 
 __all__ = [
     "Anomaly", "AnomalySettings", "FittedModel", "HolidayCalendar", "ModelSettings", "NotEnoughHistory",
-    "country_of_timezone", "detect_anomalies", "fit", "forecast", "predict", "to_wall_clock", "wall_clock_to_utc",
+    "country_of_timezone", "detect_anomalies", "fit", "forecast", "nowcasts", "predict", "to_wall_clock",
+    "wall_clock_to_utc",
 ]

@@ -414,8 +414,17 @@ def predict(model: FittedModel, history: pd.Series, *, origin: pd.Timestamp, hor
             f"only {observed_days:.1f} days observed in the {WEEKS} weeks before {origin}; "
             f"forecasts need at least {MIN_HISTORY_DAYS}")
     a = _prepare(grid, model.freq, model.calendar, horizon_days=math.ceil(horizon / s) + 1)
-    t = np.arange(n, n + horizon)
-    o = np.full(horizon, n)
+    f, lo, hi, method = _rows(model, a, np.full(horizon, n), np.arange(n, n + horizon))
+    ds = pd.date_range(origin, periods=horizon, freq=step)
+    frame = pd.DataFrame({"ds": ds, "forecast": f, "lo80": np.minimum(lo, f), "hi80": np.maximum(hi, f)})
+    frame.attrs["method"] = method
+    return frame
+
+
+def _rows(model: FittedModel, a: _Arrays, o: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                               np.ndarray, str]:
+    """Forecast, lower and upper bound for (origin, target) position pairs, and the method that made them."""
+    s = a.steps
     x, level = _features(a, o, t)
     med_abs = x[:, FEATURES.index("lag_med")] * level
     base = _target_base(x, level, model.settings)
@@ -439,10 +448,27 @@ def predict(model: FittedModel, history: pd.Series, *, origin: pd.Timestamp, hor
         lo, hi = f * model.fallback_q[0], f * model.fallback_q[1]
         method = "weekly-median"
     f, lo, hi = (np.clip(z, 0, None) for z in (f, lo, hi))
-    ds = pd.date_range(origin, periods=horizon, freq=step)
-    frame = pd.DataFrame({"ds": ds, "forecast": f, "lo80": np.minimum(lo, f), "hi80": np.maximum(hi, f)})
-    frame.attrs["method"] = method
-    return frame
+    return f, lo, hi, method
+
+
+def nowcasts(model: FittedModel, history: pd.Series, *, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Each bucket of ``[start, end)`` forecast from its own origin (only rows before it), in one pass: what a
+    bucket's stored forecast is once the 15-minute refreshes have reached it, which anomalies are judged
+    against (``bench/forecast_anomaly.py`` replays a quarter of refreshes with it); one day at a time, as a
+    refresh's day of horizon would fall back to the weekly median."""
+    s = _check_freq(model.freq)
+    if start < model.cutoff:
+        raise ValueError(f"start {start} is before the model's cut-off {model.cutoff}: it would see the future")
+    grid = regular_grid(history, model.freq, end, keep_days=WEEKS * 7 + 2 * LEVEL_DAYS + 400 + (end - start).days)
+    a = _prepare(grid, model.freq, model.calendar, horizon_days=1)
+    first = int((start - grid.index[0]) / _step(model.freq))
+    parts = []
+    for d0 in range(first, len(grid), s):
+        t = np.arange(d0, min(d0 + s, len(grid)))
+        f, lo, hi, _ = _rows(model, a, t, t)
+        parts.append(pd.DataFrame({"ds": grid.index[t], "forecast": f, "lo80": np.minimum(lo, f),
+                                   "hi80": np.maximum(hi, f)}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def forecast(history: pd.Series, *, origin: pd.Timestamp | dt.datetime, horizon: int, freq: str = "h",
