@@ -1,0 +1,98 @@
+// The camera set-up editor's words (admin) and the camera panel's reference picture, in both languages,
+// added to i18n.js's dictionaries when this module is imported (before the page's first applyStatic).
+import { DICTS } from "./i18n.js";
+
+const vi = {
+  "tab.editor": "Thiết lập camera",
+  "ed.title": "Thiết lập camera", "ed.camera": "Camera", "ed.request": "Lấy ảnh tham chiếu",
+  "ed.requesting": "Đang chờ camera gửi ảnh tham chiếu…", "ed.picture_ok": "Ảnh tham chiếu lúc {time}",
+  "ed.picture_none": "Chưa có ảnh tham chiếu: bấm “Lấy ảnh tham chiếu”. Vẫn có thể vẽ trên nền trống.",
+  "ed.picture_timeout": "Camera chưa gửi ảnh sau {n} giây. Kiểm tra camera có trực tuyến không rồi thử lại.",
+  "ed.picture_refused": "Trạm này không cho phép gửi ảnh tham chiếu (tắt theo mặc định).",
+  "ed.picture_forbidden": "Vai trò của bạn không được xem ảnh tham chiếu.",
+  "ed.privacy": "Ảnh tham chiếu là trung vị của nhiều khung hình trong vài giây (người và xe đang di chuyển biến mất), "
+    + "làm mờ chỗ còn người hoặc biển số; chỉ gửi khi quản trị yêu cầu, máy chủ chỉ giữ trong phiên chỉnh sửa và ghi "
+    + "nhật ký mỗi lần yêu cầu.",
+  "ed.tools": "Công cụ vẽ", "ed.tool.select": "Chọn / kéo điểm", "ed.tool.line": "Vạch đếm", "ed.tool.lane": "Làn xe",
+  "ed.tool.zone": "Vùng", "ed.tool.roi": "Vùng xử lý", "ed.tool.calibration": "Điểm hiệu chuẩn",
+  "ed.hint.select": "Bấm vào một phần tử để chọn; kéo các điểm tròn để sửa. Phím mũi tên dịch điểm đang chọn "
+    + "(Shift: 10 px), Delete xoá phần tử đang chọn.",
+  "ed.hint.line": "Bấm điểm đầu A rồi điểm cuối B. Chiều “vào” là chiều mũi tên.",
+  "ed.hint.polygon": "Bấm từng đỉnh; bấm lại điểm đầu hoặc nhấn Enter để đóng (ít nhất 3 điểm). Esc để huỷ.",
+  "ed.hint.direction": "Bấm hai điểm theo chiều xe chạy trên làn (Esc: bỏ qua).",
+  "ed.hint.roi": "Bấm hai góc đối diện của vùng xử lý.",
+  "ed.hint.calibration": "Bấm vào một mốc đã đo trên ảnh, rồi nhập toạ độ mặt đất (mét) ở danh sách bên phải.",
+  "ed.stage": "Ảnh tham chiếu với vạch, làn và vùng", "ed.finish": "Đóng đa giác", "ed.cancel": "Huỷ",
+  "ed.elements": "Phần tử", "ed.lines": "Vạch đếm", "ed.lanes": "Làn xe", "ed.zones": "Vùng",
+  "ed.calibration": "Hiệu chuẩn (ảnh → mặt đất, mét)", "ed.roi": "Vùng xử lý (ROI)",
+  "ed.roi.auto": "Tự động (quanh vạch, làn, vùng)", "ed.roi.full": "Toàn khung hình", "ed.roi.box": "Hình chữ nhật",
+  "ed.id": "Tên (mã)", "ed.points": "Điểm (x,y …)", "ed.label_in": "Tên chiều vào", "ed.label_out": "Tên chiều ra",
+  "ed.kind": "Loại", "ed.direction": "Chiều xe chạy (x,y x,y)", "ed.delete": "Xoá", "ed.delete_named": "Xoá {id}",
+  "ed.none": "Chưa có", "ed.image_xy": "Ảnh (x,y)", "ed.ground_x": "Mặt đất x (m)", "ed.ground_y": "Mặt đất y (m)",
+  "ed.point_n": "Mốc {n}", "ed.bad_points": "Viết điểm dạng x,y cách nhau bởi dấu cách",
+  "kind.generic": "Chung", "kind.carriageway": "Lòng đường", "kind.parking": "Đỗ xe", "kind.entry": "Lối vào",
+  "kind.exit": "Lối ra", "kind.gateway": "Cửa ngõ (vào và ra)",
+  "ed.validating": "Đang kiểm tra…", "ed.valid": "Cấu hình hợp lệ", "ed.invalid": "{n} lỗi — sửa trước khi đẩy",
+  "ed.validate_missing": "Máy chủ chưa kiểm tra được cấu hình ({msg}). Lỗi sẽ hiện khi đẩy.",
+  "ed.push": "Đẩy cấu hình xuống camera", "ed.reset": "Bỏ thay đổi", "ed.pushing": "Đang gửi…",
+  "ed.pushed": "Đã gửi phiên bản {version}; chờ camera xác nhận…", "ed.confirmed": "Camera đang chạy phiên bản {version}",
+  "ed.confirmed_none": "Camera chưa xác nhận phiên bản nào", "ed.unsaved": "Có thay đổi chưa đẩy",
+  "ed.versions": "Các phiên bản", "ed.rollback": "Quay lại phiên bản trước", "ed.rolling_back": "Đang quay lại…",
+  "ed.rolled_back": "Đã gửi lại phiên bản {version}; chờ camera xác nhận…", "ed.no_versions": "Chưa đẩy phiên bản nào",
+  "ed.version_line": "{version} · {time} · {who}", "ed.version_confirmed": "camera xác nhận {time}",
+  "ed.running": "đang chạy", "ed.in": "vào", "ed.out": "ra", "ed.error_general": "Lỗi chung",
+  "ed.no_cameras": "Chưa có camera nào được cấu hình",
+  "pic.title": "Ảnh tham chiếu", "pic.none": "Chưa có ảnh tham chiếu của camera này (quản trị viên lấy ảnh khi thiết lập).",
+  "pic.forbidden": "Trạm này không cho trực ban xem ảnh tham chiếu; vạch và vùng được liệt kê theo tên.",
+  "pic.error": "Không tải được ảnh tham chiếu: {msg}",
+};
+
+const en = {
+  "tab.editor": "Camera setup",
+  "ed.title": "Camera setup", "ed.camera": "Camera", "ed.request": "Get reference picture",
+  "ed.requesting": "Waiting for the camera to send its reference picture…", "ed.picture_ok": "Reference picture of {time}",
+  "ed.picture_none": "No reference picture yet: press “Get reference picture”. You can still draw on a blank canvas.",
+  "ed.picture_timeout": "The camera sent no picture within {n} s. Check that it is online, then try again.",
+  "ed.picture_refused": "This site does not allow reference pictures (off by default).",
+  "ed.picture_forbidden": "Your role may not see the reference picture.",
+  "ed.privacy": "The reference picture is a median of frames over a few seconds (moving people and vehicles vanish), "
+    + "blurred where people or plates could remain; it is sent only on an admin's request, kept by the server for "
+    + "the editing session only, and every request is logged.",
+  "ed.tools": "Drawing tools", "ed.tool.select": "Select / drag points", "ed.tool.line": "Counting line",
+  "ed.tool.lane": "Lane", "ed.tool.zone": "Zone", "ed.tool.roi": "Region of interest",
+  "ed.tool.calibration": "Calibration point",
+  "ed.hint.select": "Click an element to select it; drag the round handles to edit. Arrow keys move the focused "
+    + "point (Shift: 10 px), Delete removes the selected element.",
+  "ed.hint.line": "Click end point A, then end point B. The `in` direction is the arrow's.",
+  "ed.hint.polygon": "Click each corner; click the first point again or press Enter to close (3 points at least). "
+    + "Esc cancels.",
+  "ed.hint.direction": "Click two points along the lane's travel direction (Esc: skip).",
+  "ed.hint.roi": "Click two opposite corners of the region of interest.",
+  "ed.hint.calibration": "Click a surveyed mark on the picture, then type its ground coordinates (metres) in the list.",
+  "ed.stage": "Reference picture with lines, lanes and zones", "ed.finish": "Close polygon", "ed.cancel": "Cancel",
+  "ed.elements": "Elements", "ed.lines": "Counting lines", "ed.lanes": "Lanes", "ed.zones": "Zones",
+  "ed.calibration": "Calibration (image → ground, metres)", "ed.roi": "Region of interest (ROI)",
+  "ed.roi.auto": "Automatic (around lines, lanes, zones)", "ed.roi.full": "Whole frame", "ed.roi.box": "Rectangle",
+  "ed.id": "Name (id)", "ed.points": "Points (x,y …)", "ed.label_in": "Name of `in`", "ed.label_out": "Name of `out`",
+  "ed.kind": "Kind", "ed.direction": "Travel direction (x,y x,y)", "ed.delete": "Delete", "ed.delete_named": "Delete {id}",
+  "ed.none": "None yet", "ed.image_xy": "Image (x,y)", "ed.ground_x": "Ground x (m)", "ed.ground_y": "Ground y (m)",
+  "ed.point_n": "Mark {n}", "ed.bad_points": "Write points as x,y separated by spaces",
+  "kind.generic": "Generic", "kind.carriageway": "Carriageway", "kind.parking": "Parking", "kind.entry": "Entry",
+  "kind.exit": "Exit", "kind.gateway": "Gateway (in and out)",
+  "ed.validating": "Checking…", "ed.valid": "The configuration is valid", "ed.invalid": "{n} errors — fix them before pushing",
+  "ed.validate_missing": "The server could not check the configuration ({msg}). Errors will show on push.",
+  "ed.push": "Push to the camera", "ed.reset": "Discard changes", "ed.pushing": "Sending…",
+  "ed.pushed": "Version {version} sent; waiting for the camera to confirm…", "ed.confirmed": "The camera runs version {version}",
+  "ed.confirmed_none": "The camera has confirmed no version yet", "ed.unsaved": "Changes not pushed yet",
+  "ed.versions": "Versions", "ed.rollback": "Roll back to the previous version", "ed.rolling_back": "Rolling back…",
+  "ed.rolled_back": "Version {version} sent again; waiting for the camera to confirm…", "ed.no_versions": "No version pushed yet",
+  "ed.version_line": "{version} · {time} · {who}", "ed.version_confirmed": "confirmed by the camera {time}",
+  "ed.running": "running", "ed.in": "in", "ed.out": "out", "ed.error_general": "General",
+  "ed.no_cameras": "No camera is configured",
+  "pic.title": "Reference picture", "pic.none": "No reference picture of this camera (an admin fetches one during setup).",
+  "pic.forbidden": "This site does not show operators the reference picture; lines and zones are listed by name.",
+  "pic.error": "Could not load the reference picture: {msg}",
+};
+
+Object.assign(DICTS.vi, vi);
+Object.assign(DICTS.en, en);

@@ -1,0 +1,81 @@
+// A camera's reference picture as the server holds it (GET /cameras/{id}/reference-picture: JPEG; 404 while
+// none has arrived; 403 where the site does not show it to this role), and the camera panel's view of it:
+// the picture with the camera's current lines, lanes and zones drawn on it, so that "line L, direction in"
+// means something to an operator. Read as a data: URL (the page's CSP allows data: images, not blob:).
+import { clear, cw, el, svg, t } from "./core.js";
+import "./editor-i18n.js";
+import { drawLayout } from "./editor-draw.js";
+
+const API = "/api/v1";
+
+function dataUrl(blob) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+    r.readAsDataURL(blob);
+  });
+}
+
+function size(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve([img.naturalWidth, img.naturalHeight]);
+    img.onerror = () => reject(new Error("not an image"));
+    img.src = url;
+  });
+}
+
+/** {picture, width, height, at} when there is one; else {status, message}. */
+export async function fetchPicture(cam) {
+  let r;
+  try {
+    r = await fetch(`${API}/cameras/${encodeURIComponent(cam)}/reference-picture`, { credentials: "same-origin" });
+  } catch (e) {
+    return { status: 0, message: t("err.network") };
+  }
+  if (r.status === 401) cw.emit("unauthorised", null);
+  if (!r.ok) return { status: r.status, message: r.status >= 500 ? t("err.server", { status: r.status }) : t("err.generic", { status: r.status }) };
+  try {
+    const picture = await dataUrl(await r.blob());
+    const [width, height] = await size(picture);
+    return { picture, width, height, at: r.headers.get("Last-Modified") || r.headers.get("Date"), status: 200 };
+  } catch (e) {
+    return { status: 415, message: String(e.message || e) };
+  }
+}
+
+/** The layout the camera runs: the pushed block once the edge reports its version, else the file's. */
+function runningBlock(detail) {
+  const pushed = detail.pushed_config;
+  if (pushed && detail.pushed_config_version && detail.config_version === detail.pushed_config_version) return pushed;
+  return detail.config || pushed || {};
+}
+
+let shown = null;
+
+async function showFor(cam) {
+  const box = document.getElementById("camera-picture");
+  if (!box) return;
+  shown = cam;
+  box.setAttribute("data-camera-id", cam);
+  const [got, detail] = await Promise.all([fetchPicture(cam), cw.api(`/cameras/${encodeURIComponent(cam)}`).catch(() => null)]);
+  if (shown !== cam) return;
+  clear(box);
+  box.append(el("h4", {}, t("pic.title")));
+  if (!got.picture) {
+    const key = got.status === 403 ? "pic.forbidden" : got.status === 404 ? "pic.none" : "pic.error";
+    box.setAttribute("data-state", got.status === 403 ? "forbidden" : got.status === 404 ? "none" : "error");
+    box.append(el("p", { class: "muted small pic-note", "data-field": "picture-note" }, t(key, { msg: got.message })));
+    return;
+  }
+  box.setAttribute("data-state", "shown");
+  const root = svg("svg", { id: "camera-picture-svg", role: "img", "aria-label": t("ed.stage"), class: "ov-svg" });
+  box.append(root);
+  box.lastPicture = { got, block: detail ? runningBlock(detail) : {} };
+  drawLayout(root, got.picture, got.width, got.height, box.lastPicture.block);
+  requestAnimationFrame(() => drawLayout(root, got.picture, got.width, got.height, box.lastPicture.block));
+}
+
+cw.on("camera-selected", (cam) => { showFor(cam).catch((e) => console.error(e)); });
+cw.on("lang", () => { if (shown) showFor(shown).catch(() => {}); });
