@@ -325,9 +325,7 @@ export class Stage {
       setPoint(this.block, this.selected, ref, [
         Math.max(0, Math.min(this.w, p[0] + steps[e.key][0] * s)), Math.max(0, Math.min(this.h, p[1] + steps[e.key][1] * s))]);
       e.preventDefault();
-      this.render();
-      this.root.querySelector(`.ov-handle[data-where="${ref[0]}"][data-i="${ref[1]}"]`)?.focus();
-      this.hooks.change();
+      this.hooks.change(); // redraws; render() keeps the focus on this point
     }
   }
 
@@ -338,6 +336,9 @@ export class Stage {
   }
 
   render() {
+    const active = document.activeElement;
+    const focused = active && active.classList && active.classList.contains("ov-handle")
+      ? [active.dataset.where, active.dataset.i] : null;
     frame(this.root, this.w, this.h, this.picture);
     this.root.setAttribute("data-tool", this.tool);
     const k = unit(this.root);
@@ -357,6 +358,7 @@ export class Stage {
         hs.append(h);
       }
       this.root.append(hs);
+      if (focused) hs.querySelector(`.ov-handle[data-where="${focused[0]}"][data-i="${focused[1]}"]`)?.focus();
     }
     this.pendingLayer = svg("g", { class: "ov-pending" });
     this.root.append(this.pendingLayer);

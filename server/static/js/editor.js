@@ -53,6 +53,7 @@ function startingBlock(detail) {
 async function openCamera(cam) {
   ed.cam = cam;
   clearInterval(ed.pictureTimer);
+  $("view-editor").removeAttribute("data-loaded");
   $("view-editor").setAttribute("data-camera-id", cam);
   const detail = await cw.api(`/cameras/${encodeURIComponent(cam)}`);
   if (ed.cam !== cam) return;
@@ -64,6 +65,7 @@ async function openCamera(cam) {
   ed.stage.selected = null;
   ed.stage.setBlock(ed.draft);
   renderSide();
+  $("view-editor").setAttribute("data-loaded", cam);
   say("ed-picture-status", "", {});
   await showPicture(cam, false);
   validateSoon(0);

@@ -52,12 +52,17 @@ function runningBlock(detail) {
   return detail.config || pushed || {};
 }
 
+const AGAIN_MS = 60000;
 let shown = null;
+let shownAt = 0;
 
-async function showFor(cam) {
+/** The panel is refreshed every 30 s and on every incident: the picture is fetched again only once a minute. */
+async function showFor(cam, force = false) {
   const box = document.getElementById("camera-picture");
   if (!box) return;
+  if (!force && cam === shown && Date.now() - shownAt < AGAIN_MS) return;
   shown = cam;
+  shownAt = Date.now();
   box.setAttribute("data-camera-id", cam);
   const [got, detail] = await Promise.all([fetchPicture(cam), cw.api(`/cameras/${encodeURIComponent(cam)}`).catch(() => null)]);
   if (shown !== cam) return;
@@ -78,4 +83,4 @@ async function showFor(cam) {
 }
 
 cw.on("camera-selected", (cam) => { showFor(cam).catch((e) => console.error(e)); });
-cw.on("lang", () => { if (shown) showFor(shown).catch(() => {}); });
+cw.on("lang", () => { if (shown) showFor(shown, true).catch(() => {}); });
