@@ -277,3 +277,32 @@ def test_a_multi_camera_box_logs_in_each_camera_with_its_own_credential(secure: 
     finally:
         for link in links:
             link.stop()
+
+
+def test_a_camera_publishes_a_reference_picture_only_on_its_own_topic_and_the_server_receives_it(
+    secure: Secure,
+) -> None:
+    srv = server(secure)
+    assert srv.subscribe("citywatch/+/+/reference") == ["Granted QoS 1"]
+    assert srv.subscribe("$share/ingest/citywatch/+/+/reference") == ["Granted QoS 1"]
+    edge = device(secure, "cam-1", "box-1")
+    picture = b'{"kind": "reference_picture"}'  # the broker does not read payloads
+    assert edge.publish("citywatch/site-1/cam-1/reference", picture) == "Success"
+    refused = {
+        topic: edge.publish(topic, picture)
+        for topic in (
+            "citywatch/site-1/cam-2/reference",  # another camera of its site
+            "citywatch/site-2/cam-3/reference",  # another site's camera
+            "citywatch/site-2/cam-1/reference",  # its camera id under another site
+        )
+    }
+    assert all(r == "Not authorized" for r in refused.values()), refused
+    other = device(secure, "cam-2", "box-2")
+    assert other.subscribe("citywatch/site-1/cam-1/reference") == ["Not authorized"]  # no camera sees another's
+    assert other.subscribe("citywatch/+/+/reference") == ["Not authorized"]
+    wait_for(lambda: len(srv.messages) >= 2, 5)
+    time.sleep(0.5)
+    assert [m.topic for m in srv.messages] == ["citywatch/site-1/cam-1/reference"] * 2  # plain and $share
+    assert other.messages == []
+    for p in (edge, other, srv):
+        p.close()
