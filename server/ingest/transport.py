@@ -1,7 +1,7 @@
 """The ingest's MQTT connection: the only ingest code that knows paho, its internals included.
 
 It connects (persistent session, so that what was not acknowledged is redelivered), subscribes to every
-camera's events and status, hands the PUBLISH packets of each socket read to one callback, sends the
+camera's events, status and reference pictures, hands the PUBLISH packets of each socket read to one callback, sends the
 PUBACKs the writer asks for after its commit (manual acknowledgement), and publishes control messages.
 """
 
@@ -130,7 +130,7 @@ class IngestTransport:
     # --- paho's thread -------------------------------------------------------------------------------
 
     def _subscriptions(self) -> list[str]:
-        filters = [self.topics.all_events(), self.topics.all_status()]
+        filters = [self.topics.all_events(), self.topics.all_status(), self.topics.all_references()]
         group = self.config.mqtt.shared_group
         if group:
             if is_v5(self.config.mqtt):
