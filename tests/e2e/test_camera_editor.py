@@ -62,8 +62,8 @@ class PictureDetector:
 
 
 def missing_routes(app: Any) -> list[str]:
-    have = {(m, r.path) for r in app.routes for m in getattr(r, "methods", ())}
-    return [f"{m} {p}" for m, p in BACKEND if (m, p) not in have]
+    paths = app.openapi()["paths"]
+    return [f"{m} {p}" for m, p in BACKEND if m.lower() not in paths.get(p, {})]
 
 
 def needs_backend(app: Any) -> None:

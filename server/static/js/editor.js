@@ -359,8 +359,9 @@ function renderVersions(v) {
     if (x.version === v.confirmed_version) li.append(el("strong", { class: "ed-running" }, ` · ${t("ed.running")}`));
     ol.append(li);
   }
-  if (!list.length) ol.append(el("li", { class: "muted" }, t("ed.no_versions")));
-  $("ed-rollback").disabled = list.length < 2;
+  if (!list.length) ol.append(el("li", { class: "muted ed-empty" }, t("ed.no_versions")));
+  // one push is enough: the server rolls back to the camera's configured block before the first push
+  $("ed-rollback").disabled = list.length < 1;
 }
 
 // --- wiring ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ export async function fetchPicture(cam) {
   try {
     const picture = await dataUrl(await r.blob());
     const [width, height] = await size(picture);
-    return { picture, width, height, at: r.headers.get("Last-Modified") || r.headers.get("Date"), status: 200 };
+    return { picture, width, height, at: r.headers.get("X-Reference-Taken-At") || r.headers.get("Date"), status: 200 };
   } catch (e) {
     return { status: 415, message: String(e.message || e) };
   }
