@@ -8,7 +8,9 @@ whatever the picture's size on screen. Screenshots at 1920x1080 and 1366x768 lan
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 from e2e_kit import LONDON_LINE, CachedDetector
 from support import REPO, wait_for
 from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixture
+from test_operator_console import VIETNAMESE
 
 from citywatch.broker import EmbeddedBroker
 from citywatch.config import ModelConfig, parse_config
@@ -195,6 +198,13 @@ def test_an_admin_draws_a_line_and_a_zone_on_the_edges_picture_pushes_and_rolls_
                                     for e in crossings(api)), 90)
         assert {e["line_id"] for e in crossings(api) if e["config_version"] == before} == {LONDON_LINE["id"]}
         assert page.locator('#ed-elements .ed-item[data-kind="lines"]').count() == 1
+        # the camera panel shows the same picture with the lines the camera runs
+        page.click("#tab-operator")
+        page.click(f'#cameras-body tr[data-camera-id="{CAM}"]')
+        page.wait_for_selector(f'#camera-picture[data-camera-id="{CAM}"][data-state="shown"]', timeout=10000)
+        drawn = page.locator("#camera-picture .ov-el[data-kind=lines]")
+        assert [drawn.nth(i).get_attribute("data-id") for i in range(drawn.count())] == [LONDON_LINE["id"]]
+        shot(page, "operator-panel-1920x1080")
     finally:
         ctx.close()
 
@@ -223,6 +233,10 @@ def test_the_editor_at_laptop_size_has_no_wcag_aa_contrast_failure(browser, edge
             shot(page, f"1366x768-{lang}")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 1366
+            if lang == "en":  # no Vietnamese left but the camera's name and the language switch
+                text = page.locator("header").inner_text() + "\n" + page.locator("#view-editor").inner_text()
+                words = {w for w in re.findall(r"\S+", unicodedata.normalize("NFC", text)) if VIETNAMESE.search(w)}
+                assert words <= {"Tiếng", "Việt"}, words
             page.add_script_tag(path=str(AXE))
             result = page.evaluate("""async () => {
                 const r = await axe.run(document, { runOnly: { type: 'rule', values: ['color-contrast'] },

@@ -63,7 +63,7 @@ const en = {
   "ed.tool.calibration": "Calibration point",
   "ed.hint.select": "Click an element to select it; drag the round handles to edit. Arrow keys move the focused "
     + "point (Shift: 10 px), Delete removes the selected element.",
-  "ed.hint.line": "Click end point A, then end point B. The `in` direction is the arrow's.",
+  "ed.hint.line": "Click end point A, then end point B. The arrow points the “in” way.",
   "ed.hint.polygon": "Click each corner; click the first point again or press Enter to close (3 points at least). "
     + "Esc cancels.",
   "ed.hint.direction": "Click two points along the lane's travel direction (Esc: skip).",
@@ -73,7 +73,7 @@ const en = {
   "ed.elements": "Elements", "ed.lines": "Counting lines", "ed.lanes": "Lanes", "ed.zones": "Zones",
   "ed.calibration": "Calibration (image → ground, metres)", "ed.roi": "Region of interest (ROI)",
   "ed.roi.auto": "Automatic (around lines, lanes, zones)", "ed.roi.full": "Whole frame", "ed.roi.box": "Rectangle",
-  "ed.id": "Name (id)", "ed.points": "Points (x,y …)", "ed.label_in": "Name of `in`", "ed.label_out": "Name of `out`",
+  "ed.id": "Name (id)", "ed.points": "Points (x,y …)", "ed.label_in": "Name of “in”", "ed.label_out": "Name of “out”",
   "ed.kind": "Kind", "ed.direction": "Travel direction (x,y x,y)", "ed.delete": "Delete", "ed.delete_named": "Delete {id}",
   "ed.none": "None yet", "ed.image_xy": "Image (x,y)", "ed.ground_x": "Ground x (m)", "ed.ground_y": "Ground y (m)",
   "ed.point_n": "Mark {n}", "ed.bad_points": "Write points as x,y separated by spaces",

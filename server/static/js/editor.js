@@ -22,7 +22,10 @@ const ed = {
 const $ = (id) => document.getElementById(id);
 const clone = (x) => JSON.parse(JSON.stringify(x));
 
+const said = {}; // id -> the key and parameters last shown there, said again in a new language
+
 function say(id, key, params = {}, state = "") {
+  said[id] = [key, params, state];
   const p = $(id);
   p.textContent = key ? t(key, params) : "";
   p.setAttribute("data-state", state);
@@ -299,6 +302,7 @@ async function push() {
     $("ed-push-status").setAttribute("data-version", r.config_version);
     pollVersions();
   } catch (e) {
+    delete said["ed-push-status"];
     $("ed-push-status").textContent = e.message;
     $("ed-push-status").setAttribute("data-state", "error");
   } finally {
@@ -320,6 +324,7 @@ async function rollback() {
     await openCamera(cam); // the draft is now the version sent again
     pollVersions();
   } catch (e) {
+    delete said["ed-push-status"];
     $("ed-push-status").textContent = e.message;
     $("ed-push-status").setAttribute("data-state", "error");
   } finally {
@@ -398,6 +403,8 @@ cw.on("view", (view) => {
 });
 cw.on("logout", () => { clearInterval(ed.versionsTimer); clearInterval(ed.pictureTimer); ed.loaded = false; });
 cw.on("lang", () => {
+  for (const [id, [key, params, state]] of Object.entries(said)) if (key) say(id, key, params, state);
+  if (ed.stage) ed.stage.hooks.hint(ed.stage.hintKey());
   if (!ed.draft) return;
   ed.stage.render();
   renderSide();

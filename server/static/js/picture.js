@@ -60,7 +60,8 @@ let shownAt = 0;
 async function showFor(cam, force = false) {
   const box = document.getElementById("camera-picture");
   if (!box) return;
-  if (!force && cam === shown && Date.now() - shownAt < AGAIN_MS) return;
+  const settled = ["shown", "forbidden"].includes(box.getAttribute("data-state"));
+  if (!force && settled && cam === shown && Date.now() - shownAt < AGAIN_MS) return;
   shown = cam;
   shownAt = Date.now();
   box.setAttribute("data-camera-id", cam);
@@ -83,4 +84,5 @@ async function showFor(cam, force = false) {
 }
 
 cw.on("camera-selected", (cam) => { showFor(cam).catch((e) => console.error(e)); });
+cw.on("view", (view) => { if (view === "operator" && shown) showFor(shown).catch(() => {}); });
 cw.on("lang", () => { if (shown) showFor(shown, true).catch(() => {}); });
