@@ -307,7 +307,8 @@ def test_what_is_drawn_dragged_and_typed_is_pushed_in_image_pixels_at_any_screen
             page.select_option("#ed-camera", cam)
             page.wait_for_selector(f'#view-editor[data-loaded="{cam}"]', timeout=10000)
         page.wait_for_selector('#ed-stage[data-picture]:not([data-picture=""])', timeout=10000)
-        grid = (page.locator("#ed-stage").get_attribute("data-width"), page.locator("#ed-stage").get_attribute("data-height"))
+        stage = page.locator("#ed-stage")
+        grid = (stage.get_attribute("data-width"), stage.get_attribute("data-height"))
         # a lane: four corners closed with Enter, then its travel direction with two clicks
         page.click('#ed-tools button[data-tool="lane"]')
         for p in ([200, 100], [400, 100], [500, 700], [150, 700]):
@@ -324,7 +325,8 @@ def test_what_is_drawn_dragged_and_typed_is_pushed_in_image_pixels_at_any_screen
         page.click('#ed-tools button[data-tool="roi"]')
         image_click(page, 1200, 700)
         image_click(page, 40, 60)
-        assert page.locator('#ed-elements .ed-item[data-kind="roi"] [data-points="roi"]').input_value() == "40,60 1200,700"
+        roi = page.locator('#ed-elements .ed-item[data-kind="roi"] [data-points="roi"]')
+        assert roi.input_value() == "40,60 1200,700"
         # calibration marks: clicked on the picture, ground metres typed
         page.click('#ed-tools button[data-tool="calibration"]')
         marks = [([100, 650], [0, 0]), ([1100, 650], [20, 0]), ([900, 200], [20, 40]), ([300, 200], [0, 40])]
