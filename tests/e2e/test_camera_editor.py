@@ -353,6 +353,16 @@ def test_what_is_drawn_dragged_and_typed_is_pushed_in_image_pixels_at_any_screen
         line = page.locator('#ed-elements .ed-item[data-kind="lines"][data-index="0"]')
         assert line.locator('[data-points="points"]').input_value() == "101,590 1000,500"
         line.locator('[data-input="label-in"]').fill("về trung tâm")
+        # validated live by the server: the error sits next to the line it names, and pushing waits
+        points = line.locator('[data-points="points"]')
+        points.fill("10,10 10,11")
+        page.wait_for_selector('#ed-elements .ed-item[data-kind="lines"][data-index="0"].has-error', timeout=10000)
+        assert "2 pixels apart" in line.locator(".ed-errors").inner_text()
+        assert page.locator("#ed-validation").get_attribute("data-state") == "invalid"
+        assert page.locator("#ed-push").is_disabled()
+        assert page.locator('#ed-stage .ov-el[data-kind="lines"].has-error').count() == 1
+        points.fill("101,590 1000,500")
+        page.wait_for_selector('#ed-validation[data-state="ok"]', timeout=10000)
         # a zone typed, then deleted
         page.click('#ed-tools button[data-tool="zone"]')
         for p in ([10, 10], [100, 10], [100, 100]):

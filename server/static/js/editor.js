@@ -53,6 +53,17 @@ function startingBlock(detail) {
   return block;
 }
 
+/** Without a picture: a 1280 x 720 grid, grown to hold every point the camera's block already has. */
+function blankSize(block) {
+  let w = 1280, h = 720;
+  const see = (p) => { if (Array.isArray(p)) { w = Math.max(w, Math.ceil(p[0])); h = Math.max(h, Math.ceil(p[1])); } };
+  for (const ln of block.lines) ln.points.forEach(see);
+  for (const x of [...block.lanes, ...block.zones]) x.polygon.forEach(see);
+  for (const ln of block.lanes) (ln.direction || []).forEach(see);
+  ((block.calibration || {}).image_points || []).forEach(see);
+  return { w, h };
+}
+
 async function openCamera(cam) {
   ed.cam = cam;
   clearInterval(ed.pictureTimer);
@@ -66,6 +77,7 @@ async function openCamera(cam) {
   ed.errors = [];
   ed.general = [];
   ed.stage.selected = null;
+  ed.size = blankSize(ed.draft);
   ed.stage.setBlock(ed.draft);
   renderSide();
   $("view-editor").setAttribute("data-loaded", cam);

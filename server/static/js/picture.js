@@ -38,8 +38,13 @@ export async function fetchPicture(cam) {
   if (!r.ok) return { status: r.status, message: r.status >= 500 ? t("err.server", { status: r.status }) : t("err.generic", { status: r.status }) };
   try {
     const picture = await dataUrl(await r.blob());
-    const [width, height] = await size(picture);
-    return { picture, width, height, at: r.headers.get("X-Reference-Taken-At") || r.headers.get("Date"), status: 200 };
+    const [shownW, shownH] = await size(picture);
+    // points are the camera frame's pixels: a picture the edge scaled down (max_side, JPEG size) is drawn
+    // stretched over the frame's grid when the server says the frame's size, else its own size is the grid
+    const fw = Number(r.headers.get("X-Reference-Frame-Width")) || shownW;
+    const fh = Number(r.headers.get("X-Reference-Frame-Height")) || shownH;
+    return { picture, width: fw, height: fh, shownWidth: shownW, shownHeight: shownH,
+      at: r.headers.get("X-Reference-Taken-At") || r.headers.get("Date"), status: 200 };
   } catch (e) {
     return { status: 415, message: String(e.message || e) };
   }
