@@ -103,6 +103,7 @@ def test_reference_pictures_are_off_by_default(setup: tuple[ServerHandle, FakeEd
     r = _api(handle, "POST", "/cameras/cam-1/reference-picture")
     assert r.status_code == 409 and "server.privacy.reference_pictures" in r.json()["detail"]
     assert _api(handle, "GET", "/cameras/cam-1/reference-picture").status_code == 409
+    assert _api(handle, "GET", "/ui-config").json()["cameras"][0]["reference_picture"] is False
     time.sleep(0.3)
     assert edge.controls == [] and store.audit.recent() == []  # nothing was asked
 
@@ -125,6 +126,8 @@ def test_an_admin_gets_the_picture_the_edge_sent_and_every_request_and_view_is_a
     assert got.headers["content-type"] == "image/jpeg" and got.content == JPEG
     assert got.headers["cache-control"] == "no-store" and got.headers["x-reference-request-id"] == request_id
     assert handle.app.state.references.refused == 1  # the unasked one
+    assert _api(handle, "GET", "/ui-config").json()["cameras"][0]["reference_picture"] is True
+    assert _api(handle, "GET", "/ui-config", OPERATOR).json()["cameras"][0]["reference_picture"] is False
     for who in (OPERATOR, PLANNER):  # server.privacy.operators_see_reference_picture is off
         assert _api(handle, "GET", "/cameras/cam-1/reference-picture", who).status_code == 403
         assert _api(handle, "POST", "/cameras/cam-1/reference-picture", who).status_code == 403
@@ -145,6 +148,7 @@ def test_operators_see_the_picture_only_where_the_site_lets_them(setup: tuple[Se
     wait_for(lambda: _api(handle, "GET", "/cameras/cam-1/reference-picture", OPERATOR).status_code == 200, 10)
     assert _api(handle, "POST", "/cameras/cam-1/reference-picture", OPERATOR).status_code == 403  # asking: admins
     assert store.audit.recent(action="reference_picture_viewed")[0]["role"] == "operator"
+    assert _api(handle, "GET", "/ui-config", PLANNER).json()["cameras"][0]["reference_picture"] is True
 
 
 def test_a_held_picture_is_forgotten_after_its_time() -> None:
