@@ -297,3 +297,16 @@ def test_a_real_edge_answers_a_reference_picture_request_through_the_server(
     finally:
         worker.stop(5)
         handle.stop()
+
+
+def test_a_refused_reference_picture_is_a_dead_letter_without_the_image(
+    setup: tuple[ServerHandle, FakeEdge, Store],
+) -> None:
+    handle, edge, store = setup
+    topics = edge.topics
+    pic = ReferencePicture(camera_id="cam-2", site_id=SITE, request_id="r1", taken_at=utcnow(), width=8, height=8,
+                           frames_used=3, jpeg_base64=base64.b64encode(JPEG).decode())  # fmt: skip
+    edge.client.publish(topics.reference(SITE, "cam-1"), pic.model_dump_json(), qos=1)  # another camera's picture
+    letters = wait_for(lambda: store.list_dead_letters()[0], 10)
+    assert len(letters) == 1 and "published on the topic of" in letters[0]["reason"]
+    assert "images are never stored" in letters[0]["payload"] and "jpeg_base64" not in str(letters[0])
