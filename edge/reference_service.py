@@ -3,8 +3,10 @@
 Only when ``edge.reference_picture.enabled``; a request otherwise is logged and ignored. The sender
 thread starts a request (:meth:`ReferenceService.request`) and, once the vision thread has offered
 enough frames (:meth:`offer`), builds the picture on a short-lived thread (a median and one detector
-run must not hold up events) and publishes it on ``.../reference``, QoS 1, not retained. The frames
-and the picture live only in memory: nothing is written to disk.
+run must not hold up events) and publishes it on ``.../reference``, QoS 0, not retained: a broker
+queues QoS 0 for no offline session, so the picture is never written to the broker's persistence
+file either (a lost one is asked for again). The frames and the picture live only in memory: nothing
+is written to disk.
 """
 
 from __future__ import annotations

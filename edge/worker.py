@@ -80,7 +80,7 @@ class _Camera:
             camera_id=self.id,
             site_id=self.state.site_id,
             topic=self.link.topics.reference(self.state.site_id, self.id),
-            publish=lambda topic, payload: self.link.publish(topic, payload),
+            publish=lambda topic, payload: self.link.publish(topic, payload, qos=0),
             detect=worker.reference_detector(self.state) if edge.reference_picture.enabled else None,
         )
         self.capture = CaptureLoop(

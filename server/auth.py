@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal, cast
 from urllib.parse import urlsplit
@@ -87,7 +87,7 @@ class Principal:
     role: Role
     via: Literal["open", "header", "cookie"]
     #: Which key: the first 16 hex of its SHA-256 (a managed key's hash starts with it); None in open mode.
-    key_id: str | None = None
+    key_id: str | None = field(default=None, compare=False)
 
 
 def parse_api_keys(spec: str) -> list[tuple[Role, str]]:

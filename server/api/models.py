@@ -178,6 +178,9 @@ class UiCamera(Out):
     lines: list[UiLine]
     lanes: list[str]
     zones: list[UiZone]
+    reference_picture: bool = Field(
+        description="This user may see the camera's reference picture (its site allows them, and the role)."
+    )
 
 
 class UiMap(Out):

@@ -87,7 +87,7 @@ def test_a_requested_reference_picture_is_sent_once_blurred_on_its_own_topic(tmp
             worker.stop(5)
     assert len(listener.messages) == 1
     msg = listener.messages[0]
-    assert msg.topic == f"{config.mqtt.topic_prefix}/testsite/cam-a/reference" and not msg.retain
+    assert msg.topic == f"{config.mqtt.topic_prefix}/testsite/cam-a/reference" and not msg.retain and msg.qos == 0
     pic = parse_reference(msg.payload)
     assert (pic.request_id, pic.camera_id, pic.width, pic.height) == ("req-1", "cam-a", 64, 64)
     assert pic.frames_used == 5 and pic.blurred_regions == 1 and detector.calls == 1

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from server_testkit import close_client, make_config, publisher, wait_for
@@ -23,6 +25,7 @@ from edge.worker import EdgeWorker
 from server.reference_pictures import ReferencePictures
 from server.runner import ServerHandle, serve_in_thread
 from server.storage.store import Store
+from vision.detections import Detections
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "edge"))
 from edge_testkit import fake_factory, make_clip  # noqa: E402
@@ -100,6 +103,7 @@ def test_reference_pictures_are_off_by_default(setup: tuple[ServerHandle, FakeEd
     r = _api(handle, "POST", "/cameras/cam-1/reference-picture")
     assert r.status_code == 409 and "server.privacy.reference_pictures" in r.json()["detail"]
     assert _api(handle, "GET", "/cameras/cam-1/reference-picture").status_code == 409
+    assert _api(handle, "GET", "/ui-config").json()["cameras"][0]["reference_picture"] is False
     time.sleep(0.3)
     assert edge.controls == [] and store.audit.recent() == []  # nothing was asked
 
@@ -122,6 +126,8 @@ def test_an_admin_gets_the_picture_the_edge_sent_and_every_request_and_view_is_a
     assert got.headers["content-type"] == "image/jpeg" and got.content == JPEG
     assert got.headers["cache-control"] == "no-store" and got.headers["x-reference-request-id"] == request_id
     assert handle.app.state.references.refused == 1  # the unasked one
+    assert _api(handle, "GET", "/ui-config").json()["cameras"][0]["reference_picture"] is True
+    assert _api(handle, "GET", "/ui-config", OPERATOR).json()["cameras"][0]["reference_picture"] is False
     for who in (OPERATOR, PLANNER):  # server.privacy.operators_see_reference_picture is off
         assert _api(handle, "GET", "/cameras/cam-1/reference-picture", who).status_code == 403
         assert _api(handle, "POST", "/cameras/cam-1/reference-picture", who).status_code == 403
@@ -142,6 +148,7 @@ def test_operators_see_the_picture_only_where_the_site_lets_them(setup: tuple[Se
     wait_for(lambda: _api(handle, "GET", "/cameras/cam-1/reference-picture", OPERATOR).status_code == 200, 10)
     assert _api(handle, "POST", "/cameras/cam-1/reference-picture", OPERATOR).status_code == 403  # asking: admins
     assert store.audit.recent(action="reference_picture_viewed")[0]["role"] == "operator"
+    assert _api(handle, "GET", "/ui-config", PLANNER).json()["cameras"][0]["reference_picture"] is True
 
 
 def test_a_held_picture_is_forgotten_after_its_time() -> None:
@@ -247,3 +254,59 @@ def test_an_edge_offline_during_the_push_runs_the_configuration_when_it_connects
             worker.stop(5)
         handle.stop()
         store.close()
+
+
+class OnePersonDetector:
+    """Finds a person in the middle of the picture (the real detector on the median is proven in
+    tests/edge/test_reference_picture.py)."""
+
+    version = "fake-detector"
+
+    def detect(self, frame: Any) -> Detections:
+        h, w = frame.shape[:2]
+        return Detections(xyxy=np.array([[w / 4, h / 4, w * 3 / 4, h * 3 / 4]], np.float32),
+                          confidence=np.array([0.9], np.float32), class_id=np.array([5]))  # fmt: skip
+
+
+def test_a_real_edge_answers_a_reference_picture_request_through_the_server(
+    mqtt_broker: tuple[str, int], sqlite_url: str, run_id: str, tmp_path: Path
+) -> None:
+    host, port = mqtt_broker
+    camera = {"id": "cam-1", "source": str(make_clip(tmp_path / "c.avi", 40, size=64)), "realtime": True,
+              "loop": True, "lines": [{"id": "l1", "points": [[0, 16], [32, 16]]}]}  # fmt: skip
+    config = make_config(
+        run_id=run_id, database_url=sqlite_url, host=host, port=port, cameras=[camera],
+        server={"database_url": sqlite_url, "client_id": f"cw-server-{run_id}",
+                "privacy": {"reference_pictures": [SITE]}},
+        edge={"device_id": f"box-{run_id}", "outbox_path": str(tmp_path / "outbox.sqlite"), "heartbeat_s": 0.5,
+              "reference_picture": {"enabled": True, "samples": 5}},
+    )  # fmt: skip
+    handle = serve_in_thread(config, api_keys=KEYS, host="127.0.0.1")
+    worker = EdgeWorker(config, detector=OnePersonDetector(), pipeline_factory=fake_factory([]))  # type: ignore[arg-type]
+    worker.start()
+    try:
+        assert handle.app.state.ingest.subscribed.wait(10) and worker.cameras["cam-1"].link.wait_subscribed(10)
+        r = _api(handle, "POST", "/cameras/cam-1/reference-picture", params={"seconds": 1})
+        assert r.status_code == 202, r.text
+        got = wait_for(lambda: (g := _api(handle, "GET", "/cameras/cam-1/reference-picture")).status_code == 200
+                       and g, 20)  # fmt: skip
+        img = cv2.imdecode(np.frombuffer(got.content, np.uint8), cv2.IMREAD_COLOR)
+        assert img.shape == (64, 64, 3)
+        assert got.headers["x-reference-request-id"] == r.json()["request_id"]
+        assert got.headers["x-reference-blurred-regions"] == "1" and got.headers["x-reference-frames"] == "5"
+    finally:
+        worker.stop(5)
+        handle.stop()
+
+
+def test_a_refused_reference_picture_is_a_dead_letter_without_the_image(
+    setup: tuple[ServerHandle, FakeEdge, Store],
+) -> None:
+    handle, edge, store = setup
+    topics = edge.topics
+    pic = ReferencePicture(camera_id="cam-2", site_id=SITE, request_id="r1", taken_at=utcnow(), width=8, height=8,
+                           frames_used=3, jpeg_base64=base64.b64encode(JPEG).decode())  # fmt: skip
+    edge.client.publish(topics.reference(SITE, "cam-1"), pic.model_dump_json(), qos=1)  # another camera's picture
+    letters = wait_for(lambda: store.list_dead_letters()[0], 10)
+    assert len(letters) == 1 and "published on the topic of" in letters[0]["reason"]
+    assert "images are never stored" in letters[0]["payload"] and "jpeg_base64" not in str(letters[0])
