@@ -270,6 +270,7 @@ def test_operators_and_planners_cannot_open_the_editor_nor_fetch_the_picture(bro
                                    timeout=10000)
             assert page.locator("#camera-picture svg").count() == 0
             assert page.locator('#camera-picture [data-field="picture-note"]').inner_text()
+            assert page.locator(f'#camera-picture [data-line-id="{LONDON_LINE["id"]}"]').count() == 1
     finally:
         ctx.close()
 

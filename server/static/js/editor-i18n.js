@@ -43,8 +43,10 @@ const vi = {
   "ed.running": "đang chạy", "ed.in": "vào", "ed.out": "ra", "ed.error_general": "Lỗi chung",
   "ed.no_cameras": "Chưa có camera nào được cấu hình",
   "pic.title": "Ảnh tham chiếu", "pic.none": "Chưa có ảnh tham chiếu của camera này (quản trị viên lấy ảnh khi thiết lập).",
-  "pic.forbidden": "Trạm này không cho trực ban xem ảnh tham chiếu; vạch và vùng được liệt kê theo tên.",
+  "pic.forbidden": "Trạm này không cho trực ban xem ảnh tham chiếu; vạch và vùng của camera được liệt kê dưới đây.",
   "pic.error": "Không tải được ảnh tham chiếu: {msg}",
+  "pic.site_off": "Trạm của camera này không bật ảnh tham chiếu (server.privacy.reference_pictures).",
+  "pic.line": "Vạch {id}", "pic.zone": "Vùng {id} ({kind})",
 };
 
 const en = {
@@ -90,8 +92,10 @@ const en = {
   "ed.running": "running", "ed.in": "in", "ed.out": "out", "ed.error_general": "General",
   "ed.no_cameras": "No camera is configured",
   "pic.title": "Reference picture", "pic.none": "No reference picture of this camera (an admin fetches one during setup).",
-  "pic.forbidden": "This site does not show operators the reference picture; lines and zones are listed by name.",
+  "pic.forbidden": "This site does not show operators the reference picture; the camera's lines and zones are listed below.",
   "pic.error": "Could not load the reference picture: {msg}",
+  "pic.site_off": "This camera's site does not allow reference pictures (server.privacy.reference_pictures).",
+  "pic.line": "Line {id}", "pic.zone": "Zone {id} ({kind})",
 };
 
 Object.assign(DICTS.vi, vi);

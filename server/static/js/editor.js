@@ -82,7 +82,15 @@ async function openCamera(cam) {
   renderSide();
   $("view-editor").setAttribute("data-loaded", cam);
   say("ed-picture-status", "", {});
-  await showPicture(cam, false);
+  const conf = (cw.config.cameras || []).find((c) => c.id === cam) || {};
+  $("ed-request").disabled = conf.reference_picture === false;
+  if (conf.reference_picture === false) { // the site does not allow it: draw on a blank grid
+    ed.stage.setPicture(null, ed.size.w, ed.size.h);
+    $("ed-stage").setAttribute("data-picture", "none");
+    say("ed-picture-status", "ed.picture_refused", {}, "none");
+  } else {
+    await showPicture(cam, false);
+  }
   validateSoon(0);
   loadVersions().catch(() => {});
 }

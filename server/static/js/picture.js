@@ -50,6 +50,20 @@ export async function fetchPicture(cam) {
   }
 }
 
+/** Without the picture, the camera's lines (with their direction names) and zones in words. */
+function layoutNames(conf) {
+  const ul = el("ul", { class: "pic-layout small", "data-field": "layout-names" });
+  for (const ln of conf.lines || []) {
+    const labels = ln.labels || {};
+    const dirs = ["in", "out"].filter((d) => labels[d]).map((d) => `${t(`dir.${d}`)}: ${labels[d]}`).join(", ");
+    ul.append(el("li", { "data-line-id": ln.id }, `${t("pic.line", { id: ln.id })}${dirs ? ` (${dirs})` : ""}`));
+  }
+  for (const z of conf.zones || []) {
+    ul.append(el("li", { "data-zone-id": z.id }, t("pic.zone", { id: z.id, kind: t(`kind.${z.kind || "generic"}`) })));
+  }
+  return ul;
+}
+
 /** The layout the camera runs: the pushed block once the edge reports its version, else the file's. */
 function runningBlock(detail) {
   const pushed = detail.pushed_config;
@@ -70,14 +84,23 @@ async function showFor(cam, force = false) {
   shown = cam;
   shownAt = Date.now();
   box.setAttribute("data-camera-id", cam);
-  const [got, detail] = await Promise.all([fetchPicture(cam), cw.api(`/cameras/${encodeURIComponent(cam)}`).catch(() => null)]);
+  const conf = (cw.config.cameras || []).find((c) => c.id === cam) || {};
+  // ui-config says whether this user may see the camera's picture: no request is made to be refused
+  const allowed = conf.reference_picture !== false;
+  const [got, detail] = await Promise.all([
+    allowed ? fetchPicture(cam) : Promise.resolve({ status: 403 }),
+    cw.api(`/cameras/${encodeURIComponent(cam)}`).catch(() => null),
+  ]);
   if (shown !== cam) return;
   clear(box);
   box.append(el("h4", {}, t("pic.title")));
   if (!got.picture) {
-    const key = got.status === 403 ? "pic.forbidden" : got.status === 404 ? "pic.none" : "pic.error";
-    box.setAttribute("data-state", got.status === 403 ? "forbidden" : got.status === 404 ? "none" : "error");
+    const refused = got.status === 403 || got.status === 409;
+    const key = refused ? (cw.role === "admin" ? "pic.site_off" : "pic.forbidden")
+      : got.status === 404 ? "pic.none" : "pic.error";
+    box.setAttribute("data-state", refused ? "forbidden" : got.status === 404 ? "none" : "error");
     box.append(el("p", { class: "muted small pic-note", "data-field": "picture-note" }, t(key, { msg: got.message })));
+    box.append(layoutNames(conf));
     return;
   }
   box.setAttribute("data-state", "shown");
