@@ -287,7 +287,8 @@ def bare_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             "server": {"database_url": f"sqlite:///{tmp}/citywatch.sqlite", "client_id": f"server-{run}"},
             "cameras": [{"id": cam, "name": name, "source": "file:///dev/null",
                          "lines": [{"id": "l1", "points": [[100, 600], [1100, 600]]}]}
-                        for cam, name in (("hang-xanh", "Ngã tư Hàng Xanh"), ("cau-sg", "Cầu Sài Gòn"))],
+                        for cam, name in (("hang-xanh", "Ngã tư Hàng Xanh"), ("cau-sg", "Cầu Sài Gòn"),
+                                          ("dbp", "Điện Biên Phủ"))],
         })
         spec = ",".join(f"{role}:{key}" for role, key in KEYS.items())
         with serve_in_thread(cfg, port=0, api_keys=spec) as server:
@@ -387,5 +388,35 @@ def test_what_is_drawn_dragged_and_typed_is_pushed_in_image_pixels_at_any_screen
         cal = pushed["calibration"]
         assert (cal["image_points"], cal["ground_points"]) == ([m[0] for m in marks], [m[1] for m in marks])
         assert grid == ("1280", "720")  # no picture: a blank 1280 x 720 grid
+    finally:
+        ctx.close()
+
+
+def test_the_keyboard_alone_adds_names_places_and_pushes_a_zone(browser, bare_site) -> None:  # noqa: F811
+    server, api = bare_site["server"], bare_site["api"]
+    ctx, page = sign_in(browser, server.url, "admin", 1366, 768)
+    try:
+        page.wait_for_selector('#view-editor[data-loaded="hang-xanh"]', timeout=10000)
+        page.focus("#ed-camera")
+        page.select_option("#ed-camera", "dbp")  # a <select> answers the arrow keys; Playwright picks directly
+        page.wait_for_selector('#view-editor[data-loaded="dbp"]', timeout=10000)
+        page.focus('[data-add="zones"]')
+        page.keyboard.press("Enter")
+        focused = page.evaluate("document.activeElement.getAttribute('data-points')")
+        assert focused == "polygon"  # the new zone's points, ready to be typed
+        page.keyboard.press("Control+A")
+        page.keyboard.type("10,10 200,10 200,150 10,150")
+        page.keyboard.press("Shift+Tab")  # the kind
+        page.keyboard.press("Shift+Tab")  # the name
+        page.keyboard.press("Control+A")
+        page.keyboard.type("bus-stop")
+        page.wait_for_selector('#ed-validation[data-state="ok"]', timeout=10000)
+        assert page.locator('#ed-stage .ov-el[data-kind="zones"][data-id="bus-stop"]').count() == 1
+        page.focus("#ed-push")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#ed-push-status[data-version]:not([data-version=''])", timeout=10000)
+        zones = api.get("/cameras/dbp").json()["pushed_config"]["zones"]
+        assert zones == [{"id": "bus-stop", "polygon": [[10, 10], [200, 10], [200, 150], [10, 150]],
+                          "kind": "carriageway"}]
     finally:
         ctx.close()

@@ -175,6 +175,12 @@ export function renderList(box, block, ctx) {
   clear(box);
   const section = (titleKey, kind, items) => {
     const h = el("h4", {}, t(titleKey));
+    if (kind !== "roi" && ctx.hooks.addDefault) { // the keyboard's way to add one: then type its points
+      const add = el("button", { type: "button", class: "ed-add", "data-add": kind,
+        "aria-label": t("ed.add_named", { what: t(titleKey) }) }, t("ed.add"));
+      add.addEventListener("click", () => ctx.hooks.addDefault(kind));
+      h.append(" ", add);
+    }
     const ul = el("ul", { class: "ed-list", "data-kind": kind });
     for (const item of items) {
       item.append(errorList(ctx.errorsFor(item.getAttribute("data-kind"), Number(item.getAttribute("data-index")))));

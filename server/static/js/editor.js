@@ -168,6 +168,21 @@ function add(kind, g) {
   if (sel) focusEntry(sel);
 }
 
+/** An element added from the list (keyboard): placed in the middle of the grid, its points focused. */
+function addDefault(kind) {
+  const { w, h } = ed.size;
+  const r = (v) => Math.round(v);
+  const box = [[r(w * 0.35), r(h * 0.35)], [r(w * 0.65), r(h * 0.35)], [r(w * 0.65), r(h * 0.65)], [r(w * 0.35), r(h * 0.65)]];
+  if (kind === "lines") add("line", { points: [[r(w * 0.25), r(h / 2)], [r(w * 0.75), r(h / 2)]] });
+  if (kind === "lanes") add("lane", { polygon: box });
+  if (kind === "zones") add("zone", { polygon: box });
+  if (kind === "calibration") add("calibration", { point: [r(w / 2), r(h / 2)] });
+  const sel = ed.stage.selected;
+  if (sel && kind !== "calibration") {
+    $("ed-elements").querySelector(`.ed-item[data-kind="${sel.kind}"][data-index="${sel.index}"] input[data-points]`)?.focus();
+  }
+}
+
 function focusEntry(sel) {
   const li = $("ed-elements").querySelector(`.ed-item[data-kind="${sel.kind}"][data-index="${sel.index}"]`);
   if (!li) return;
@@ -228,7 +243,7 @@ function select(sel, fromList = false) {
 }
 
 const listHooks = {
-  change, structure, remove, removeMark, select: (sel, fromList) => select(sel, fromList),
+  change, structure, remove, removeMark, addDefault, select: (sel, fromList) => select(sel, fromList),
 };
 
 function errorsFor(kind, index) {
