@@ -371,6 +371,9 @@ function pollVersions() {
   clearInterval(ed.versionsTimer);
   ed.versionsTimer = setInterval(() => {
     if (document.body.dataset.view !== "editor") return;
+    // every 2 s while a push waits for the edge's confirmation, every 10 s otherwise
+    if (!ed.waitingFor && Date.now() - (ed.versionsAt || 0) < 5 * POLL_VERSIONS_MS) return;
+    ed.versionsAt = Date.now();
     loadVersions().catch(() => {});
   }, POLL_VERSIONS_MS);
 }
