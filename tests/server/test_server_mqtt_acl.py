@@ -306,3 +306,44 @@ def test_a_camera_publishes_a_reference_picture_only_on_its_own_topic_and_the_se
     assert other.messages == []
     for p in (edge, other, srv):
         p.close()
+
+
+def test_a_broker_file_from_before_the_reference_picture_still_lets_the_ingest_receive_events(
+    secure: Secure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's role without the .../reference topics (an older broker file): that subscription is
+    refused, and the ingest still subscribes to events and status and stores what arrives."""
+    import json
+
+    from citywatch.config import CitywatchConfig
+    from server.ingest import Ingest
+    from server.storage.store import Store
+
+    secure.broker.stop()
+    data = json.loads(secure.dynsec.read_text())
+    for role in data["roles"]:
+        if role["rolename"] == "citywatch-server":
+            role["acls"] = [a for a in role["acls"] if not a["topic"].endswith("/reference")]
+    secure.dynsec.write_text(json.dumps(data))
+    secure.broker.start()
+    monkeypatch.setenv("CW_SRV_USER", "citywatch-server")
+    monkeypatch.setenv("CW_SRV_PW", SERVER_PW)
+    config = CitywatchConfig.model_validate({
+        "site": "site-1",
+        "mqtt": {"port": secure.broker.port, "protocol": "5", "username_env": "CW_SRV_USER",
+                 "password_env": "CW_SRV_PW"},
+        "server": {"database_url": f"sqlite:///{tmp_path}/db.sqlite", "client_id": "citywatch-server"},
+    })  # fmt: skip
+    store = Store(config.server.database_url)
+    ingest = Ingest(config, store)
+    ingest.start()
+    try:
+        assert ingest.subscribed.wait(10)
+        edge = device(secure, "cam-1", "box-1")
+        assert edge.publish("citywatch/site-1/cam-1/event/line_crossing", crossing(1).model_dump_json()) == "Success"
+        wait_for(lambda: store.count_events() == 1, 10)
+        assert "refused the reference-picture subscription" in caplog.text
+        edge.close()
+    finally:
+        ingest.stop()
+        store.close()
