@@ -6,7 +6,9 @@ is one event or a batch of events (``EventBatch``); a message on a control topic
 
 Versioning: ``schema_version`` is ``MAJOR.MINOR``. A reader accepts any minor version of its own
 major (minor versions only add optional fields, or narrow what is accepted) and rejects another major
-with a clear reason. 1.3 narrowed the wire: every number is bounded (to what the server's columns hold
+with a clear reason. 1.4 added the reference picture (``control/reference_picture`` asks for one,
+``.../reference`` carries it: the one image that may leave an edge, see :class:`ReferencePicture`).
+1.3 narrowed the wire: every number is bounded (to what the server's columns hold
 and what is plausible, see the ``MAX_*`` constants), floats are finite, text is length-bounded and free
 of NUL, and JSON types are strict (``"seq": true`` or ``"seq": "1"`` is an error, not 1). A 1.2 edge
 whose values were sane is read unchanged.
@@ -30,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SCHEMA_MAJOR = 1
 SCHEMA_VERSION_PATTERN = r"^[0-9]{1,4}\.[0-9]{1,4}$"
 
@@ -360,13 +362,63 @@ class ControlConfig(_Model):
     camera: dict[str, Any]
 
 
-Control = Annotated[ControlCommitted | ControlReplay | ControlConfig, Field(discriminator="kind")]
-_control_adapter: TypeAdapter[ControlCommitted | ControlReplay | ControlConfig] = TypeAdapter(Control)
+#: Seconds of video a reference picture's median may span at most (it holds frames in memory).
+MAX_REFERENCE_SECONDS = 60.0
 
 
-def parse_control(payload: bytes | str) -> ControlCommitted | ControlReplay | ControlConfig:
+class ControlReferencePicture(_Model):
+    """Ask the edge for one reference picture (added in 1.4): a temporal median of ``seconds`` of
+    frames, people and plates blurred, published once on ``.../reference``. An edge whose
+    ``edge.reference_picture.enabled`` is false ignores it."""
+
+    schema_version: str = SCHEMA_VERSION
+    kind: Literal["reference_picture"] = "reference_picture"
+    camera_id: Ident
+    request_id: Ident
+    seconds: float = Field(default=10.0, gt=0, le=MAX_REFERENCE_SECONDS)
+
+
+AnyControl = ControlCommitted | ControlReplay | ControlConfig | ControlReferencePicture
+Control = Annotated[AnyControl, Field(discriminator="kind")]
+_control_adapter: TypeAdapter[AnyControl] = TypeAdapter(Control)
+
+
+def parse_control(payload: bytes | str) -> AnyControl:
     """Parse a control message, strictly like :func:`read_message`."""
     return _control_adapter.validate_json(payload, strict=True)
+
+
+# --- edge -> server: the reference picture ------------------------------------------------------
+
+#: What a reference picture's JPEG may weigh at most: its message (base64, a third more) stays far
+#: under the shipped broker's ``max_packet_size`` (1 MiB, deploy/mosquitto/mosquitto.conf).
+MAX_REFERENCE_JPEG_BYTES = 256 * 1024
+_MAX_REFERENCE_B64 = (MAX_REFERENCE_JPEG_BYTES + 2) // 3 * 4
+
+
+class ReferencePicture(_Model):
+    """One still picture of a camera's view for drawing lines and zones (added in 1.4).
+
+    The only image that leaves an edge, and only on an admin's request: a temporal median of
+    ``frames_used`` frames (moving people and vehicles vanish), then blurred where the detector still
+    finds people or vehicles (plates), JPEG in base64."""
+
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=SCHEMA_VERSION_PATTERN)
+    kind: Literal["reference_picture"] = "reference_picture"
+    camera_id: Ident
+    site_id: Ident
+    request_id: Ident
+    taken_at: Time
+    width: int = Field(ge=1, le=16384)
+    height: int = Field(ge=1, le=16384)
+    frames_used: int = Field(ge=1, le=100_000)
+    blurred_regions: int = Field(default=0, ge=0, le=MAX_IN_VIEW)
+    jpeg_base64: str = Field(min_length=4, max_length=_MAX_REFERENCE_B64, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def parse_reference(payload: bytes | str) -> ReferencePicture:
+    """Parse a ``.../reference`` payload, strictly like :func:`read_message`."""
+    return ReferencePicture.model_validate_json(payload, strict=True)
 
 
 class StatusPayload(_Model):
@@ -387,7 +439,7 @@ def parse_status(payload: bytes | str) -> StatusPayload:
 
 
 class Topics:
-    """``<prefix>/<site>/<camera>/event/<kind>``, ``.../status`` and ``.../control/<kind>``."""
+    """``<prefix>/<site>/<camera>/event/<kind>``, ``.../status``, ``.../control/<kind>`` and ``.../reference``."""
 
     def __init__(self, prefix: str) -> None:
         prefix = prefix.strip("/")
@@ -404,12 +456,19 @@ class Topics:
     def control(self, site: str, camera: str, kind: str) -> str:
         return f"{self.prefix}/{site}/{camera}/control/{kind}"
 
+    def reference(self, site: str, camera: str) -> str:
+        """Where a camera publishes its reference picture (its own topic: the ACL grants it alone)."""
+        return f"{self.prefix}/{site}/{camera}/reference"
+
     # Filters the server subscribes to and the edge subscribes to.
     def all_events(self) -> str:
         return f"{self.prefix}/+/+/event/+"
 
     def all_status(self) -> str:
         return f"{self.prefix}/+/+/status"
+
+    def all_references(self) -> str:
+        return f"{self.prefix}/+/+/reference"
 
     def camera_control(self, site: str, camera: str) -> str:
         return f"{self.prefix}/{site}/{camera}/control/+"
@@ -419,11 +478,14 @@ class Topics:
         if not topic.startswith(self.prefix + "/"):
             raise ValueError(f"topic {topic!r} is not under prefix {self.prefix!r}")
         parts = topic[len(self.prefix) + 1 :].split("/")
-        if len(parts) == 3 and parts[2] == "status":
-            return parts[0], parts[1], "status", None
+        if len(parts) == 3 and parts[2] in ("status", "reference"):
+            return parts[0], parts[1], parts[2], None
         if len(parts) == 4 and parts[2] in ("event", "control"):
             return parts[0], parts[1], parts[2], parts[3]
-        raise ValueError(f"topic {topic!r} does not match {self.prefix}/<site>/<camera>/(event|control)/<kind>")
+        raise ValueError(
+            f"topic {topic!r} does not match {self.prefix}/<site>/<camera>/(event|control)/<kind>, "
+            f"{self.prefix}/<site>/<camera>/status or {self.prefix}/<site>/<camera>/reference"
+        )
 
 
 def json_schema() -> dict[str, Any]:
@@ -435,6 +497,7 @@ def json_schema() -> dict[str, Any]:
         "event_message": _message_adapter.json_schema(),
         "control_message": _control_adapter.json_schema(),
         "status_message": StatusPayload.model_json_schema(),
+        "reference_picture_message": ReferencePicture.model_json_schema(),
     }
 
 
@@ -449,6 +512,7 @@ __all__ = [
     "CameraStatus",
     "ControlCommitted",
     "ControlConfig",
+    "ControlReferencePicture",
     "ControlReplay",
     "CountTotal",
     "Event",
@@ -456,6 +520,7 @@ __all__ = [
     "Incident",
     "LineCrossing",
     "Movement",
+    "ReferencePicture",
     "StatusPayload",
     "Topics",
     "ZoneOccupancy",
@@ -463,6 +528,7 @@ __all__ = [
     "json_schema",
     "parse_control",
     "parse_message",
+    "parse_reference",
     "parse_status",
     "utcnow",
 ]

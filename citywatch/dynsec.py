@@ -11,10 +11,11 @@ What this module writes (``mqtt.topic_prefix`` = P):
 
 - a device credential per camera: user name = camera id, client id fixed to the edge's
   ``citywatch-<edge.device_id>-<camera>``; it may publish ``P/<site>/<camera>/event/+`` and
-  ``P/<site>/<camera>/status`` (retained, last will), subscribe to and receive
-  ``P/<site>/<camera>/control/+``, and nothing else (no ``$share``, no other site or camera);
-- the server credential: reads every camera's events and status (also through ``$share/<group>/``)
-  and publishes control messages; no fixed client id (each ingest process has its own
+  ``P/<site>/<camera>/status`` (retained, last will) and ``P/<site>/<camera>/reference`` (the reference
+  picture, only its own), subscribe to and receive ``P/<site>/<camera>/control/+``, and nothing else
+  (no ``$share``, no other site or camera);
+- the server credential: reads every camera's events, status and reference pictures (also through
+  ``$share/<group>/``) and publishes control messages; no fixed client id (each ingest process has its own
   ``server.client_id``); devices cannot take those ids since each device is bound to its own;
 - no MQTT administrator: the file is the administration (root on the broker host), and Mosquitto
   reads it when it starts, so restart the broker after a change.
@@ -92,16 +93,20 @@ def empty_config() -> dict[str, Any]:
 
 def server_role(prefix: str) -> dict[str, Any]:
     events, status, control = f"{prefix}/+/+/event/+", f"{prefix}/+/+/status", f"{prefix}/+/+/control/+"
+    reference = f"{prefix}/+/+/reference"
     return {
         "rolename": SERVER_ROLE,
         "textname": "citywatch ingest: reads every camera, publishes control messages",
         "acls": [
             _acl("subscribePattern", events),
             _acl("subscribePattern", status),
+            _acl("subscribePattern", reference),
             _acl("subscribePattern", f"$share/+/{events}"),
             _acl("subscribePattern", f"$share/+/{status}"),
+            _acl("subscribePattern", f"$share/+/{reference}"),
             _acl("publishClientReceive", events),
             _acl("publishClientReceive", status),
+            _acl("publishClientReceive", reference),
             _acl("publishClientSend", control),
         ],
     }
@@ -119,6 +124,7 @@ def camera_role(prefix: str, site: str, camera: str) -> dict[str, Any]:
         "acls": [
             _acl("publishClientSend", f"{base}/event/+"),
             _acl("publishClientSend", f"{base}/status"),
+            _acl("publishClientSend", f"{base}/reference"),
             _acl("subscribePattern", f"{base}/control/+"),
             _acl("publishClientReceive", f"{base}/control/+"),
         ],

@@ -56,8 +56,11 @@ class CaptureLoop:
         snapshots: SnapshotStore,
         stop: threading.Event,
         emit: Emit,
+        on_frame: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self.state = state
+        #: every frame read, before the pipeline (the reference picture's sampler)
+        self.on_frame = on_frame
         self.edge = edge
         self.outbox = outbox
         self.build_pipeline = build_pipeline
@@ -111,6 +114,8 @@ class CaptureLoop:
         prev: Frame | None = None
         for frame in source.frames(self.stop):
             n.frames += 1
+            if self.on_frame is not None:
+                self.on_frame(frame.image)
             with st.pipeline_lock:
                 pipeline = st.pipeline
                 if frame.pass_no != current_pass or pipeline is None:

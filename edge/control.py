@@ -1,11 +1,14 @@
 """What the server tells one camera: ``committed`` (delete what it stored), ``replay`` (publish a range
-again) and ``config`` (run a pushed configuration). Applied on the sender thread, in arrival order.
+again), ``config`` (run a pushed configuration) and ``reference_picture`` (take one, see
+:mod:`edge.reference_service`). Applied on the sender thread, in arrival order.
 
 A committed watermark beyond the last seq this outbox ever assigned means the outbox was reset or
 another edge uses this camera id: the kept events are renumbered after it rather than deleted unsent.
 A pushed configuration changes lines, lanes and zones at once (the pipeline keeps its tracker) and the
 new ``config_version`` is carried by the next events and heartbeats; it never changes how the source
-is read (that needs a restart), and it is kept across restarts (:mod:`edge.pushed_config`).
+is read (that needs a restart), and it is kept across restarts (:mod:`edge.pushed_config`). The server
+publishes it retained, so an edge offline at push time gets it on reconnecting; the version it already
+runs is not applied again.
 """
 
 from __future__ import annotations
@@ -13,16 +16,17 @@ from __future__ import annotations
 import logging
 
 from citywatch.config import ConfigError, validate_camera
-from citywatch.contract import ControlCommitted, ControlConfig, ControlReplay
+from citywatch.contract import AnyControl, ControlCommitted, ControlConfig, ControlReferencePicture, ControlReplay
 from edge.camera_state import CameraState
 from edge.outbox import Outbox
 from edge.pushed_config import PushedConfigs, changes_source, keep_source
+from edge.reference_service import ReferenceService
 from edge.sender import Sender
 from edge.tamper import TamperDetector
 
 log = logging.getLogger(__name__)
 
-Control = ControlCommitted | ControlReplay | ControlConfig
+Control = AnyControl
 
 
 class ControlHandler:
@@ -36,18 +40,25 @@ class ControlHandler:
         sender: Sender,
         pushed: PushedConfigs,
         tamper: TamperDetector,
+        reference: ReferenceService | None = None,
     ) -> None:
         self.state = state
         self.outbox = outbox
         self.sender = sender
         self.pushed = pushed
         self.tamper = tamper
+        self.reference = reference
 
     def handle(self, control: Control) -> None:
         if isinstance(control, ControlCommitted):
             self.committed(control.seq)
         elif isinstance(control, ControlReplay):
             self.replay(control.from_seq, control.to_seq)
+        elif isinstance(control, ControlReferencePicture):
+            if self.reference is None:
+                log.warning("camera %s: reference pictures are not wired on this edge: ignored", self.state.id)
+            else:
+                self.reference.request(control)
         else:
             self.apply_config(control)
 
@@ -90,7 +101,8 @@ class ControlHandler:
         self.sender.queue_replay(from_seq, to_seq)
 
     def apply_config(self, control: ControlConfig) -> bool:
-        """Validate and run a pushed configuration; False (and counted) when it is rejected."""
+        """Validate and run a pushed configuration; False (and counted) when it is rejected. The version
+        already running (a retained configuration delivered again on reconnecting) is left as it is."""
         st = self.state
         data = dict(control.camera)
         data.setdefault("version", control.config_version)
@@ -109,6 +121,9 @@ class ControlHandler:
                 "camera %s: pushed source/realtime/loop changes need a restart; keeping the current source", st.id
             )
             new = keep_source(new, st.camera)
+        if new == st.camera:
+            log.debug("camera %s: pushed configuration %s runs already", st.id, control.config_version)
+            return True
         st.run_config(new)
         self.tamper.reset()
         try:

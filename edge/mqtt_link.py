@@ -22,9 +22,7 @@ from pydantic import ValidationError
 
 from citywatch.config import MQTTConfig
 from citywatch.contract import (
-    ControlCommitted,
-    ControlConfig,
-    ControlReplay,
+    AnyControl,
     StatusPayload,
     Topics,
     parse_control,
@@ -34,7 +32,7 @@ from citywatch.mqtt import build_client, connect_async, guard
 
 log = logging.getLogger(__name__)
 
-Control = ControlCommitted | ControlReplay | ControlConfig
+Control = AnyControl
 
 #: MQTT v5 DISCONNECT reason "Session taken over": another client connected with our client id.
 SESSION_TAKEN_OVER = 142
@@ -252,6 +250,8 @@ class MqttLink:
             log.warning("camera %s: MQTT disconnected (%s); paho reconnects in the background", self.camera_id, reason)
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if not msg.payload:
+            return  # a retained control message cleared by the server
         try:
             control = parse_control(bytes(msg.payload))
         except (ValidationError, ValueError) as exc:

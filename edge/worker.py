@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from citywatch.config import CameraConfig, CitywatchConfig
 from citywatch.mqtt import guard
 from edge.camera_state import CameraState
@@ -34,11 +36,13 @@ from edge.merged import AnyEvent, Emit
 from edge.mqtt_link import MqttLink
 from edge.outbox import Outbox
 from edge.pushed_config import PushedConfigs
+from edge.reference_service import ReferenceService
 from edge.sender import Sender
 from edge.snapshots import SnapshotStore
 from edge.sources import LiveSource
 from edge.tamper import TamperDetector
 from edge.vision_port import PipelineFactory, PipelineLike
+from vision.detections import Detections
 from vision.detector import Detector
 from vision.export import Size
 
@@ -71,6 +75,14 @@ class _Camera:
             max_inflight=edge.max_inflight,
             reconnect_max_s=edge.mqtt_reconnect_max_s,
         )
+        self.reference = ReferenceService(
+            edge.reference_picture,
+            camera_id=self.id,
+            site_id=self.state.site_id,
+            topic=self.link.topics.reference(self.state.site_id, self.id),
+            publish=lambda topic, payload: self.link.publish(topic, payload, qos=0),
+            detect=worker.reference_detector(self.state) if edge.reference_picture.enabled else None,
+        )
         self.capture = CaptureLoop(
             self.state,
             edge=edge,
@@ -80,10 +92,13 @@ class _Camera:
             snapshots=worker.snapshots,
             stop=worker.sources_stopping,
             emit=emit,
+            on_frame=self.reference.offer,
         )
         self.sender = Sender(self.id, outbox=outbox, link=self.link, edge=edge, counters=self.n)
         self.pushed = PushedConfigs(outbox, enabled=edge.persist_config)
-        self.control = ControlHandler(self.state, outbox=outbox, sender=self.sender, pushed=self.pushed, tamper=tamper)
+        self.control = ControlHandler(
+            self.state, outbox=outbox, sender=self.sender, pushed=self.pushed, tamper=tamper, reference=self.reference
+        )
         self.heartbeat = Heartbeat(
             self.state, outbox=outbox, snapshots=worker.snapshots, started_at=worker.started_at, emit=emit
         )
@@ -148,6 +163,7 @@ class _Camera:
                     self.heartbeat.append()
                     next_hb = time.monotonic() + self._heartbeat_s
                 self.sender.send_pass()
+                self.reference.poll()
             except Exception:  # e.g. a transient SQLite error: log, back off, keep the camera alive
                 log.exception("camera %s: sender pass failed; retrying", self.id)
                 stopping.wait(1.0)
@@ -255,6 +271,18 @@ class EdgeWorker:
                 hw = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
                 det = self._detectors[imgsz] = load_detector(model, hw, streams=len(self.config.cameras))
             return det
+
+    def reference_detector(self, state: CameraState) -> Callable[[np.ndarray], Detections]:
+        """The detector a camera's reference picture is blurred by: its own (loaded on first use). With a
+        ``pipeline_factory`` and no shared detector there is none: the picture fails and is not sent. It
+        runs under the camera's pipeline lock: not at the same time as the camera's own frames."""
+
+        def detect(image: np.ndarray) -> Detections:
+            detector = self._detector_for(state.camera, (int(image.shape[0]), int(image.shape[1])))
+            with state.pipeline_lock:
+                return detector.detect(image)
+
+        return detect
 
     def prepare(self) -> None:
         """Export and load every file camera's detector now, before any source's clock starts (a first export

@@ -19,7 +19,20 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from citywatch.config import CitywatchConfig
-from server.api import cameras, counts, dead_letters, events, forecasts, health, incidents, keys, planner, session, ui
+from server.api import (
+    camera_setup,
+    cameras,
+    counts,
+    dead_letters,
+    events,
+    forecasts,
+    health,
+    incidents,
+    keys,
+    planner,
+    session,
+    ui,
+)
 from server.api.params import ERRORS
 from server.api_docs import mount_docs
 from server.auth import ENV_API_KEYS, Auth, OpenModeRefused, open_mode_problem
@@ -28,6 +41,7 @@ from server.incidents import IncidentService
 from server.ingest import Ingest
 from server.live import LiveHub
 from server.metrics import make_registry, route_template
+from server.reference_pictures import ReferencePictures
 from server.storage.retention import Retention
 from server.storage.store import Store
 
@@ -86,7 +100,7 @@ def create_app(
         incident_service = IncidentService(config, st.incidents, hub)  # before ingest: its store hook stores incidents
         incident_service.start()
         app.state.incidents = incident_service
-        ing = Ingest(config, st, hub) if ingest else None
+        ing = Ingest(config, st, hub, references=app.state.references) if ingest else None
         app.state.store = st
         app.state.ingest = ing
         if ing is not None:
@@ -124,6 +138,7 @@ def create_app(
     app.state.config = config
     app.state.auth = auth
     app.state.hub = hub
+    app.state.references = ReferencePictures(config.server.privacy.reference_picture_ttl_s)
     app.state.store = None
     app.state.ingest = None
     registry = make_registry(app)
@@ -131,7 +146,8 @@ def create_app(
     csp = CSP.replace("img-src 'self' data:", f"img-src 'self' data: {tiles}") if tiles else CSP
     app.state.registry = registry
 
-    for module in (health, cameras, counts, planner, forecasts, events, dead_letters, keys, session, incidents, ui):
+    routers = (health, cameras, camera_setup, counts, planner, forecasts, events, dead_letters, keys, session)
+    for module in (*routers, incidents, ui):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERRORS)
 
     @app.middleware("http")

@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal, cast
 from urllib.parse import urlsplit
@@ -86,6 +86,8 @@ def open_mode_problem(settings: ServerAuthConfig, bind_host: str, proxies: list[
 class Principal:
     role: Role
     via: Literal["open", "header", "cookie"]
+    #: Which key: the first 16 hex of its SHA-256 (a managed key's hash starts with it); None in open mode.
+    key_id: str | None = field(default=None, compare=False)
 
 
 def parse_api_keys(spec: str) -> list[tuple[Role, str]]:
@@ -314,11 +316,12 @@ class Auth:
         key = key or request.headers.get("x-api-key")
         if key:
             role = self.check_key(request, key)
-            return Principal(role, "header") if role else None
+            return Principal(role, "header", _fingerprint(key)) if role else None
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             role = self.check_session(token)
-            return Principal(role, "cookie") if role else None
+            verified = self._verified(token) if role else None
+            return Principal(role, "cookie", verified[2] if verified else None) if role else None
         return None
 
 

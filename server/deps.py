@@ -10,6 +10,7 @@ from citywatch.config import CitywatchConfig
 from server.auth import Principal, Role, require_role
 from server.ingest import ControlChannel, Ingest
 from server.live import LiveHub
+from server.reference_pictures import ReferencePictures
 from server.storage.store import Store
 
 
@@ -38,11 +39,17 @@ def get_control(request: Request) -> ControlChannel | None:
     return ingest.control if ingest is not None else None
 
 
+def get_references(request: Request) -> ReferencePictures:
+    """Reference pictures held in memory for the configuration editor."""
+    return cast(ReferencePictures, request.app.state.references)
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[CitywatchConfig, Depends(get_settings)]
 HubDep = Annotated[LiveHub, Depends(get_hub)]
 IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
 ControlDep = Annotated[ControlChannel | None, Depends(get_control)]
+ReferencesDep = Annotated[ReferencePictures, Depends(get_references)]
 
 READERS: tuple[Role, ...] = ("operator", "planner")
 ReaderDep = Annotated[Principal, Depends(require_role(*READERS))]

@@ -19,7 +19,13 @@ from citywatch.config.cameras import (
     ZoneConfig,
     effective_incidents,
 )
-from citywatch.config.edge import EdgeConfig, EdgeSnapshotsConfig, EdgeSourcesConfig, EdgeTamperConfig
+from citywatch.config.edge import (
+    EdgeConfig,
+    EdgeReferencePictureConfig,
+    EdgeSnapshotsConfig,
+    EdgeSourcesConfig,
+    EdgeTamperConfig,
+)
 from citywatch.config.incidents import (
     CongestionRule,
     CrashCandidateRule,
@@ -40,6 +46,7 @@ from citywatch.config.server import (
     IngestConfig,
     LoginThrottleConfig,
     PCUWeights,
+    PrivacyConfig,
     RetentionConfig,
     ServerAuthConfig,
     ServerConfig,
@@ -58,6 +65,7 @@ __all__ = [
     "CountingConfig",
     "CrashCandidateRule",
     "EdgeConfig",
+    "EdgeReferencePictureConfig",
     "EdgeSnapshotsConfig",
     "EdgeSourcesConfig",
     "EdgeTamperConfig",
@@ -76,6 +84,7 @@ __all__ = [
     "MotionGateConfig",
     "PCUWeights",
     "PeopleOnCarriagewayRule",
+    "PrivacyConfig",
     "Point",
     "ProcessingConfig",
     "RetentionConfig",

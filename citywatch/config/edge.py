@@ -50,6 +50,17 @@ class EdgeSnapshotsConfig(StrictModel):
     jpeg_quality: int = Field(80, ge=10, le=100)
 
 
+class EdgeReferencePictureConfig(StrictModel):
+    """One still picture of the view for the configuration editor, sent only on an admin's request."""
+
+    enabled: bool = Field(False, description="No reference picture is ever taken or sent unless this is true.")
+    samples: int = Field(25, ge=3, le=120, description="Frames sampled over the requested seconds for the median.")
+    max_side: int = Field(1280, ge=160, le=4096, description="Longer side of the picture at most (pixels).")
+    vehicle_lower_fraction: float = Field(
+        0.4, ge=0, le=1, description="Lower share of each vehicle box still seen blurred (plates)."
+    )
+
+
 class EdgeConfig(StrictModel):
     device_id: Ident = "edge-01"
     outbox_path: Path = Path("data/outbox.sqlite")
@@ -70,3 +81,4 @@ class EdgeConfig(StrictModel):
     sources: EdgeSourcesConfig = EdgeSourcesConfig()
     tamper: EdgeTamperConfig = EdgeTamperConfig()
     snapshots: EdgeSnapshotsConfig = EdgeSnapshotsConfig()
+    reference_picture: EdgeReferencePictureConfig = EdgeReferencePictureConfig()

@@ -265,6 +265,27 @@ class ForecastsConfig(StrictModel):
         return self
 
 
+class PrivacyConfig(StrictModel):
+    """What the server may show of a camera's view: the reference picture (the one image that leaves an
+    edge, only on an admin's request; the edge must allow it too, ``edge.reference_picture.enabled``)."""
+
+    reference_pictures: bool | list[Ident] = Field(
+        False,
+        description="Admins may request reference pictures: true for every site, or a list of the sites "
+        "that allow it; false (default): none.",
+    )
+    operators_see_reference_picture: bool = Field(
+        False, description="Operators and planners may see a picture an admin requested (else admins only)."
+    )
+    reference_picture_ttl_s: float = Field(
+        900, ge=30, le=4 * 3600, description="The server keeps a picture in memory this long, never on disk."
+    )
+
+    def allows_reference(self, site: str) -> bool:
+        rp = self.reference_pictures
+        return rp if isinstance(rp, bool) else site in rp
+
+
 class ServerConfig(StrictModel):
     database_url: str = "sqlite:///data/citywatch.sqlite"
     host: str = "127.0.0.1"
@@ -277,6 +298,7 @@ class ServerConfig(StrictModel):
     auth: ServerAuthConfig = ServerAuthConfig()
     incidents: ServerIncidentsConfig = ServerIncidentsConfig()
     forecasts: ForecastsConfig = ForecastsConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     map_tiles_url: str | None = Field(
         None,
         max_length=500,

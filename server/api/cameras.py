@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 
-from citywatch.config import ConfigError, validate_camera
 from citywatch.contract import utcnow
 from server import camera_health
-from server.api.models import CameraDetailOut, CamerasOut, ConfigSentOut
-from server.api.params import NOT_FOUND, IdPath, bad, invalid, not_found, unavailable
-from server.deps import AdminDep, ControlDep, ReaderDep, SettingsDep, StoreDep
+from server.api.models import CameraDetailOut, CamerasOut
+from server.api.params import NOT_FOUND, IdPath, not_found
+from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.storage.store import Store
 
 router = APIRouter(tags=["cameras"])
@@ -120,33 +118,3 @@ def camera_detail(camera_id: IdPath, store: StoreDep, settings: SettingsDep, _wh
         "config": cfg.model_dump(mode="json") if cfg else None,
         "pushed_config": pushed.get("pushed_config"),
     }
-
-
-@router.put("/cameras/{camera_id}/config", status_code=202, response_model=ConfigSentOut)
-def push_camera_config(
-    camera_id: IdPath,
-    body: dict[str, Any],
-    store: StoreDep,
-    settings: SettingsDep,
-    control: ControlDep,
-    _who: AdminDep,
-) -> dict[str, Any]:
-    """Send a camera's new configuration (lines, lanes, zones) to its edge over ``.../control/config``
-    (admin). The body is a ``cameras[]`` block; it is validated here and again by the edge."""
-    try:
-        cam = validate_camera(body)
-    except ConfigError as exc:
-        raise invalid([(("body", *p.split(".")), m) for p, m in exc.errors]) from None
-    if cam.id != camera_id:
-        raise bad("camera_id", f"the body is camera {cam.id!r}, the path says {camera_id!r}", "path")
-    if control is None or not control.connected:
-        raise unavailable("not connected to the MQTT broker: the configuration cannot be sent")
-    site = cam.site or next((r["site_id"] for r in store.list_cameras() if r["camera_id"] == camera_id), None)
-    site = site or settings.site
-    version = cam.config_version()
-    data = cam.model_dump(mode="json")
-    delivered = control.push_config(site, camera_id, data, version)
-    if not delivered:
-        raise unavailable("the broker did not acknowledge the configuration message")
-    store.cameras.set_pushed_config(camera_id, json.dumps(data), version, utcnow())
-    return {"camera_id": camera_id, "site": site, "config_version": version, "sent": True}

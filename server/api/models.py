@@ -178,6 +178,9 @@ class UiCamera(Out):
     lines: list[UiLine]
     lanes: list[str]
     zones: list[UiZone]
+    reference_picture: bool = Field(
+        description="This user may see the camera's reference picture (its site allows them, and the role)."
+    )
 
 
 class UiMap(Out):
@@ -273,6 +276,52 @@ class ConfigSentOut(Out):
     site: str
     config_version: str
     sent: bool
+
+
+class ReferenceRequestedOut(Out):
+    request_id: str
+    camera_id: str
+
+
+class ConfigProblemOut(Out):
+    """``path``: the key path (``lines.0.points``); ``element``: the line, lane or zone id it is in."""
+
+    path: str
+    element: str | None
+    message: str
+
+
+class ConfigCheckOut(Out):
+    ok: bool
+    errors: list[ConfigProblemOut]
+
+
+class ConfigVersionOut(Out):
+    version: str
+    pushed_at: str
+    pushed_by: str
+    config: dict[str, Any]
+    confirmed_at: str | None = Field(description="When its edge first reported running it.")
+
+
+class ConfigVersionsOut(Out):
+    camera_id: str
+    confirmed_version: str | None = Field(description="What the edge's last status says it runs.")
+    versions: list[ConfigVersionOut] = Field(description="Newest first.")
+
+
+class AuditRowOut(Out):
+    id: int
+    at: str
+    actor: str
+    role: str
+    action: str
+    camera_id: str | None
+    detail: dict[str, Any] | None
+
+
+class AuditOut(Out):
+    items: list[AuditRowOut] = Field(description="Newest first.")
 
 
 # --- events, dead letters ------------------------------------------------------------------------

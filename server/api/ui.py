@@ -33,8 +33,11 @@ def tiles_origin(config: CitywatchConfig) -> str | None:
 @router.get("/ui-config", response_model=UiConfigOut)
 def ui_config(settings: SettingsDep, who: ReaderDep) -> dict[str, Any]:
     """Dashboard settings: the city's time zone (every time on the page is shown in it), map tiles
-    (``null``: a schematic), PCU weights and each configured camera's lines, lanes and zones."""
+    (``null``: a schematic), PCU weights and each configured camera's lines, lanes and zones, and whether
+    this user may see its reference picture (``server.privacy``)."""
     w = settings.server.pcu
+    privacy = settings.server.privacy
+    sees = who.role == "admin" or privacy.operators_see_reference_picture
     return {
         "role": who.role,
         "timezone": settings.server.timezone,
@@ -50,6 +53,7 @@ def ui_config(settings: SettingsDep, who: ReaderDep) -> dict[str, Any]:
                 "lines": [{"id": ln.id, "labels": dict(ln.labels)} for ln in c.lines],
                 "lanes": [ln.id for ln in c.lanes],
                 "zones": [{"id": z.id, "kind": z.kind} for z in c.zones],
+                "reference_picture": sees and privacy.allows_reference(settings.camera_site(c)),
             }
             for c in settings.cameras
         ],

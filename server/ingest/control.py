@@ -1,5 +1,9 @@
-"""Control messages from the server to the edges: committed watermarks, replay requests and pushed
-camera configurations. The API gets a :class:`ControlChannel` (``server.deps``), not the ingest."""
+"""Control messages from the server to the edges: committed watermarks, replay requests, pushed
+camera configurations and reference-picture requests. The API gets a :class:`ControlChannel`
+(``server.deps``), not the ingest.
+
+A pushed configuration is retained (QoS 1): an edge offline at push time gets it when it connects,
+and the next push (or a rollback, which pushes the older one again) replaces it."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any, Protocol
 
 from paho.mqtt.client import MQTTMessageInfo
 
-from citywatch.contract import ControlCommitted, ControlConfig, ControlReplay, Topics, utcnow
+from citywatch.contract import ControlCommitted, ControlConfig, ControlReferencePicture, ControlReplay, Topics, utcnow
 from server.ingest.health import IngestCounters
 from server.ingest.transport import IngestTransport
 from server.storage.store import Store
@@ -25,6 +29,8 @@ class ControlChannel(Protocol):
 
     def push_config(self, site_id: str, camera_id: str, camera: dict[str, Any], version: str) -> bool: ...
 
+    def request_reference(self, site_id: str, camera_id: str, request_id: str, seconds: float) -> bool: ...
+
 
 class ControlPublisher:
     """Publishes ``.../control/{committed,replay,config}`` through the ingest's connection."""
@@ -39,6 +45,8 @@ class ControlPublisher:
         #: Monotonic time of the last replay request per camera.
         self.last_replay: dict[str, float] = {}
         self._last_publish: MQTTMessageInfo | None = None
+        #: Cameras pushed a configuration their edge has not yet reported running.
+        self.unconfirmed: set[str] = set()
 
     @property
     def connected(self) -> bool:
@@ -74,9 +82,22 @@ class ControlPublisher:
             log.exception("recording the replay request of camera %s failed", camera_id)
 
     def push_config(self, site_id: str, camera_id: str, camera: dict[str, Any], version: str) -> bool:
-        """Send a new camera configuration to its edge (QoS 1); False when not connected."""
+        """Send a new camera configuration to its edge (QoS 1, retained: it reaches an edge that is offline
+        now when it connects); False when not connected or the broker did not acknowledge it."""
         if not self.connected:
             return False
         msg = ControlConfig(camera_id=camera_id, config_version=version, camera=camera)
-        info = self._transport.publish(self._topics.control(site_id, camera_id, "config"), msg.model_dump_json())
+        topic = self._topics.control(site_id, camera_id, "config")
+        info = self._transport.publish(topic, msg.model_dump_json(), retain=True)
+        self.unconfirmed.add(camera_id)
+        return info is not None and self._transport.wait_for(info, 5.0)
+
+    def request_reference(self, site_id: str, camera_id: str, request_id: str, seconds: float) -> bool:
+        """Ask the edge for one reference picture (QoS 1, not retained: an edge offline now never takes
+        one later); False when not connected or the broker did not acknowledge it."""
+        if not self.connected:
+            return False
+        msg = ControlReferencePicture(camera_id=camera_id, request_id=request_id, seconds=seconds)
+        info = self._transport.publish(self._topics.control(site_id, camera_id, "reference_picture"),
+                                       msg.model_dump_json())  # fmt: skip
         return info is not None and self._transport.wait_for(info, 5.0)

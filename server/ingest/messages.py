@@ -2,7 +2,7 @@
 
 A received message is a tuple (made on paho's thread for every message, so it must be cheap) whose
 ``result`` the writer fills in: one of the parse results (:class:`Events`, :class:`Status`,
-:class:`Ignored`, :class:`Invalid`), or, when the database refuses it, one of the dead-letter
+:class:`Reference`, :class:`Ignored`, :class:`Invalid`), or, when the database refuses it, one of the dead-letter
 outcomes (:class:`Rejected`, then :class:`Escaped`, then :class:`Dropped`).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from citywatch.contract import AnyEvent, StatusPayload
+from citywatch.contract import AnyEvent, ReferencePicture, StatusPayload
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,13 @@ class Status:
     site_id: str
     camera_id: str
     status: StatusPayload
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A camera's reference picture: handed to the in-memory holder, never stored."""
+
+    picture: ReferencePicture
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,9 @@ class Dropped:
     reason: str
 
 
-Parsed = Events | Status | Ignored | Invalid
+Parsed = Events | Status | Reference | Ignored | Invalid
 DeadLetter = Invalid | Rejected | Escaped | Dropped
-Outcome = Events | Status | Ignored | Invalid | Rejected | Escaped | Dropped
+Outcome = Events | Status | Reference | Ignored | Invalid | Rejected | Escaped | Dropped
 #: Dead letters that are stored (a dropped message is not).
 STORED_DEAD = (Invalid, Rejected, Escaped)
 DEAD = (Invalid, Rejected, Escaped, Dropped)

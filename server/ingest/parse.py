@@ -10,8 +10,8 @@ import logging
 
 from pydantic import ValidationError
 
-from citywatch.contract import MAX_SEQ, SCHEMA_MAJOR, Topics, parse_status, read_message
-from server.ingest.messages import Events, Ignored, Invalid, Parsed, Received, Status
+from citywatch.contract import MAX_SEQ, SCHEMA_MAJOR, Topics, parse_reference, parse_status, read_message
+from server.ingest.messages import Events, Ignored, Invalid, Parsed, Received, Reference, Status
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts)
 
 
-def parse_message(topics: Topics, topic: str, payload: bytes) -> Events | Status | Ignored:
+def parse_message(topics: Topics, topic: str, payload: bytes) -> Events | Status | Reference | Ignored:
     """What one message means; raises :class:`InvalidMessage` with the reason otherwise."""
     try:
         site, camera, channel, kind = topics.parse(topic)
@@ -47,6 +47,16 @@ def parse_message(topics: Topics, topic: str, payload: bytes) -> Events | Status
         if status.camera_id != camera:
             raise InvalidMessage(f"status of camera {status.camera_id!r} published on the topic of camera {camera!r}")
         return Status(site, camera, status)
+    if channel == "reference":
+        try:
+            picture = parse_reference(payload)
+        except ValidationError as exc:
+            raise InvalidMessage(f"invalid reference picture: {describe_validation_error(exc)}") from None
+        if (picture.site_id, picture.camera_id) != (site, camera):
+            raise InvalidMessage(
+                f"reference picture of {picture.site_id}/{picture.camera_id} published on the topic of {site}/{camera}"
+            )
+        return Reference(picture)
     if channel != "event":
         raise InvalidMessage(f"the server does not consume {channel!r} topics")
     if not payload:

@@ -25,7 +25,7 @@ from datetime import datetime
 from citywatch.config import CitywatchConfig
 from citywatch.contract import Topics, utcnow
 from server.ingest.batching import Batcher
-from server.ingest.cameras import CameraSync, summarize
+from server.ingest.cameras import CameraSync, CameraUpdate, summarize
 from server.ingest.control import ControlPublisher
 from server.ingest.gaps import GapTracker
 from server.ingest.health import (
@@ -36,12 +36,13 @@ from server.ingest.health import (
     IngestStats,
     assess,
 )
-from server.ingest.messages import Events, Ignored, Received, Status
+from server.ingest.messages import Events, Ignored, Received, Reference, Status
 from server.ingest.mqtt_reader import Publish
 from server.ingest.parse import parse_message, parsed
 from server.ingest.transport import IngestTransport
 from server.ingest.writing import BatchWriter
 from server.live import LiveHub, LiveItem
+from server.reference_pictures import ReferencePictures
 from server.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,13 @@ class Ingest:
         batch_max: int | None = None,
         linger_s: float | None = None,
         idle_gap_s: float = 0.02,
+        references: ReferencePictures | None = None,
     ) -> None:
         self.config = config
+        #: Where reference pictures go (None: they are dropped).
+        self.references = references
+        #: Last config_version each camera's status reported (the pushes it confirms are marked once).
+        self._running_versions: dict[str, str] = {}
         self.store = store
         self.hub = hub
         self.topics = Topics(config.mqtt.topic_prefix)
@@ -219,7 +225,7 @@ class Ingest:
 
     # --- the writer's thread ----------------------------------------------------------------------
 
-    def parse(self, topic: str, payload: bytes) -> Events | Status | Ignored:
+    def parse(self, topic: str, payload: bytes) -> Events | Status | Reference | Ignored:
         """What one message means; raises :class:`~server.ingest.parse.InvalidMessage` with the reason."""
         return parse_message(self.topics, topic, payload)
 
@@ -239,6 +245,35 @@ class Ingest:
             finally:
                 self._inflight_since = None
                 self.batcher.done(batch)
+
+    def _confirm_versions(self, updates: dict[str, CameraUpdate]) -> None:
+        """Mark pushed configurations as confirmed once a camera's status reports running them."""
+        waiting = self.control.unconfirmed
+        for camera_id, u in updates.items():
+            if u.status is None:
+                continue
+            version = u.status.config_version
+            if camera_id not in waiting and self._running_versions.get(camera_id) == version:
+                continue
+            try:
+                confirmed = self.store.config_history.confirm(camera_id, version, u.seen_at or utcnow())
+            except Exception:
+                log.exception("camera %s: could not confirm configuration %s", camera_id, version)
+                continue
+            self._running_versions[camera_id] = version
+            if confirmed:
+                waiting.discard(camera_id)
+                log.info("camera %s: its edge runs pushed configuration %s", camera_id, version)
+
+    def _hold_references(self, msgs: list[Received]) -> None:
+        for m in msgs:
+            if not isinstance(m.result, Reference):
+                continue
+            pic = m.result.picture
+            if self.references is not None and self.references.put(pic):
+                log.info("camera %s: reference picture %s received (held in memory)", pic.camera_id, pic.request_id)
+            else:
+                log.warning("camera %s: reference picture %s nobody asked for: dropped", pic.camera_id, pic.request_id)
 
     def _process(self, batch: list[Received]) -> None:
         """Commit, acknowledge, update cameras and watermarks, ask for gaps, tell live viewers."""
@@ -267,6 +302,8 @@ class Ingest:
 
         self.cameras.apply(summary.updates)
         self.gaps.check()
+        self._confirm_versions(summary.updates)
+        self._hold_references(msgs)
 
         if self.hub is not None and self.hub.subscriber_count:  # nobody watching: build nothing
             # each event first stored by this batch once, even if the batch repeated it

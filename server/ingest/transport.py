@@ -1,7 +1,7 @@
 """The ingest's MQTT connection: the only ingest code that knows paho, its internals included.
 
 It connects (persistent session, so that what was not acknowledged is redelivered), subscribes to every
-camera's events and status, hands the PUBLISH packets of each socket read to one callback, sends the
+camera's events, status and reference pictures, hands the PUBLISH packets of each socket read to one callback, sends the
 PUBACKs the writer asks for after its commit (manual acknowledgement), and publishes control messages.
 """
 
@@ -52,6 +52,9 @@ class IngestTransport:
         self._generation = 0
         self._lock = threading.Lock()
         self.client: IngestClient | None = None
+        #: Packet id of the reference-picture SUBSCRIBE (refused by an older broker file: not fatal).
+        self._references_mid: int | None = None
+        self._events_subscribed = False
 
     @property
     def generation(self) -> int:
@@ -129,8 +132,8 @@ class IngestTransport:
 
     # --- paho's thread -------------------------------------------------------------------------------
 
-    def _subscriptions(self) -> list[str]:
-        filters = [self.topics.all_events(), self.topics.all_status()]
+    def _subscriptions(self, filters: list[str] | None = None) -> list[str]:
+        filters = filters or [self.topics.all_events(), self.topics.all_status()]
         group = self.config.mqtt.shared_group
         if group:
             if is_v5(self.config.mqtt):
@@ -159,8 +162,12 @@ class IngestTransport:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connected = True
         subs = self._subscriptions()
+        self._events_subscribed = False
         client.subscribe([(t, 1) for t in subs])
-        log.info("MQTT connected (session present: %s); subscribed to %s", flags.session_present, subs)
+        # apart: a broker file made before the reference picture refuses it, and events must still flow
+        references = self._subscriptions([self.topics.all_references()])
+        self._references_mid = client.subscribe([(t, 1) for t in references])[1]
+        log.info("MQTT connected (session present: %s); subscribed to %s", flags.session_present, subs + references)
 
     def _on_subscribe(
         self,
@@ -171,10 +178,19 @@ class IngestTransport:
         _props: Properties | None,
     ) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
+        if _mid == self._references_mid:  # acknowledged after the events' (the broker answers in order)
+            if failed:
+                log.warning(
+                    "the broker refused the reference-picture subscription (%s): reference pictures cannot "
+                    "arrive; add the .../reference topics to the server's role (citywatch broker add-server "
+                    "--replace) and restart the broker", failed[0],
+                )  # fmt: skip
+            if self._events_subscribed:
+                self.subscribed.set()
+            return
         for rc in failed:
             log.error("MQTT subscription refused: %s", rc)
-        if not failed:
-            self.subscribed.set()
+        self._events_subscribed = not failed
 
     def _on_disconnect(
         self,

@@ -37,10 +37,20 @@ log = logging.getLogger(__name__)
 _ascii = functools.partial(str.encode, encoding="ascii", errors="backslashreplace")
 
 
+#: What a dead letter keeps of a refused reference picture: an image is never stored.
+WITHHELD_PICTURE = b"(a reference picture: images are never stored, the payload was dropped)"
+
+
+def _is_reference_topic(topic: str) -> bool:
+    parts = topic.rsplit("/", 2)
+    return len(parts) == 3 and parts[2] == "reference" and parts[1] != "event"
+
+
 def dead_letter_of(m: Received, result: DeadLetter) -> DeadLetterIn:
+    payload = WITHHELD_PICTURE if _is_reference_topic(m.topic) else m.payload
     if isinstance(result, Escaped):  # the plain copy was refused: topic and reason in ASCII, payload as bytes
-        return DeadLetterIn(_ascii(m.topic).decode(), bytes(m.payload), _ascii(result.reason).decode())
-    return DeadLetterIn(m.topic, m.payload, result.reason)
+        return DeadLetterIn(_ascii(m.topic).decode(), bytes(payload), _ascii(result.reason).decode())
+    return DeadLetterIn(m.topic, payload, result.reason)
 
 
 def resolving_dead_letter(topics: Topics, m: Received, result: DeadLetter) -> tuple[DeadLetterIn, str | None]:

@@ -14,6 +14,8 @@ import "./js/operator.js";
 import "./js/planner.js";
 import "./js/planner-more.js";
 import "./js/forecast.js";
+import "./js/picture.js";
+import "./js/editor.js";
 
 const API = "/api/v1";
 const NAME_KEY = "citywatch.operator";

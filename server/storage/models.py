@@ -260,3 +260,32 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConfigVersionRow(Base):
+    """A configuration pushed to a camera (0009): who pushed it, and when its edge first ran it."""
+
+    __tablename__ = "config_versions"
+    __table_args__ = (Index("ix_config_versions_camera_id_id", "camera_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    config: Mapped[str] = mapped_column(Text)
+    pushed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    pushed_by: Mapped[str] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One admin action (0009): who (key name or fingerprint), with which role, what, on which camera."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ from typing import Any
 
 from citywatch.config import CitywatchConfig
 from citywatch.contract import AnyEvent
+from server.storage.camera_setup import AuditLog, ConfigHistory
 from server.storage.cameras import Cameras, CameraUpdateIn
 from server.storage.database import DEFAULT_DATABASE_URL, ENV_SCHEMA, Database
 from server.storage.dead_letters import DeadLetterIn, DeadLetters
@@ -66,6 +67,8 @@ class Store:
         self.keys = ApiKeys(self.db)
         self.sessions = RevokedSessions(self.db)
         self.history = History(self.db, self.clock)
+        self.config_history = ConfigHistory(self.db)
+        self.audit = AuditLog(self.db)
 
     @classmethod
     def from_config(cls, config: CitywatchConfig, *, schema: str | None = None, migrate: bool = True) -> Store:

@@ -50,6 +50,7 @@ def test_add_device_makes_one_bound_credential_per_camera_pinned_to_its_site(tmp
     roles = {r["rolename"]: r for r in data["roles"]}
     acls = {(a["acltype"], a["topic"]) for a in roles[users["c1"]["roles"][0]["rolename"]]["acls"]}
     assert acls == {("publishClientSend", "citywatch/s1/c1/event/+"), ("publishClientSend", "citywatch/s1/c1/status"),
+                    ("publishClientSend", "citywatch/s1/c1/reference"),
                     ("subscribePattern", "citywatch/s1/c1/control/+"),
                     ("publishClientReceive", "citywatch/s1/c1/control/+")}
 

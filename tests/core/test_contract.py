@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -10,16 +11,20 @@ import pytest
 from pydantic import ValidationError
 
 from citywatch.contract import (
+    MAX_REFERENCE_JPEG_BYTES,
     SCHEMA_VERSION,
     CameraStatus,
     ControlCommitted,
+    ControlReferencePicture,
     EventBatch,
     LineCrossing,
+    ReferencePicture,
     Topics,
     deterministic_event_id,
     json_schema,
     parse_control,
     parse_message,
+    parse_reference,
 )
 
 
@@ -159,9 +164,27 @@ def _refused(payload: str, field: str) -> None:
     assert field in {str(p) for e in err.value.errors() for p in e["loc"]}, err.value
 
 
-def test_schema_version_is_1_3_and_a_1_2_event_with_sane_values_is_still_read() -> None:
-    assert SCHEMA_VERSION == "1.3"
+def test_schema_version_is_1_4_and_older_events_with_sane_values_are_still_read() -> None:
+    assert SCHEMA_VERSION == "1.4"
     assert parse_message(_payload(schema_version="1.2"))[0].schema_version == "1.2"
+    assert parse_message(_payload(schema_version="1.3"))[0].schema_version == "1.3"
+
+
+def test_a_reference_picture_request_and_its_picture_travel_on_their_own_topics() -> None:
+    t = Topics("citywatch")
+    ask = parse_control(ControlReferencePicture(camera_id="cam-1", request_id="r1", seconds=5).model_dump_json())
+    assert isinstance(ask, ControlReferencePicture) and ask.seconds == 5
+    with pytest.raises(ValidationError):  # a minute of frames at most
+        parse_control(ControlReferencePicture(camera_id="cam-1", request_id="r1").model_dump_json()
+                      .replace('"seconds":10.0', '"seconds":3600.0'))
+    assert t.reference("s1", "cam-1") == "citywatch/s1/cam-1/reference"
+    assert t.parse(t.reference("s1", "cam-1")) == ("s1", "cam-1", "reference", None)
+    pic = ReferencePicture(camera_id="cam-1", site_id="s1", request_id="r1", taken_at=datetime.now(timezone.utc),
+                           width=4, height=3, frames_used=10, jpeg_base64=base64.b64encode(b"\xff\xd8jpeg").decode())
+    assert parse_reference(pic.model_dump_json()) == pic
+    too_big = pic.model_dump() | {"jpeg_base64": "A" * (MAX_REFERENCE_JPEG_BYTES * 2)}
+    with pytest.raises(ValidationError):  # the broker's packet limit is far above what is accepted
+        parse_reference(json.dumps(too_big, default=str))
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import json
 import pytest
 from server_testkit import crossing, status_event
 
-from citywatch.contract import SCHEMA_MAJOR, EventBatch, StatusPayload, Topics, utcnow
-from server.ingest.messages import Events, Ignored, Invalid, Received, Rejected, Status
+from citywatch.contract import SCHEMA_MAJOR, EventBatch, ReferencePicture, StatusPayload, Topics, utcnow
+from server.ingest.messages import Events, Ignored, Invalid, Received, Reference, Rejected, Status
 from server.ingest.parse import InvalidMessage, classify, parse_message, parsed, resolvable_seqs
 
 TOPICS = Topics("cwparse")
@@ -35,6 +35,16 @@ def test_a_batch_envelope_is_all_of_its_events_in_order() -> None:
 def test_a_status_names_the_site_and_camera_of_its_topic() -> None:
     status = StatusPayload(camera_id="cam-1", state="offline", device_id="edge-1")
     assert parse_message(TOPICS, TOPICS.status("site-9", "cam-1"), body(status)) == Status("site-9", "cam-1", status)
+
+
+def test_a_reference_picture_on_its_cameras_topic_is_a_reference_and_elsewhere_is_invalid() -> None:
+    pic = ReferencePicture(camera_id="cam-1", site_id="site-1", request_id="r1", taken_at=utcnow(), width=2,
+                           height=2, frames_used=3, jpeg_base64="/9j/AA==")  # fmt: skip
+    assert parse_message(TOPICS, TOPICS.reference("site-1", "cam-1"), body(pic)) == Reference(pic)
+    wrong = classify(TOPICS, TOPICS.reference("site-1", "cam-2"), body(pic))
+    assert isinstance(wrong, Invalid) and "published on the topic of site-1/cam-2" in wrong.reason
+    broken = classify(TOPICS, TOPICS.reference("site-1", "cam-1"), b'{"kind": "reference_picture"}')
+    assert isinstance(broken, Invalid) and broken.reason.startswith("invalid reference picture")
 
 
 def test_a_cleared_retained_status_is_ignored() -> None:

@@ -277,3 +277,73 @@ def test_a_multi_camera_box_logs_in_each_camera_with_its_own_credential(secure: 
     finally:
         for link in links:
             link.stop()
+
+
+def test_a_camera_publishes_a_reference_picture_only_on_its_own_topic_and_the_server_receives_it(
+    secure: Secure,
+) -> None:
+    srv = server(secure)
+    assert srv.subscribe("citywatch/+/+/reference") == ["Granted QoS 1"]
+    assert srv.subscribe("$share/ingest/citywatch/+/+/reference") == ["Granted QoS 1"]
+    edge = device(secure, "cam-1", "box-1")
+    picture = b'{"kind": "reference_picture"}'  # the broker does not read payloads
+    assert edge.publish("citywatch/site-1/cam-1/reference", picture) == "Success"
+    refused = {
+        topic: edge.publish(topic, picture)
+        for topic in (
+            "citywatch/site-1/cam-2/reference",  # another camera of its site
+            "citywatch/site-2/cam-3/reference",  # another site's camera
+            "citywatch/site-2/cam-1/reference",  # its camera id under another site
+        )
+    }
+    assert all(r == "Not authorized" for r in refused.values()), refused
+    other = device(secure, "cam-2", "box-2")
+    assert other.subscribe("citywatch/site-1/cam-1/reference") == ["Not authorized"]  # no camera sees another's
+    assert other.subscribe("citywatch/+/+/reference") == ["Not authorized"]
+    wait_for(lambda: len(srv.messages) >= 2, 5)
+    time.sleep(0.5)
+    assert [m.topic for m in srv.messages] == ["citywatch/site-1/cam-1/reference"] * 2  # plain and $share
+    assert other.messages == []
+    for p in (edge, other, srv):
+        p.close()
+
+
+def test_a_broker_file_from_before_the_reference_picture_still_lets_the_ingest_receive_events(
+    secure: Secure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's role without the .../reference topics (an older broker file): that subscription is
+    refused, and the ingest still subscribes to events and status and stores what arrives."""
+    import json
+
+    from citywatch.config import CitywatchConfig
+    from server.ingest import Ingest
+    from server.storage.store import Store
+
+    secure.broker.stop()
+    data = json.loads(secure.dynsec.read_text())
+    for role in data["roles"]:
+        if role["rolename"] == "citywatch-server":
+            role["acls"] = [a for a in role["acls"] if not a["topic"].endswith("/reference")]
+    secure.dynsec.write_text(json.dumps(data))
+    secure.broker.start()
+    monkeypatch.setenv("CW_SRV_USER", "citywatch-server")
+    monkeypatch.setenv("CW_SRV_PW", SERVER_PW)
+    config = CitywatchConfig.model_validate({
+        "site": "site-1",
+        "mqtt": {"port": secure.broker.port, "protocol": "5", "username_env": "CW_SRV_USER",
+                 "password_env": "CW_SRV_PW"},
+        "server": {"database_url": f"sqlite:///{tmp_path}/db.sqlite", "client_id": "citywatch-server"},
+    })  # fmt: skip
+    store = Store(config.server.database_url)
+    ingest = Ingest(config, store)
+    ingest.start()
+    try:
+        assert ingest.subscribed.wait(10)
+        edge = device(secure, "cam-1", "box-1")
+        assert edge.publish("citywatch/site-1/cam-1/event/line_crossing", crossing(1).model_dump_json()) == "Success"
+        wait_for(lambda: store.count_events() == 1, 10)
+        assert "refused the reference-picture subscription" in caplog.text
+        edge.close()
+    finally:
+        ingest.stop()
+        store.close()

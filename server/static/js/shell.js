@@ -1,4 +1,4 @@
-// The page shell: operator/planner/engineer tabs (#operator, #planner, #engineer), role badge, language
+// The page shell: operator/planner/engineer tabs (#operator, #planner, #engineer; #editor for admins), role badge, language
 // switch, sign-out, the city clock with its zone named, the sound switch, and the camera registry every
 // view shares (`cw.emit("cameras", list)`), re-emitted whenever the health a person is shown changes
 // (a status ages into "stale" on the page itself, the link to the server is lost or back).
@@ -11,7 +11,8 @@ let pending = null;
 let shownSig = "";
 
 export function showView(name) {
-  const view = ["planner", "engineer"].includes(name) ? name : "operator";
+  const views = cw.role === "admin" ? ["planner", "engineer", "editor"] : ["planner", "engineer"];
+  const view = views.includes(name) ? name : "operator";
   for (const v of document.querySelectorAll("#dashboard > .view")) v.hidden = v.dataset.view !== view;
   for (const b of document.querySelectorAll("#view-tabs button")) {
     b.setAttribute("aria-selected", String(b.dataset.view === view));
