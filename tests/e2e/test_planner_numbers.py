@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -265,11 +266,24 @@ def test_the_planner_in_english_has_no_vietnamese_and_the_same_numbers(browser, 
         ctx.close()
 
 
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+#: axe-core's WCAG 2.1 AA contrast rule over the whole page: every failing element with axe's reason.
+AXE_CONTRAST = """async () => {
+    const r = await axe.run(document, { runOnly: { type: 'rule', values: ['color-contrast'] },
+                                        resultTypes: ['violations'] });
+    return r.violations.flatMap(v => v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary));
+}"""
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
 @pytest.mark.parametrize("size", [(1920, 1080), (1366, 768), (390, 844)], ids=["wall", "laptop", "phone"])
-def test_the_planner_fits_each_screen(browser, site, size: tuple[int, int]) -> None:  # noqa: F811
+def test_the_planner_fits_each_screen_in_each_language_with_aa_contrast(
+    browser, site, size: tuple[int, int], lang: str  # noqa: F811
+) -> None:
     now = site["now"]
+    # bypass_csp: axe-core is injected as a script, which the page's CSP (script-src 'self') refuses
     ctx = browser.new_context(viewport={"width": size[0], "height": size[1]}, timezone_id="Asia/Ho_Chi_Minh",
-                              is_mobile=size[0] < 500, has_touch=size[0] < 500)
+                              is_mobile=size[0] < 500, has_touch=size[0] < 500, bypass_csp=True)
     page = ctx.new_page()
     try:
         page.goto(f"{site['server'].url}/")
@@ -277,19 +291,27 @@ def test_the_planner_fits_each_screen(browser, site, size: tuple[int, int]) -> N
         page.fill("#login-key", KEY)
         page.click("#login-form button[type=submit]")
         page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
+        if lang == "en":
+            page.click("#lang-switch")
+            page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
         frm = (now - timedelta(hours=INSTALLED_H + 2)).astimezone(CITY).replace(minute=0, second=0, microsecond=0)
         show(page, "cam-line", "1h", frm, (now + timedelta(hours=2)).astimezone(CITY).replace(minute=0, second=0,
                                                                                              microsecond=0))
-        page.wait_for_selector('#heatmap[data-state="ready"]', timeout=10000)
-        page.screenshot(path=str(ARTIFACTS / f"planner-{size[0]}x{size[1]}.png"), full_page=True)
+        for ready in ("#heatmap", "#compare-table", "#fc-chart"):
+            page.wait_for_selector(f'{ready}[data-state="ready"]', timeout=10000)
+        page.screenshot(path=str(ARTIFACTS / f"planner-{lang}-{size[0]}x{size[1]}.png"), full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= size[0], f"{width} px wide in a {size[0]} px viewport: the page scrolls sideways"
         wide = page.evaluate("[...document.querySelectorAll('#view-planner *')]"
                              ".filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)"
                              ".filter((e) => !e.closest('.scroll, .scroll-x, details, table'))"
                              ".map((e) => e.id || e.tagName)")
         assert not wide, wide  # nothing of the planner runs off the screen (tables scroll in their box)
-        page.wait_for_selector('#fc-chart[data-state="ready"]', timeout=10000)
         heights = page.evaluate("['#flow-chart', '#fc-chart', '#heatmap'].map((c) => "
                                 "document.querySelector(c + ' text.tick').getBoundingClientRect().height)")
         assert min(heights) >= 9, heights  # chart text stays legible at this size
+        page.add_script_tag(path=str(AXE))
+        failures = page.evaluate(AXE_CONTRAST)
+        assert failures == [], "\n".join(failures)
     finally:
         ctx.close()
