@@ -266,6 +266,45 @@ def test_the_planner_in_english_has_no_vietnamese_and_the_same_numbers(browser, 
         ctx.close()
 
 
+def test_times_are_typed_and_shown_one_way_and_a_bad_range_is_said_plainly(browser, site) -> None:  # noqa: F811
+    # an en-US browser: its own date control would show "12/06/2026, 06:00 AM" beside charts reading "06/12"
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="America/New_York", locale="en-US")
+    page = ctx.new_page()
+    try:
+        page.goto(f"{site['server'].url}/")
+        page.wait_for_selector("#login:not([hidden])", timeout=15000)
+        page.fill("#login-key", KEY)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
+        one_format = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}$")
+        for field in ("#pf-from", "#pf-to", "#cmp-a-from", "#cmp-b-to"):
+            assert one_format.match(page.locator(field).input_value()), field
+        ticks = [t.text_content() or "" for t in page.locator("#flow-chart text.x-tick").all()]
+        assert ticks and all(re.fullmatch(r"\d{2}:\d{2} \d{2}/\d{2}", t) for t in ticks), ticks  # "06:00 06/12"
+
+        def submit(frm: str, to: str) -> str:
+            page.fill("#pf-from", frm)
+            page.fill("#pf-to", to)
+            page.click("#pf-submit")
+            page.wait_for_selector('#flow-chart[data-state="ready"], #flow-chart[data-state="error"]', timeout=15000)
+            return page.locator("#planner-error").inner_text()
+
+        assert submit("31/02/2026 10:00", "01/03/2026 10:00").startswith("Không đọc được thời gian “31/02/2026 10:00”")
+        assert page.locator("#flow-chart").get_attribute("data-state") == "error"
+        assert submit("02/03/2026 10:00", "01/03/2026 10:00") == "“Từ” phải trước “Đến”"
+        page.click("#lang-switch")
+        page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
+        assert submit("02/03/2026 10:00", "01/03/2026 10:00") == "“From” must be before “To”"
+        # typed day first and read as city time, whatever the browser's locale and zone
+        assert submit("01/03/2026 7:00", "2026-03-02T07:00") == ""
+        assert page.locator("#flow-chart").get_attribute("data-state") == "ready"
+        assert page.locator("#pf-from").input_value() == "01/03/2026 07:00"  # said back in the one format
+        href = page.locator("#export-flow-csv").get_attribute("href") or ""
+        assert "from=2026-03-01T07%3A00%3A00%2B07%3A00" in href and "to=2026-03-02T07%3A00%3A00%2B07%3A00" in href
+    finally:
+        ctx.close()
+
+
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 #: axe-core's WCAG 2.1 AA contrast rule over the whole page: every failing element with axe's reason.
 AXE_CONTRAST = """async () => {

@@ -280,7 +280,9 @@ export function fmtTime(iso, style = "full") {
   const d = iso instanceof Date ? iso : new Date(iso);
   if (Number.isNaN(d.getTime())) return "—";
   const opts = typeof style === "string" ? TIME_STYLE[style] || TIME_STYLE.full : style;
-  return d.toLocaleString(locale(), { hourCycle: "h23", timeZone, ...opts });
+  // Vietnamese day and month alone come out as "06-12" but with the year as "06/12/2026": one separator
+  return new Intl.DateTimeFormat(locale(), { hourCycle: "h23", timeZone, ...opts }).formatToParts(d)
+    .map((p) => (p.type === "literal" && p.value === "-" ? "/" : p.value)).join("");
 }
 
 /** The city's zone as people read it: "Asia/Ho_Chi_Minh (UTC+07:00)". */
