@@ -76,7 +76,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "site": "pn",
         "server": {"database_url": url, "ingest": {"heartbeat_s": 60}},
         "cameras": [
-            {"id": "cam-line", "source": "file:///dev/null", "lines": [{"id": "main", "points": [[0, 9], [99, 9]]}]},
+            {"id": "cam-line", "source": "file:///dev/null", "lines": [{"id": "main", "points": [[0, 9], [99, 9]]}],
+             "name": "Dien Bien Phu at Dinh Tien Hoang, towards the bridge"},  # long: the camera list fits a phone
             {"id": "cam-lane", "source": "file:///dev/null",
              "lanes": [{"id": "lane-1", "polygon": [[0, 0], [50, 0], [50, 50], [0, 50]]}]},
         ],
