@@ -170,6 +170,10 @@ def test_one_health_rule_feeds_the_map_the_table_and_the_cards_alike(browser, si
         want = {c["id"]: c["health"] for c in cams}
         assert wait_for(lambda: {k: v for k, v in shown_health(page).items()}
                         == {k: {v} for k, v in want.items()}, 10), (shown_health(page), want)
+        # hang-xanh works but has incidents: counted as working, never as "OK" beside its red "incident" pill
+        ok = page.locator("#now-ok")
+        assert ok.get_attribute("data-count") == "1"
+        assert page.locator("#now-ok + span").inner_text() == "camera đang hoạt động"
         reasons = page.locator('#cameras-body tr[data-camera-id="cau-sg"] [data-field="why"]').inner_text()
         assert "1,8/25,0" in reasons  # falling behind, in Vietnamese number format
 
@@ -188,6 +192,13 @@ def test_one_health_rule_feeds_the_map_the_table_and_the_cards_alike(browser, si
         err = page.locator('#camera-detail [data-field="error"]')
         err.wait_for(timeout=5000)
         assert err.inner_text() == "Máy chủ gặp lỗi (500). Thử lại sau."
+        page.route("**/api/v1/cameras/cau-sg", lambda route: route.fulfill(
+            status=422, content_type="application/json",
+            body='{"detail": [{"loc": ["body", "by"], "msg": "say who acts", "type": "value_error"}]}'))
+        page.click('#camera-map .map-camera[data-camera-id="cau-sg"]')
+        page.wait_for_function("document.querySelector('#camera-detail [data-field=\"error\"]')"
+                               "?.textContent.includes('tên')", timeout=5000)
+        assert err.inner_text() == "Giá trị nhập không hợp lệ: tên của bạn"  # the field as the reader knows it
     finally:
         ctx.close()
 

@@ -46,6 +46,12 @@ export class ApiError extends Error {
   }
 }
 
+/** A refused field as the reader knows it ("by" -> "your name"); its API name when the page has no word. */
+function fieldName(name) {
+  const said = t(`field.${name}`);
+  return said === `field.${name}` ? name : said;
+}
+
 function friendly(status, detail) {
   if (status === 0) return t("err.network");
   if (status === 403) return t("err.forbidden");
@@ -54,7 +60,7 @@ function friendly(status, detail) {
   if (status === 422) {
     const fields = Array.isArray(detail)
       ? [...new Set(detail.map((d) => (d.loc || []).filter((x) => x !== "body" && x !== "query").join(".")))]
-        .filter(Boolean).join(", ")
+        .filter(Boolean).map(fieldName).join(", ")
       : "";
     return t("err.invalid", { fields: fields || "—" });
   }
