@@ -485,3 +485,17 @@ def test_the_history_says_itself_again_in_the_new_language(browser, site) -> Non
         assert not VIETNAMESE.search(text), text
     finally:
         ctx.close()
+
+
+def test_an_export_with_nothing_behind_it_offers_no_download(browser, site) -> None:  # noqa: F811
+    ctx, page = open_console(browser, site["server"].url)
+    try:
+        page.click("#tab-planner")
+        page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
+        page.wait_for_function("document.querySelector('#fc-series option')", timeout=10000)
+        assert page.locator("#fc-series").inner_text().strip() == "Chưa có chuỗi nào"  # no counts: no series
+        assert page.locator("#fc-export-csv").is_hidden()  # its href "#" would download the page itself
+        for link in ("#export-flow-csv", "#export-flow-fiware"):
+            assert page.locator(link).is_visible() and page.locator(link).get_attribute("href") != "#"
+    finally:
+        ctx.close()
