@@ -367,8 +367,8 @@ def test_the_operator_view_at_wall_laptop_and_phone_sizes(browser, site) -> None
 
 
 def test_axe_core_finds_no_wcag_aa_contrast_failure(browser, site) -> None:  # noqa: F811
-    for lang in ("vi", "en"):
-        ctx, page = open_console(browser, site["server"].url, 1366, 768, lang=lang)
+    for lang, (w, h) in (("vi", (1366, 768)), ("en", (1366, 768)), ("vi", (390, 844)), ("en", (1920, 1080))):
+        ctx, page = open_console(browser, site["server"].url, w, h, lang=lang)
         try:
             page.wait_for_selector("#cameras-body tr", timeout=10000)
             page.add_script_tag(path=str(AXE))
