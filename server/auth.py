@@ -226,6 +226,15 @@ class Auth:
                 found = managed_role
         return found
 
+    def env_key_label(self, key: str) -> str | None:
+        """Which entry of ``CITYWATCH_API_KEYS`` ``key`` is (those keys have no name): what the audit trail
+        records for a machine client that names nobody. None for any other key."""
+        given, found = key.encode(), None
+        for i, (_, k) in enumerate(self.keys or []):
+            if hmac.compare_digest(given, k.encode()) and found is None:
+                found = f"API key {i + 1} of {ENV_API_KEYS}"
+        return found
+
     # Session tokens: role.expiry.key-fingerprint.session-id.signature. Removing the key revokes its
     # sessions; log-out revokes the session id; the expiry is checked on every request.
     @property
@@ -309,11 +318,7 @@ class Auth:
                 log.warning("refused a request relayed by a proxy (%s): open local mode serves this host only", relayed)
                 return None
             return Principal("admin", "open")
-        header = request.headers.get("authorization", "")
-        key = None
-        if header[:7].lower() == "bearer ":
-            key = header[7:].strip()
-        key = key or request.headers.get("x-api-key")
+        key = presented_key(request)
         if key:
             role = self.check_key(request, key)
             return Principal(role, "header", _fingerprint(key)) if role else None
@@ -323,6 +328,13 @@ class Auth:
             verified = self._verified(token) if role else None
             return Principal(role, "cookie", verified[2] if verified else None) if role else None
         return None
+
+
+def presented_key(request: Request) -> str | None:
+    """The API key a request carries (``Authorization: Bearer`` or ``X-API-Key``); None without one."""
+    header = request.headers.get("authorization", "")
+    key = header[7:].strip() if header[:7].lower() == "bearer " else None
+    return key or request.headers.get("x-api-key") or None
 
 
 def client_address(request: Request) -> str:

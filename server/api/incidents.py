@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from server import export
 from server.api.models import IncidentDetailOut, IncidentOut, IncidentsOut
@@ -19,10 +19,11 @@ from server.api.params import (
     NOT_FOUND,
     IdParam,
     aware_time,
+    bad,
     conflict,
     not_found,
 )
-from server.auth import Principal, require_role
+from server.auth import Principal, get_auth, hash_key, presented_key, require_role
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.incidents import IncidentService
 from server.storage.incidents import IncidentConflict, IncidentStore
@@ -39,10 +40,19 @@ TypeQ = Annotated[
 ]
 
 
+#: Who acts, as the audit trail records them: a person's name (surrounding spaces dropped).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
 class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str | None = Field(None, max_length=2000)
-    by: str | None = Field(None, min_length=1, max_length=100, description="Operator's name (the audit trail).")
+    by: Name | None = Field(
+        None,
+        description="The name of the person acting, recorded in the audit trail. Required from a browser "
+        "session and in open local mode; a client with an API key that gives none is recorded under the "
+        "key's name.",
+    )
 
 
 class ResolveIn(StepIn):
@@ -87,8 +97,23 @@ def get_incident(incident_id: IncidentId, store: StoreDep, _who: ReaderDep) -> d
     return rec
 
 
+def _actor(request: Request, store: Any, who: Principal, by: str | None) -> str:
+    """Who the audit trail records: the person ``by`` names; a client with an API key that names nobody
+    (a machine) under the key's name. A browser session or open local mode must name the person: a role
+    ("operator") says nothing about who acknowledged."""
+    if by:
+        return by
+    key = presented_key(request) if who.via == "header" else None
+    if key:
+        label = get_auth(request).env_key_label(key)
+        name = None if label else store.keys.name_of(hash_key(key))
+        if label or name:
+            return (label or f"API key {name!r}")[:100]  # the audit trail's column width
+    raise bad("by", "say who acts: the name of the person acknowledging or resolving", where="body")
+
+
 def _step(request: Request, store: Any, who: Principal, incident_id: str, action: str, body: StepIn) -> dict[str, Any]:
-    actor = body.by or who.role
+    actor = _actor(request, store, who, body.by)
     db = _incidents(store)
     try:
         if action == "ack":
@@ -109,7 +134,8 @@ def _step(request: Request, store: Any, who: Principal, incident_id: str, action
 def acknowledge(
     incident_id: IncidentId, request: Request, store: StoreDep, who: OperatorDep, body: StepIn | None = None
 ) -> dict[str, Any]:
-    """An operator has seen it: escalation stops. 409 when already acknowledged or resolved."""
+    """An operator has seen it: escalation stops. ``by`` names who (a browser session or open local mode
+    must give it). 409 when already acknowledged or resolved."""
     return _step(request, store, who, str(incident_id), "ack", body or StepIn())
 
 

@@ -380,6 +380,12 @@ class WhoAmIOut(LoginOut):
 
 # --- incidents -----------------------------------------------------------------------------------
 
+#: Who acknowledged or resolved: a person, or the key of a machine client; never a bare role.
+WHO = (
+    "The name the person gave; for a client with an API key that gave none, the key: \"API key 'name'\" "
+    "(a managed key) or \"API key N of CITYWATCH_API_KEYS\"."
+)
+
 
 class IncidentOut(Out):
     incident_id: str
@@ -401,9 +407,9 @@ class IncidentOut(Out):
     updated_at: str
     status: str
     acknowledged_at: str | None
-    acknowledged_by: str | None
+    acknowledged_by: str | None = Field(description=WHO)
     resolved_at: str | None
-    resolved_by: str | None
+    resolved_by: str | None = Field(description=WHO)
     resolution_note: str | None
     escalation_level: int
 
@@ -411,8 +417,8 @@ class IncidentOut(Out):
 class IncidentAction(Out):
     at: str
     action: str
-    actor: str | None
-    role: str | None
+    actor: str | None = Field(description=WHO + " \"system\" for the server's own (notices, escalations).")
+    role: str | None = Field(description="The role the person or key acted in.")
     note: str | None
 
 

@@ -50,6 +50,13 @@ class ApiKeys:
             for r in rows
         ]
 
+    def name_of(self, key_hash: str) -> str | None:
+        """The name of the active managed key with this hash (who or what uses it); None when none is."""
+        with self.db.session() as s:
+            return s.scalar(
+                select(ApiKeyRow.name).where(ApiKeyRow.key_hash == key_hash, ApiKeyRow.revoked_at.is_(None))
+            )
+
     def active_key_hashes(self) -> dict[str, str]:
         """``{sha256 hex: role}`` of keys not revoked."""
         with self.db.session() as s:

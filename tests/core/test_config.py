@@ -20,6 +20,13 @@ def test_shipped_example_and_demo_configs_are_valid() -> None:
     assert demo.mqtt.protocol == "3.1.1" and demo.cameras[0].loop
 
 
+def test_the_demo_names_its_camera_and_directions_once_not_in_two_languages() -> None:
+    # the dashboard shows names as they are in both languages: "Vietnamese / English" would be on every screen
+    cam = load_config(REPO / "citywatch/configs/demo.yaml").cameras[0]
+    shown = [cam.name or "", *(label for line in cam.lines for label in line.labels.values())]
+    assert shown[0] and all(" / " not in text for text in shown), shown
+
+
 def test_errors_name_the_key_path() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config({

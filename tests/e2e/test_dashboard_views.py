@@ -318,8 +318,9 @@ def test_a_planner_cannot_acknowledge_and_reads_charts_equal_to_the_api(browser,
         now = site["now"]
         frm = (now - timedelta(hours=HISTORY_H)).astimezone(CITY).replace(minute=0, second=0, microsecond=0)
         to = (now + timedelta(hours=1)).astimezone(CITY).replace(minute=0, second=0, microsecond=0)
-        assert page.locator("#pf-to").input_value() == city_input(
-            datetime.fromtimestamp((time.time() // 3600 + 1) * 3600, timezone.utc))  # city time, not New York's
+        next_hour = datetime.fromtimestamp((time.time() // 3600 + 1) * 3600, timezone.utc).astimezone(CITY)
+        # city time, not New York's, in the page's one format (not the browser's en-US "12/06/2026, 06:00 PM")
+        assert page.locator("#pf-to").input_value() == next_hour.strftime("%d/%m/%Y %H:%M")
         page.select_option("#pf-camera", "southwark-jn")
         page.select_option("#pf-line", "main")
         page.select_option("#pf-bucket", "1h")

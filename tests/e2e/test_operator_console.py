@@ -40,12 +40,14 @@ SITE = "console"
 OPERATOR = "Trần Thị Bình"
 #: Names the English view may show in Vietnamese: cameras, the operator and the language switch (a language
 #: is offered in its own name).
-NAMES = ("Ngã tư Hàng Xanh", "Cầu Sài Gòn", "Điện Biên Phủ", OPERATOR, "Tiếng Việt")
+#: A long name, as real ones are: its camera's entry in the alert filter must not widen the phone's page.
+LONG_NAME = "Điện Biên Phủ giao Đinh Tiên Hoàng, hướng về cầu Điện Biên Phủ"
+NAMES = ("Ngã tư Hàng Xanh", "Cầu Sài Gòn", LONG_NAME, OPERATOR, "Tiếng Việt")
 CAMERAS = [
     {"id": "hang-xanh", "name": "Ngã tư Hàng Xanh", "location": {"lat": 10.8013, "lon": 106.7113},
      "lanes": [{"id": "lane-left", "polygon": [[0, 0], [100, 0], [100, 100]], "direction": [[50, 0], [50, 100]]}]},
     {"id": "cau-sg", "name": "Cầu Sài Gòn", "location": {"lat": 10.7985, "lon": 106.7200}},
-    {"id": "dbp", "name": "Điện Biên Phủ", "location": {"lat": 10.7930, "lon": 106.7000}},
+    {"id": "dbp", "name": LONG_NAME, "location": {"lat": 10.7930, "lon": 106.7000}},
 ]
 
 
@@ -136,7 +138,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def open_console(browser, url: str, width: int = 1366, height: int = 768, lang: str | None = None):  # noqa: F811
     # bypass_csp: axe-core is injected as a script, which the page's CSP (script-src 'self') refuses
     ctx = browser.new_context(viewport={"width": width, "height": height}, timezone_id="America/New_York",
-                              locale="en-US", bypass_csp=True)
+                              locale="en-US", bypass_csp=True, is_mobile=width < 500, has_touch=width < 500)
     page = ctx.new_page()
     page.goto(f"{url}/#operator")
     page.wait_for_selector("body[data-ready=true]", timeout=15000)
@@ -168,6 +170,10 @@ def test_one_health_rule_feeds_the_map_the_table_and_the_cards_alike(browser, si
         want = {c["id"]: c["health"] for c in cams}
         assert wait_for(lambda: {k: v for k, v in shown_health(page).items()}
                         == {k: {v} for k, v in want.items()}, 10), (shown_health(page), want)
+        # hang-xanh works but has incidents: counted as working, never as "OK" beside its red "incident" pill
+        ok = page.locator("#now-ok")
+        assert ok.get_attribute("data-count") == "1"
+        assert page.locator("#now-ok + span").inner_text() == "camera đang hoạt động"
         reasons = page.locator('#cameras-body tr[data-camera-id="cau-sg"] [data-field="why"]').inner_text()
         assert "1,8/25,0" in reasons  # falling behind, in Vietnamese number format
 
@@ -186,6 +192,13 @@ def test_one_health_rule_feeds_the_map_the_table_and_the_cards_alike(browser, si
         err = page.locator('#camera-detail [data-field="error"]')
         err.wait_for(timeout=5000)
         assert err.inner_text() == "Máy chủ gặp lỗi (500). Thử lại sau."
+        page.route("**/api/v1/cameras/cau-sg", lambda route: route.fulfill(
+            status=422, content_type="application/json",
+            body='{"detail": [{"loc": ["body", "by"], "msg": "say who acts", "type": "value_error"}]}'))
+        page.click('#camera-map .map-camera[data-camera-id="cau-sg"]')
+        page.wait_for_function("document.querySelector('#camera-detail [data-field=\"error\"]')"
+                               "?.textContent.includes('tên')", timeout=5000)
+        assert err.inner_text() == "Giá trị nhập không hợp lệ: tên của bạn"  # the field as the reader knows it
     finally:
         ctx.close()
 
@@ -323,6 +336,10 @@ def test_the_english_view_has_no_vietnamese_but_names_and_says_alerts_in_english
 
 
 def test_the_operator_view_at_wall_laptop_and_phone_sizes(browser, site) -> None:  # noqa: F811
+    api = site["api"]
+    if not api.get("/incidents", params={"camera_id": "dbp"}).json()["total"]:  # its long name in the alert filter
+        site["feed"].send("dbp", [site["feed"].incident("dbp", "congestion", "low", lane_id="nb-1")])
+        assert wait_for(lambda: api.get("/incidents", params={"camera_id": "dbp"}).json()["total"] > 0, 10)
     for w, h in ((1920, 1080), (1366, 768), (390, 844)):
         ctx, page = open_console(browser, site["server"].url, w, h)
         try:
@@ -350,8 +367,8 @@ def test_the_operator_view_at_wall_laptop_and_phone_sizes(browser, site) -> None
 
 
 def test_axe_core_finds_no_wcag_aa_contrast_failure(browser, site) -> None:  # noqa: F811
-    for lang in ("vi", "en"):
-        ctx, page = open_console(browser, site["server"].url, 1366, 768, lang=lang)
+    for lang, (w, h) in (("vi", (1366, 768)), ("en", (1366, 768)), ("vi", (390, 844)), ("en", (1920, 1080))):
+        ctx, page = open_console(browser, site["server"].url, w, h, lang=lang)
         try:
             page.wait_for_selector("#cameras-body tr", timeout=10000)
             page.add_script_tag(path=str(AXE))
@@ -444,3 +461,41 @@ def test_an_acknowledgement_carries_the_name_given_at_sign_in_and_never_the_prev
             ctx.close()
     finally:
         store.close()
+
+
+def test_the_history_says_itself_again_in_the_new_language(browser, site) -> None:  # noqa: F811
+    done = site["feed"].incident("cau-sg", "stopped_vehicle", "low", lane_id="lane-2", message="car stopped for 12 s")
+    site["feed"].send("cau-sg", [done])
+    api = site["api"]
+    assert wait_for(lambda: api.get(f"/incidents/{done.incident_id}").status_code == 200, 10)
+    note = "đã kéo xe đi"
+    assert api.post(f"/incidents/{done.incident_id}/resolve", json={"by": OPERATOR, "note": note}).status_code == 200
+    ctx, page = open_console(browser, site["server"].url)
+    try:
+        page.click("#alerts-tab-history")
+        card = page.locator(f'#alerts-history li[data-incident-id="{done.incident_id}"]')
+        card.wait_for(timeout=10000)
+        assert f"Đã xử lý: {OPERATOR}" in card.inner_text()
+        page.click("#lang-switch")
+        page.wait_for_selector("html[lang=en]")
+        text = card.inner_text()  # said again at once, not when the history is next fetched
+        assert f"Resolved: {OPERATOR}" in text and "Stopped vehicle" in text, text
+        for name in (*NAMES, note):
+            text = text.replace(name, "")
+        assert not VIETNAMESE.search(text), text
+    finally:
+        ctx.close()
+
+
+def test_an_export_with_nothing_behind_it_offers_no_download(browser, site) -> None:  # noqa: F811
+    ctx, page = open_console(browser, site["server"].url)
+    try:
+        page.click("#tab-planner")
+        page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
+        page.wait_for_function("document.querySelector('#fc-series option')", timeout=10000)
+        assert page.locator("#fc-series").inner_text().strip() == "Chưa có chuỗi nào"  # no counts: no series
+        assert page.locator("#fc-export-csv").is_hidden()  # its href "#" would download the page itself
+        for link in ("#export-flow-csv", "#export-flow-fiware"):
+            assert page.locator(link).is_visible() and page.locator(link).get_attribute("href") != "#"
+    finally:
+        ctx.close()

@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,7 +76,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "site": "pn",
         "server": {"database_url": url, "ingest": {"heartbeat_s": 60}},
         "cameras": [
-            {"id": "cam-line", "source": "file:///dev/null", "lines": [{"id": "main", "points": [[0, 9], [99, 9]]}]},
+            {"id": "cam-line", "source": "file:///dev/null", "lines": [{"id": "main", "points": [[0, 9], [99, 9]]}],
+             "name": "Dien Bien Phu at Dinh Tien Hoang, towards the bridge"},  # long: the camera list fits a phone
             {"id": "cam-lane", "source": "file:///dev/null",
              "lanes": [{"id": "lane-1", "polygon": [[0, 0], [50, 0], [50, 50], [0, 50]]}]},
         ],
@@ -265,11 +267,9 @@ def test_the_planner_in_english_has_no_vietnamese_and_the_same_numbers(browser, 
         ctx.close()
 
 
-@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768), (390, 844)], ids=["wall", "laptop", "phone"])
-def test_the_planner_fits_each_screen(browser, site, size: tuple[int, int]) -> None:  # noqa: F811
-    now = site["now"]
-    ctx = browser.new_context(viewport={"width": size[0], "height": size[1]}, timezone_id="Asia/Ho_Chi_Minh",
-                              is_mobile=size[0] < 500, has_touch=size[0] < 500)
+def test_times_are_typed_and_shown_one_way_and_a_bad_range_is_said_plainly(browser, site) -> None:  # noqa: F811
+    # an en-US browser: its own date control would show "12/06/2026, 06:00 AM" beside charts reading "06/12"
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="America/New_York", locale="en-US")
     page = ctx.new_page()
     try:
         page.goto(f"{site['server'].url}/")
@@ -277,19 +277,81 @@ def test_the_planner_fits_each_screen(browser, site, size: tuple[int, int]) -> N
         page.fill("#login-key", KEY)
         page.click("#login-form button[type=submit]")
         page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
+        one_format = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}$")
+        for field in ("#pf-from", "#pf-to", "#cmp-a-from", "#cmp-b-to"):
+            assert one_format.match(page.locator(field).input_value()), field
+        ticks = [t.text_content() or "" for t in page.locator("#flow-chart text.x-tick").all()]
+        assert ticks and all(re.fullmatch(r"\d{2}:\d{2} \d{2}/\d{2}", t) for t in ticks), ticks  # "06:00 06/12"
+
+        def submit(frm: str, to: str) -> str:
+            page.fill("#pf-from", frm)
+            page.fill("#pf-to", to)
+            page.click("#pf-submit")
+            page.wait_for_selector('#flow-chart[data-state="ready"], #flow-chart[data-state="error"]', timeout=15000)
+            return page.locator("#planner-error").inner_text()
+
+        assert submit("31/02/2026 10:00", "01/03/2026 10:00").startswith("Không đọc được thời gian “31/02/2026 10:00”")
+        assert page.locator("#flow-chart").get_attribute("data-state") == "error"
+        assert submit("02/03/2026 10:00", "01/03/2026 10:00") == "“Từ” phải trước “Đến”"
+        page.click("#lang-switch")
+        page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
+        assert submit("02/03/2026 10:00", "01/03/2026 10:00") == "“From” must be before “To”"
+        # typed day first and read as city time, whatever the browser's locale and zone
+        assert submit("01/03/2026 7:00", "2026-03-02T07:00") == ""
+        assert page.locator("#flow-chart").get_attribute("data-state") == "ready"
+        assert page.locator("#pf-from").input_value() == "01/03/2026 07:00"  # said back in the one format
+        href = page.locator("#export-flow-csv").get_attribute("href") or ""
+        assert "from=2026-03-01T07%3A00%3A00%2B07%3A00" in href and "to=2026-03-02T07%3A00%3A00%2B07%3A00" in href
+    finally:
+        ctx.close()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+#: axe-core's WCAG 2.1 AA contrast rule over the whole page: every failing element with axe's reason.
+AXE_CONTRAST = """async () => {
+    const r = await axe.run(document, { runOnly: { type: 'rule', values: ['color-contrast'] },
+                                        resultTypes: ['violations'] });
+    return r.violations.flatMap(v => v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary));
+}"""
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768), (390, 844)], ids=["wall", "laptop", "phone"])
+def test_the_planner_fits_each_screen_in_each_language_with_aa_contrast(
+    browser, site, size: tuple[int, int], lang: str  # noqa: F811
+) -> None:
+    now = site["now"]
+    # bypass_csp: axe-core is injected as a script, which the page's CSP (script-src 'self') refuses
+    ctx = browser.new_context(viewport={"width": size[0], "height": size[1]}, timezone_id="Asia/Ho_Chi_Minh",
+                              is_mobile=size[0] < 500, has_touch=size[0] < 500, bypass_csp=True)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{site['server'].url}/")
+        page.wait_for_selector("#login:not([hidden])", timeout=15000)
+        page.fill("#login-key", KEY)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
+        if lang == "en":
+            page.click("#lang-switch")
+            page.wait_for_function("document.documentElement.lang === 'en'", timeout=5000)
         frm = (now - timedelta(hours=INSTALLED_H + 2)).astimezone(CITY).replace(minute=0, second=0, microsecond=0)
         show(page, "cam-line", "1h", frm, (now + timedelta(hours=2)).astimezone(CITY).replace(minute=0, second=0,
                                                                                              microsecond=0))
-        page.wait_for_selector('#heatmap[data-state="ready"]', timeout=10000)
-        page.screenshot(path=str(ARTIFACTS / f"planner-{size[0]}x{size[1]}.png"), full_page=True)
+        for ready in ("#heatmap", "#compare-table", "#fc-chart"):
+            page.wait_for_selector(f'{ready}[data-state="ready"]', timeout=10000)
+        page.screenshot(path=str(ARTIFACTS / f"planner-{lang}-{size[0]}x{size[1]}.png"), full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= size[0], f"{width} px wide in a {size[0]} px viewport: the page scrolls sideways"
         wide = page.evaluate("[...document.querySelectorAll('#view-planner *')]"
                              ".filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)"
                              ".filter((e) => !e.closest('.scroll, .scroll-x, details, table'))"
                              ".map((e) => e.id || e.tagName)")
         assert not wide, wide  # nothing of the planner runs off the screen (tables scroll in their box)
-        page.wait_for_selector('#fc-chart[data-state="ready"]', timeout=10000)
         heights = page.evaluate("['#flow-chart', '#fc-chart', '#heatmap'].map((c) => "
                                 "document.querySelector(c + ' text.tick').getBoundingClientRect().height)")
         assert min(heights) >= 9, heights  # chart text stays legible at this size
+        page.add_script_tag(path=str(AXE))
+        failures = page.evaluate(AXE_CONTRAST)
+        assert failures == [], "\n".join(failures)
     finally:
         ctx.close()

@@ -17,12 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from server_testkit import make_config, wait_for
 from support import require
 
 from citywatch.contract import Incident
+from server.app import create_app
 from server.notify import verify_signature
 from server.runner import serve_in_thread
+from server.storage.store import Store
 
 FIWARE = Path(__file__).resolve().parents[3] / "shared/standards/fiware"
 KEYS = "operator:op-key-123,planner:pl-key-123,admin:ad-key-123"
@@ -146,14 +149,60 @@ def test_incident_events_become_one_incident_that_operators_acknowledge_and_reso
         assert http.post(f"/incidents/{iid}/ack", json={}, headers=OP).status_code == 409
         assert http.post(f"/incidents/{iid}/resolve", json={}, headers=OP).status_code == 422
         r = http.post(f"/incidents/{iid}/resolve", json={"note": "tow truck cleared it"}, headers=OP)
-        assert r.status_code == 200 and r.json()["status"] == "resolved" and r.json()["resolved_by"] == "operator"
+        assert r.status_code == 200 and r.json()["status"] == "resolved"
+        assert r.json()["resolved_by"] == "API key 1 of CITYWATCH_API_KEYS"  # a machine names nobody: its key
         assert http.post(f"/incidents/{iid}/resolve", json={"note": "again"}, headers=OP).status_code == 409
         assert http.post(f"/incidents/{uuid.uuid4()}/ack", json={}, headers=OP).status_code == 404
         trail = http.get(f"/incidents/{iid}", headers=PL).json()["actions"]
         assert [(a["action"], a["actor"], a["role"], a["note"]) for a in trail] == [
-            ("ack", "Nguyễn Lan", "operator", "đã thấy"), ("resolve", "operator", "operator", "tow truck cleared it")]
+            ("ack", "Nguyễn Lan", "operator", "đã thấy"),
+            ("resolve", "API key 1 of CITYWATCH_API_KEYS", "operator", "tow truck cleared it")]
         assert all(datetime.fromisoformat(a["at"]).tzinfo for a in trail)
         assert ids(status="resolved") == [str(iid)]
+
+
+def test_the_audit_trail_names_the_person_or_the_api_key_never_just_a_role(sqlite_url: str, run_id: str) -> None:
+    store = Store(sqlite_url)
+    ids = [uuid.uuid4() for _ in range(3)]
+    store.insert_events([incident(n + 1, iid, "open") for n, iid in enumerate(ids)])
+    config = make_config(run_id=run_id, database_url=sqlite_url, server={"database_url": sqlite_url})
+    same = {"Origin": "http://testserver"}
+    with TestClient(create_app(config, ingest=False, store=store, api_keys=KEYS)) as c:
+        # the dashboard (a session cookie) must say who acts: the role alone is refused, with a reason
+        assert c.post("/api/v1/session", json={"key": "op-key-123"}).status_code == 200
+        for body in ({}, {"by": "   "}, {"note": "seen"}):
+            r = c.post(f"/api/v1/incidents/{ids[0]}/ack", json=body, headers=same)
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "by"], r.text
+        r = c.post(f"/api/v1/incidents/{ids[0]}/resolve", json={"note": "cleared"}, headers=same)
+        assert r.status_code == 422 and "who acts" in r.json()["detail"][0]["msg"]
+        r = c.post(f"/api/v1/incidents/{ids[0]}/ack", json={"by": " Trần Thị B "}, headers=same)
+        assert r.status_code == 200 and r.json()["acknowledged_by"] == "Trần Thị B"
+        c.cookies.clear()
+        # machine clients with a key that names nobody: recorded under the key
+        r = c.post(f"/api/v1/incidents/{ids[1]}/ack", headers=OP)
+        assert r.status_code == 200 and r.json()["acknowledged_by"] == "API key 1 of CITYWATCH_API_KEYS"
+        admin = {"X-API-Key": "ad-key-123"}
+        made = c.post("/api/v1/keys", json={"role": "operator", "name": "tow dispatch"}, headers=admin)
+        bot = {"Authorization": f"Bearer {made.json()['key']}"}
+        r = c.post(f"/api/v1/incidents/{ids[1]}/resolve", json={"note": "towed"}, headers=bot)
+        assert r.status_code == 200 and r.json()["resolved_by"] == "API key 'tow dispatch'"
+        r = c.post(f"/api/v1/incidents/{ids[2]}/ack", json={"by": "Lê Văn C"}, headers=bot)
+        assert r.json()["acknowledged_by"] == "Lê Văn C"  # a name given wins over the key's
+        trail = c.get(f"/api/v1/incidents/{ids[1]}", headers=OP).json()["actions"]
+        assert [a["actor"] for a in trail] == ["API key 1 of CITYWATCH_API_KEYS", "API key 'tow dispatch'"]
+    store.close()
+
+
+def test_open_local_mode_must_name_who_acknowledges(sqlite_url: str, run_id: str) -> None:
+    store = Store(sqlite_url)
+    iid = uuid.uuid4()
+    store.insert_events([incident(1, iid, "open")])
+    config = make_config(run_id=run_id, database_url=sqlite_url, server={"database_url": sqlite_url})
+    with TestClient(create_app(config, ingest=False, store=store, api_keys="")) as c:
+        r = c.post(f"/api/v1/incidents/{iid}/ack", json={})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "by"]
+        assert c.post(f"/api/v1/incidents/{iid}/ack", json={"by": "Phạm D"}).json()["acknowledged_by"] == "Phạm D"
+    store.close()
 
 
 def test_a_new_incident_is_pushed_live_notified_signed_and_escalated_until_acknowledged(

@@ -3,6 +3,9 @@ the lifecycle's timing. The engine's end-to-end behaviour is in test_incident_ru
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 
 from citywatch.config import CameraConfig, CongestionRule, CrashCandidateRule, IncidentsConfig, StoppedVehicleRule
@@ -103,6 +106,50 @@ def test_wrong_way_reports_a_track_moving_against_its_lane_for_long_enough() -> 
     assert wrong_way(against[10], rule, memory(against[:11]), none_open) == []  # not seen for 1.5 s yet
     along = [scene([(1, "car", 450.0, 100.0 + 6 * f, 40.0)], f) for f in range(20)]
     assert wrong_way(along[-1], rule, memory(along), none_open) == []
+
+
+def test_wrong_way_message_says_pixels_on_an_uncalibrated_camera() -> None:
+    against = [scene([(1, "car", 450.0, 580.0 - 6 * f, 40.0)], f) for f in range(20)]
+    [c] = wrong_way(against[-1], IncidentsConfig().wrong_way, memory(against), none_open)
+    assert c.observation.message == "car moving against lane sb-1 (90 px in 1.5 s)"
+
+
+#: 10 px = 1 m on the ground, everywhere in the frame.
+TEN_PX_A_METRE = {"image_points": [[0, 0], [1000, 0], [1000, 1000], [0, 1000]],
+                  "ground_points": [[0, 0], [100, 0], [100, 100], [0, 100]]}
+
+
+def dashboard_pattern(incident_type: str) -> re.Pattern[str]:
+    """The regular expression server/static/js/messages.js reads an incident type's message back with."""
+    js = (Path(__file__).parents[2] / "server/static/js/messages.js").read_text()
+    found = re.search(rf'incident_type === "{incident_type}"\s*&& \(r = /(.+?)/\.exec\(m\)\)', js)
+    assert found, f"messages.js no longer reads {incident_type} messages back"
+    return re.compile(found.group(1).replace("\\/", "/"))
+
+
+def test_wrong_way_message_says_metres_and_kmh_on_a_calibrated_camera() -> None:
+    where = layout(calibration=TEN_PX_A_METRE)
+    rule = IncidentsConfig().wrong_way
+    frames = [scene([(1, "car", 450.0, 580.0 - 6 * f, 40.0)], f, where=where) for f in range(20)]
+    [c] = wrong_way(frames[-1], rule, memory(frames), none_open)
+    assert c.observation.message == "car moving against lane sb-1 (9.0 m in 1.5 s)"  # no estimate: no speed
+    timed = [scene([(1, "car", 450.0, 580.0 - 6 * f, 40.0)], f, where=where, speeds={1: 21.6}) for f in range(20)]
+    [c] = wrong_way(timed[-1], rule, memory(timed), none_open)
+    assert c.observation.message == "car moving against lane sb-1 (9.0 m in 1.5 s, 22 km/h)"
+    read = dashboard_pattern("wrong_way").match(c.observation.message)
+    assert read and read.groups() == ("car", "sb-1", "9.0", "m", "1.5", "22")
+
+
+def test_wrong_way_message_falls_back_to_pixels_beyond_the_calibrated_horizon() -> None:
+    # a 10 m square seen in perspective: its sides meet at image row 350, the horizon; the track starts above it
+    horizon = {"image_points": [[0, 600], [1000, 600], [600, 400], [400, 400]],
+               "ground_points": [[0, 0], [10, 0], [10, 10], [0, 10]]}
+    frames = [scene([(1, "car", 450.0, 280.0 + 6 * f, 40.0)], f, where=layout(
+        calibration=horizon, lanes=[{**LANE, "direction": [[450, 600], [450, 0]]}])) for f in range(20)]
+    [c] = wrong_way(frames[-1], IncidentsConfig().wrong_way, memory(frames), none_open)
+    assert c.observation.message == "car moving against lane sb-1 (90 px in 1.5 s)"
+    read = dashboard_pattern("wrong_way").match(c.observation.message or "")
+    assert read and read.group(4) == "px"
 
 
 def test_an_open_wrong_way_incident_stays_while_its_track_is_seen() -> None:

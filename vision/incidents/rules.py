@@ -35,6 +35,9 @@ from vision.incidents.scene import Candidate, Key, Observation, Scene, TrackHist
 #: A stopped vehicle being passed must stay so this long (a queue starting on green is not one).
 CONFIRM_S = 3.0
 
+#: One point of a track's history: frame, x, y, box size (``TrackHistory.hist``).
+_Point = tuple[int, float, float, float]
+
 
 @dataclass
 class _Moving:
@@ -158,23 +161,38 @@ def wrong_way(
             u = scene.layout.units.get(lane.id)
             if u is None or not scene.in_lane[lane.id][i]:
                 continue
-            obs = _against(tracks[tid], u, f, span, cos_max, rule)
-            if obs is None:
+            went = _against(tracks[tid], u, f, span, cos_max, rule)
+            if went is None:
                 continue
-            dist, started = obs
+            start, now = went
+            how = _how_far(scene, start, now, scene.speeds.get(tid))
             out.append(Candidate(key, Observation(
                 "wrong_way", (tid,), lane.id, None, rule.severity,
-                message=f"{name} moving against lane {lane.id} ({dist:.0f} px in {rule.open_after_s:g} s)",
-                started_frame=started,
+                message=f"{name} moving against lane {lane.id} ({how})", started_frame=start[0],
             )))
             break
     return out
 
 
+def _how_far(scene: Scene, start: _Point, now: _Point, kmh: float | None) -> str:
+    """How far a track went between two of its points, as the dashboard reads it back
+    (``server/static/js/messages.js``): ``D m in S s, V km/h`` on a calibrated camera (the speed when the
+    estimator has one), ``D px in S s`` otherwise or when a point lies beyond the horizon."""
+    secs = max(now[0] - start[0], 1) / scene.fps
+    plane = scene.layout.plane
+    if plane is not None:
+        (x0, y0), (x1, y1) = plane.to_ground(np.asarray([start[1:3], now[1:3]])).tolist()
+        metres = math.hypot(x1 - x0, y1 - y0)
+        if math.isfinite(metres):
+            speed = f", {kmh:.0f} km/h" if kmh is not None else ""
+            return f"{metres:.1f} m in {secs:.1f} s{speed}"
+    return f"{math.hypot(now[1] - start[1], now[2] - start[2]):.0f} px in {secs:.1f} s"
+
+
 def _against(
     track: TrackHistory, u: np.ndarray, f: int, span: int, cos_max: float, rule: WrongWayRule
-) -> tuple[float, int] | None:
-    """(distance, first frame) when the track went against ``u`` far enough, within the angle, over both
+) -> tuple[_Point, _Point] | None:
+    """(first point, last point) when the track went against ``u`` far enough, within the angle, over both
     halves of the last ``span`` frames; None otherwise."""
     hist = track.hist
     if hist[0][0] > f - span:
@@ -192,7 +210,7 @@ def _against(
     b = (now[1] - mid[1]) * u[0] + (now[2] - mid[2]) * u[1]
     if a >= 0 or b >= 0:
         return None  # not consistently against the lane
-    return dist, start[0]
+    return start, now
 
 
 def congestion(scene: Scene, rule: CongestionRule) -> list[Candidate]:

@@ -13,7 +13,7 @@ import numpy as np
 from citywatch.config import CameraConfig, LaneConfig, ZoneConfig
 from citywatch.contract import CLASS_NAMES, IncidentType, Severity
 from vision.detections import Anchor, Detections
-from vision.geometry import points_in_polygon
+from vision.geometry import GroundPlane, points_in_polygon
 
 #: One incident per key: the type and the lane, zone or track it is about.
 Key = tuple[IncidentType, int | str]
@@ -52,6 +52,7 @@ class Layout:
     parking: list[ZoneConfig]
     carriageway: list[ZoneConfig]
     units: dict[str, np.ndarray]  # lane id -> unit vector of its direction (lanes with one)
+    plane: GroundPlane | None = None  # calibrated cameras: messages then say metres, not pixels
 
     @classmethod
     def of(cls, camera: CameraConfig) -> Layout:
@@ -69,6 +70,7 @@ class Layout:
             [z for z in camera.zones if z.kind == "parking"],
             [z for z in camera.zones if z.kind == "carriageway"],
             units,
+            GroundPlane(camera.calibration) if camera.calibration is not None else None,
         )
 
 

@@ -356,13 +356,18 @@ function fillFilters() {
 
 // --- history (resolved) ---------------------------------------------------------------------------
 
+let historyItems = null; // the resolved incidents last fetched: said again at once in a new language
+
+function drawHistory() {
+  const ul = clear(document.getElementById("alerts-history"));
+  for (const inc of historyItems || []) ul.append(card(inc));
+  ul.setAttribute("data-count", String((historyItems || []).length));
+  document.getElementById("alerts-history-empty").hidden = (historyItems || []).length > 0;
+}
+
 async function loadHistory() {
-  const ul = document.getElementById("alerts-history");
-  const data = await cw.api("/incidents?status=resolved&limit=50");
-  clear(ul);
-  for (const inc of data.items) ul.append(card(inc));
-  ul.setAttribute("data-count", String(data.items.length));
-  document.getElementById("alerts-history-empty").hidden = data.items.length > 0;
+  historyItems = (await cw.api("/incidents?status=resolved&limit=50")).items;
+  drawHistory();
   historyStale = false;
 }
 
@@ -412,7 +417,7 @@ cw.on("incident", (ev) => {
 });
 cw.on("incident_escalated", (rec) => { apply(rec); if (rec.status === "new") showBanner(rec, true); });
 cw.on("sound", (on) => { soundOn = on; });
-cw.on("lang", () => { render(); fillFilters(); historyStale = true; });
+cw.on("lang", () => { render(); fillFilters(); if (historyItems) drawHistory(); });
 
 document.addEventListener("DOMContentLoaded", () => {
   const name = document.getElementById("operator-name");

@@ -46,6 +46,12 @@ export class ApiError extends Error {
   }
 }
 
+/** A refused field as the reader knows it ("by" -> "your name"); its API name when the page has no word. */
+function fieldName(name) {
+  const said = t(`field.${name}`);
+  return said === `field.${name}` ? name : said;
+}
+
 function friendly(status, detail) {
   if (status === 0) return t("err.network");
   if (status === 403) return t("err.forbidden");
@@ -54,7 +60,7 @@ function friendly(status, detail) {
   if (status === 422) {
     const fields = Array.isArray(detail)
       ? [...new Set(detail.map((d) => (d.loc || []).filter((x) => x !== "body" && x !== "query").join(".")))]
-        .filter(Boolean).join(", ")
+        .filter(Boolean).map(fieldName).join(", ")
       : "";
     return t("err.invalid", { fields: fields || "—" });
   }
@@ -213,20 +219,28 @@ function offsetText(min) {
   return `${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
 }
 
-/** `<input type=datetime-local>` value, read as the city's wall-clock time -> ISO 8601 with its offset. */
+/** A time field's text read as the city's wall-clock time -> ISO 8601 with its offset; null when it is not a
+ * time. The fields show the page's one format, "dd/mm/yyyy hh:mm" (a browser's own date control would show
+ * its locale's, e.g. "12/06/2026, 06:00 AM" beside charts that read "06/12"); "yyyy-mm-ddThh:mm" is read too. */
 export function localInputToIso(value) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value || "");
-  if (!m) return null;
-  const naive = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+  const v = String(value || "").trim();
+  let m = /^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{2})$/.exec(v);
+  let y, mo, d, h, mi;
+  if (m) [, y, mo, d, h, mi] = m.map(Number);
+  else if ((m = /^(\d{1,2})\/(\d{1,2})\/(\d{4}),?\s+(\d{1,2}):(\d{2})$/.exec(v))) [, d, mo, y, h, mi] = m.map(Number);
+  else return null;
+  const naive = Date.UTC(y, mo - 1, d, h, mi);
+  const back = new Date(naive);
+  if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59) return null; // 31/02, 25:00
   let off = tzOffsetMin(new Date(naive));
   off = tzOffsetMin(new Date(naive - off * 60000));
-  return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:00${offsetText(off)}`;
+  return `${y}-${pad(mo)}-${pad(d)}T${pad(h)}:${pad(mi)}:00${offsetText(off)}`;
 }
 
-/** A time -> the `<input type=datetime-local>` value of its wall-clock time in the city. */
+/** A time -> a time field's text: its wall-clock time in the city, "dd/mm/yyyy hh:mm". */
 export function toLocalInput(date) {
   const z = zoned(date);
-  return `${z.y}-${pad(z.mo)}-${pad(z.d)}T${pad(z.h)}:${pad(z.mi)}`;
+  return `${pad(z.d)}/${pad(z.mo)}/${z.y} ${pad(z.h)}:${pad(z.mi)}`;
 }
 
 export function age(iso, now = Date.now()) {

@@ -32,7 +32,7 @@ const vi = {
   "health.stalled": "Dữ liệu đến bị ùn, chưa được lưu", "health.retrying": "Đang thử ghi lại dữ liệu",
   "health.disconnected": "Mất kết nối MQTT", "health.degraded": "Nhiều bản tin lỗi",
   "now.title": "Cần xử lý ngay", "now.all_ok": "Mọi camera hoạt động bình thường, không có sự cố đang mở",
-  "now.open": "sự cố mở", "now.cameras_bad": "camera có vấn đề", "now.cameras_ok": "camera tốt",
+  "now.open": "sự cố mở", "now.cameras_bad": "camera có vấn đề", "now.cameras_ok": "camera đang hoạt động",
   "now.crossings": "lượt qua vạch (24 giờ)",
   "map.title": "Bản đồ camera", "map.no_position": "Chưa có vị trí: {names}",
   "map.none_placed": "Chưa có camera nào có toạ độ", "map.north": "B",
@@ -104,6 +104,7 @@ const vi = {
   "err.network": "Không kết nối được máy chủ. Đang thử lại…",
   "err.forbidden": "Vai trò của bạn không được phép làm việc này.",
   "err.not_found": "Không tìm thấy dữ liệu yêu cầu.", "err.conflict": "Đã có người xử lý trước.",
+  "field.by": "tên của bạn", "field.note": "ghi chú", "field.from": "từ", "field.to": "đến", "field.key": "khóa API",
   "err.invalid": "Giá trị nhập không hợp lệ: {fields}", "err.server": "Máy chủ gặp lỗi ({status}). Thử lại sau.",
   "err.unavailable": "Máy chủ tạm thời không sẵn sàng. Thử lại sau.", "err.generic": "Có lỗi xảy ra ({status}).",
   "footer": "citywatch · AGPL-3.0-or-later",
@@ -133,7 +134,7 @@ const en = {
   "health.stalled": "Ingest stalled", "health.retrying": "Ingest retrying database writes",
   "health.disconnected": "Ingest disconnected from the broker", "health.degraded": "Many rejected messages",
   "now.title": "Needs attention now", "now.all_ok": "All cameras working, no open incidents",
-  "now.open": "open incidents", "now.cameras_bad": "cameras with problems", "now.cameras_ok": "cameras OK",
+  "now.open": "open incidents", "now.cameras_bad": "cameras with problems", "now.cameras_ok": "cameras working",
   "now.crossings": "line crossings (24 h)",
   "map.title": "Camera map", "map.no_position": "No position: {names}",
   "map.none_placed": "No camera has a position", "map.north": "N",
@@ -205,6 +206,7 @@ const en = {
   "err.network": "Cannot reach the server. Retrying…",
   "err.forbidden": "Your role is not allowed to do this.",
   "err.not_found": "The requested data was not found.", "err.conflict": "Someone else got there first.",
+  "field.by": "your name", "field.note": "note", "field.from": "from", "field.to": "to", "field.key": "API key",
   "err.invalid": "Some values are not valid: {fields}", "err.server": "The server had a problem ({status}). Try again later.",
   "err.unavailable": "The server is not available right now. Try again later.", "err.generic": "Something went wrong ({status}).",
   "footer": "citywatch · AGPL-3.0-or-later",
@@ -280,7 +282,9 @@ export function fmtTime(iso, style = "full") {
   const d = iso instanceof Date ? iso : new Date(iso);
   if (Number.isNaN(d.getTime())) return "—";
   const opts = typeof style === "string" ? TIME_STYLE[style] || TIME_STYLE.full : style;
-  return d.toLocaleString(locale(), { hourCycle: "h23", timeZone, ...opts });
+  // Vietnamese day and month alone come out as "06-12" but with the year as "06/12/2026": one separator
+  return new Intl.DateTimeFormat(locale(), { hourCycle: "h23", timeZone, ...opts }).formatToParts(d)
+    .map((p) => (p.type === "literal" && p.value === "-" ? "/" : p.value)).join("");
 }
 
 /** The city's zone as people read it: "Asia/Ho_Chi_Minh (UTC+07:00)". */

@@ -4,7 +4,7 @@
 import { clear, cw, DAY_LABEL, el, fmtNum, localInputToIso, svg, t, toLocalInput } from "./core.js";
 import "./planner-i18n.js";
 import { fitWidth } from "./chart-axes.js";
-import { filters, query } from "./planner.js";
+import { filters, query, rangeProblem } from "./planner.js";
 
 function $(id) { return document.getElementById(id); }
 let lastRange = ""; // B follows the flow panel's range, A is the period before it
@@ -32,6 +32,15 @@ let lastCompare = null, lastHeat = null, lastOd = null; // answers last drawn: r
 
 async function compare() {
   const f = filters();
+  const problem = rangeProblem("cmp-a-from", "cmp-a-to") || rangeProblem("cmp-b-from", "cmp-b-to");
+  if (problem) {
+    lastCompare = null;
+    const tr = el("tr");
+    tr.append(el("td", { colspan: 4, class: "error", "data-field": "range-problem" }, problem));
+    clear($("compare-table").querySelector("tbody")).append(tr);
+    clear($("compare-notes"));
+    return;
+  }
   const q = { ...common(f), a_from: localInputToIso($("cmp-a-from").value), a_to: localInputToIso($("cmp-a-to").value),
     b_from: localInputToIso($("cmp-b-from").value), b_to: localInputToIso($("cmp-b-to").value) };
   try {

@@ -25,6 +25,16 @@ export function filters() {
   };
 }
 
+/** What is wrong with the time range in two time fields, in the reader's language; null when nothing. */
+export function rangeProblem(fromId, toId) {
+  const texts = [$(fromId).value.trim(), $(toId).value.trim()];
+  if (!texts[0] || !texts[1]) return t("pf.choose_range");
+  const [from, to] = texts.map(localInputToIso);
+  const unread = texts.find((text, i) => ![from, to][i]);
+  if (unread !== undefined) return t("pf.bad_time", { text: unread, example: toLocalInput(new Date()) });
+  return new Date(from) < new Date(to) ? null : t("pf.range_order");
+}
+
 export function query(obj) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(obj)) if (v !== null && v !== undefined && v !== "") q.set(k, v);
@@ -282,8 +292,13 @@ export async function refresh() {
   if (!ready) setup();
   const f = filters();
   $("planner-error").textContent = "";
+  const problem = rangeProblem("pf-from", "pf-to");
+  if (problem) {
+    $("planner-error").textContent = problem;
+    $("flow-chart").setAttribute("data-state", "error");
+    return;
+  }
   $("flow-chart").setAttribute("data-state", "loading");
-  if (!f.from || !f.to) { $("planner-error").textContent = t("pf.choose_range"); return; }
   exportLinks(f);
   try {
     const series = f.source === "lane" ? await laneSeries(f) : await lineSeries(f);
@@ -332,4 +347,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("planner-form").addEventListener("submit", (e) => { e.preventDefault(); refresh(); });
   $("pf-camera").addEventListener("change", fillCameraDependent);
   $("pf-source").addEventListener("change", syncSource);
+  for (const field of document.querySelectorAll("input.when")) { // what was typed, said back in the one format
+    field.addEventListener("change", () => {
+      const iso = localInputToIso(field.value);
+      if (iso) field.value = toLocalInput(new Date(iso));
+    });
+  }
 });
