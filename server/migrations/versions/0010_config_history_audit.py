@@ -2,8 +2,8 @@
 its edge first reported running it) and an audit log of admin actions (reference pictures asked for and
 seen, configurations pushed and rolled back).
 
-Revision ID: 0009_config_history_audit
-Revises: 0008_forecast_models
+Revision ID: 0010_config_history_audit
+Revises: 0009_forecast_history_generation
 Create Date: 2026-12-07
 
 Self-contained (does not import the models): the schema at this revision must never change.
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_config_history_audit"
-down_revision: str | None = "0008_forecast_models"
+revision: str = "0010_config_history_audit"
+down_revision: str | None = "0009_forecast_history_generation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
