@@ -1,5 +1,8 @@
 """The event contract between edge and server: the only definition of what travels over MQTT.
 
+Why one file of over 500 lines: the wire is reviewed, versioned and diffed as one unit, and a reader
+must see every message and every bound of a version in one place.
+
 Edge and server both import this module; nothing else defines an event. A message on an event topic
 is one event or a batch of events (``EventBatch``); a message on a control topic is one of the
 ``Control*`` models. ``citywatch schema`` prints the JSON Schema of both for non-Python consumers.
