@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -65,7 +65,7 @@ class DbProbe:
         return self.last
 
 
-def db_probe(app: Any) -> DbProbe | None:
+def db_probe(app: FastAPI) -> DbProbe | None:
     """The app's probe of its current store (made on first use)."""
     store = getattr(app.state, "store", None)
     if store is None:

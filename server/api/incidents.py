@@ -27,6 +27,7 @@ from server.auth import Principal, get_auth, hash_key, presented_key, require_ro
 from server.deps import ReaderDep, SettingsDep, StoreDep
 from server.incidents import IncidentService
 from server.storage.incidents import IncidentConflict, IncidentStore
+from server.storage.store import Store
 
 router = APIRouter(tags=["incidents"])
 
@@ -59,7 +60,7 @@ class ResolveIn(StepIn):
     note: str = Field(min_length=1, max_length=2000)
 
 
-def _incidents(store: Any) -> IncidentStore:
+def _incidents(store: Store) -> IncidentStore:
     return store.incidents
 
 
