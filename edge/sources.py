@@ -75,11 +75,18 @@ class LiveOptions:
     rtsp_transport: str = "tcp"
 
 
+#: What a live stream whose buffer dropped frames since the last one taken reports as its lag: behind by
+#: definition (its buffer caps how late a frame can be, so the frames' age alone never shows it).
+LIVE_DROPPING_LAG_S = 1.0
+
+
 def backlog_s(waiting: int, dropped: int, fps: float) -> float:
-    """How far a live camera's consumer is behind: the frames waiting in its buffer and those the buffer
-    dropped since the last frame taken, in seconds of the stream. A full buffer that drops reads as
-    behind (so the pipeline sheds detections, which it bridges) instead of losing frames unseen."""
-    return (waiting + dropped) / fps if fps > 0 else 0.0
+    """How far a live camera's consumer is behind: the frames waiting in its buffer in seconds of the
+    stream, or :data:`LIVE_DROPPING_LAG_S` when the buffer dropped frames since the last one taken, so
+    the pipeline sheds detections (which the tracker bridges) instead of the buffer losing frames unseen."""
+    if dropped > 0:
+        return LIVE_DROPPING_LAG_S
+    return waiting / fps if fps > 0 else 0.0
 
 
 def redact(uri: str) -> str:
