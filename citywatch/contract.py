@@ -416,6 +416,9 @@ class ReferencePicture(_Model):
     height: int = Field(ge=1, le=16384)
     frames_used: int = Field(ge=1, le=100_000)
     blurred_regions: int = Field(default=0, ge=0, le=MAX_IN_VIEW)
+    #: the camera's frame size the picture was scaled down from: lines and zones are drawn in these pixels
+    frame_width: int | None = Field(default=None, ge=1, le=16384)
+    frame_height: int | None = Field(default=None, ge=1, le=16384)
     jpeg_base64: str = Field(min_length=4, max_length=_MAX_REFERENCE_B64, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
 
 

@@ -125,6 +125,8 @@ class FrameSampler:
     max_side: int
     started: float = field(default_factory=time.monotonic)
     frames: list[np.ndarray] = field(default_factory=list)
+    #: ``(width, height)`` of the camera's frames before scaling: the pixels lines and zones are drawn in
+    frame_size: tuple[int, int] | None = None
     _next: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,6 +143,7 @@ class FrameSampler:
             if self.frames and small.shape != self.frames[0].shape:
                 self.frames.clear()  # the source changed size (reconnected): start again
             self.frames.append(small)
+            self.frame_size = (int(image.shape[1]), int(image.shape[0]))
             self._next = now + self.interval
 
     def ready(self, now: float | None = None) -> bool:

@@ -95,7 +95,8 @@ class ReferenceService:
         self.sampler = None
         frames = sampler.take()
         self._builder = threading.Thread(
-            target=self._build_and_publish, args=(sampler.request_id, frames), name=f"reference-{self.camera_id}",
+            target=self._build_and_publish, args=(sampler.request_id, frames, sampler.frame_size),
+            name=f"reference-{self.camera_id}",
             daemon=True,
         )  # fmt: skip
         self._builder.start()
@@ -106,7 +107,9 @@ class ReferenceService:
             builder.join(timeout)
         return self.sampler is None and (builder is None or not builder.is_alive())
 
-    def _build_and_publish(self, request_id: str, frames: list[np.ndarray]) -> None:
+    def _build_and_publish(
+        self, request_id: str, frames: list[np.ndarray], frame_size: tuple[int, int] | None = None
+    ) -> None:
         detect = self._detect
         if detect is None:
             return
@@ -121,6 +124,8 @@ class ReferenceService:
                 height=ref.height,
                 frames_used=ref.frames_used,
                 blurred_regions=ref.blurred_regions,
+                frame_width=frame_size[0] if frame_size else None,
+                frame_height=frame_size[1] if frame_size else None,
                 jpeg_base64=base64.b64encode(ref.jpeg).decode("ascii"),
             )
         except Exception:

@@ -31,6 +31,8 @@ class HeldPicture:
     blurred_regions: int
     jpeg: bytes
     received: float  # monotonic
+    frame_width: int | None = None  # the camera frame's size the picture was scaled from
+    frame_height: int | None = None
 
 
 class ReferencePictures:
@@ -77,7 +79,7 @@ class ReferencePictures:
             del reqs[picture.request_id]
             self._pictures[picture.camera_id] = HeldPicture(
                 picture.camera_id, picture.request_id, picture.taken_at, picture.width, picture.height,
-                picture.frames_used, picture.blurred_regions, jpeg, now,
+                picture.frames_used, picture.blurred_regions, jpeg, now, picture.frame_width, picture.frame_height,
             )  # fmt: skip
             return True
 

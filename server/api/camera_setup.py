@@ -134,6 +134,9 @@ def get_reference_picture(
             "X-Reference-Taken-At": pic.taken_at.isoformat(),
             "X-Reference-Frames": str(pic.frames_used),
             "X-Reference-Blurred-Regions": str(pic.blurred_regions),
+            # lines and zones are drawn in the camera frame's pixels, which a large frame's picture is scaled from
+            "X-Reference-Frame-Width": str(pic.frame_width or pic.width),
+            "X-Reference-Frame-Height": str(pic.frame_height or pic.height),
         },
     )
 

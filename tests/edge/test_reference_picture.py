@@ -113,6 +113,7 @@ def test_the_sampler_spreads_its_frames_over_the_seconds_and_scales_them() -> No
     assert s.ready(now=2.5)
     taken = s.take()
     assert len(taken) == 4 and taken[0].shape == (75, 100, 3)
+    assert s.frame_size == (400, 300)  # the frame's own pixels, which lines and zones are drawn in
     slow = FrameSampler("r2", seconds=2.0, samples=10, max_side=100, started=0.0)
     slow.offer(frame, now=0.0)
     assert not slow.ready(now=10.0)  # one frame is not a median

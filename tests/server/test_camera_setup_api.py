@@ -67,7 +67,7 @@ class FakeEdge:
 
     def send(self, request_id: str) -> None:
         pic = ReferencePicture(camera_id="cam-1", site_id=SITE, request_id=request_id, taken_at=utcnow(), width=8,
-                               height=8, frames_used=25, blurred_regions=1,
+                               height=8, frames_used=25, blurred_regions=1, frame_width=12, frame_height=12,
                                jpeg_base64=base64.b64encode(self.jpeg).decode())  # fmt: skip
         self.client.publish(self.topics.reference(SITE, "cam-1"), pic.model_dump_json(), qos=1)
 
@@ -125,6 +125,8 @@ def test_an_admin_gets_the_picture_the_edge_sent_and_every_request_and_view_is_a
                    10)  # fmt: skip
     assert got.headers["content-type"] == "image/jpeg" and got.content == JPEG
     assert got.headers["cache-control"] == "no-store" and got.headers["x-reference-request-id"] == request_id
+    # drawn in the camera frame's pixels: the 8 x 8 picture was scaled down from a 12 x 12 frame
+    assert (got.headers["x-reference-frame-width"], got.headers["x-reference-frame-height"]) == ("12", "12")
     assert handle.app.state.references.refused == 1  # the unasked one
     assert _api(handle, "GET", "/ui-config").json()["cameras"][0]["reference_picture"] is True
     assert _api(handle, "GET", "/ui-config", OPERATOR).json()["cameras"][0]["reference_picture"] is False
