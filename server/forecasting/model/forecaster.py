@@ -8,7 +8,7 @@ The model (why each part is there):
 - every lag is divided by a robust recent level (mean of the last 4 weeks, holidays and outages left out), so
   one model serves quiet and busy lines and follows slow drifts; the target is the bucket divided by its slot's
   weekly median (the level where there is none), weighted by that median so that L1 on it is WAPE's loss
-  (measured: 0.714 → 0.702× the seasonal naive on 2015-10..2016-09, 0.699 → 0.694× on 2016-10..2017-09);
+  (``bench/forecast_accuracy.py`` shows each choice's effect);
 - features: slot of the week, holiday / day-before / day-after / bridge-day flags, the same slot 1…8 weeks
   ago with their median and quartiles (holidays and outage buckets masked out, so a closure day does not
   poison the lags), the latest same slot of day before the origin, and how the last 24 h and 3 h before the
@@ -434,8 +434,7 @@ def _rows(model: FittedModel, a: _Arrays, o: np.ndarray, t: np.ndarray) -> tuple
         w = model.settings.interval_widen
         lo, hi = f - w * np.maximum(f - lo, 0), f + w * np.maximum(hi - f, 0)
         # a holiday seen last year: a quarter the model, three quarters last year's same holiday scaled by the level
-        # since (measured on the shared years: holiday WAPE 17 % → 11 % at half and half; three quarters: 0.702 →
-        # 0.700× and 0.694 → 0.692× overall; the training years hold too few holidays)
+        # since (the training years hold too few holidays for the model alone; bench/forecast_accuracy.py)
         analog = x[:, FEATURES.index("year_rel")] * level
         use = (a.cal[t // s, 6] > 0) & np.isfinite(analog)
         if use.any():
