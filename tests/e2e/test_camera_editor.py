@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from axe_contrast import contrast_failures
 from e2e_kit import LONDON_LINE, CachedDetector
 from support import REPO, wait_for
 from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixture
@@ -32,7 +33,6 @@ from vision.detections import Detections
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = REPO / "test-artifacts"
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 CAM = "london-03601"
 KEYS = {"admin": "admin-key-0123", "operator": "operator-key-0123", "planner": "planner-key-0123"}
 #: The editor's routes on the server (issue 18's backend); the full round trip needs all of them.
@@ -237,12 +237,7 @@ def test_the_editor_at_laptop_size_has_no_wcag_aa_contrast_failure(browser, edge
                 text = page.locator("header").inner_text() + "\n" + page.locator("#view-editor").inner_text()
                 words = {w for w in re.findall(r"\S+", unicodedata.normalize("NFC", text)) if VIETNAMESE.search(w)}
                 assert words <= {"Tiếng", "Việt"}, words
-            page.add_script_tag(path=str(AXE))
-            result = page.evaluate("""async () => {
-                const r = await axe.run(document, { runOnly: { type: 'rule', values: ['color-contrast'] },
-                                                    resultTypes: ['violations'] });
-                return r.violations.flatMap(v => v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary));
-            }""")
+            result = contrast_failures(page)
             assert result == [], "\n".join(result)
         finally:
             ctx.close()

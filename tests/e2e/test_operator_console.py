@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+from axe_contrast import contrast_failures
 from support import REPO, wait_for
 from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixture
 
@@ -35,7 +36,6 @@ from server.storage.store import Store
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = REPO / "test-artifacts"
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 SITE = "console"
 OPERATOR = "Trần Thị Bình"
 #: Names the English view may show in Vietnamese: cameras, the operator and the language switch (a language
@@ -371,12 +371,7 @@ def test_axe_core_finds_no_wcag_aa_contrast_failure(browser, site) -> None:  # n
         ctx, page = open_console(browser, site["server"].url, w, h, lang=lang)
         try:
             page.wait_for_selector("#cameras-body tr", timeout=10000)
-            page.add_script_tag(path=str(AXE))
-            result = page.evaluate("""async () => {
-                const r = await axe.run(document, { runOnly: { type: 'rule', values: ['color-contrast'] },
-                                                    resultTypes: ['violations'] });
-                return r.violations.flatMap(v => v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary));
-            }""")
+            result = contrast_failures(page)
             assert result == [], "\n".join(result)
         finally:
             ctx.close()

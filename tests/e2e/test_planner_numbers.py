@@ -10,12 +10,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from axe_contrast import contrast_failures
 from support import REPO
 from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixture
 
@@ -306,13 +306,6 @@ def test_times_are_typed_and_shown_one_way_and_a_bad_range_is_said_plainly(brows
         ctx.close()
 
 
-AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
-#: axe-core's WCAG 2.1 AA contrast rule over the whole page: every failing element with axe's reason.
-AXE_CONTRAST = """async () => {
-    const r = await axe.run(document, { runOnly: { type: 'rule', values: ['color-contrast'] },
-                                        resultTypes: ['violations'] });
-    return r.violations.flatMap(v => v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary));
-}"""
 
 
 @pytest.mark.parametrize("lang", ["vi", "en"])
@@ -350,8 +343,7 @@ def test_the_planner_fits_each_screen_in_each_language_with_aa_contrast(
         heights = page.evaluate("['#flow-chart', '#fc-chart', '#heatmap'].map((c) => "
                                 "document.querySelector(c + ' text.tick').getBoundingClientRect().height)")
         assert min(heights) >= 9, heights  # chart text stays legible at this size
-        page.add_script_tag(path=str(AXE))
-        failures = page.evaluate(AXE_CONTRAST)
+        failures = contrast_failures(page)
         assert failures == [], "\n".join(failures)
     finally:
         ctx.close()
