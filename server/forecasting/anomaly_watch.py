@@ -52,12 +52,6 @@ class CheckReport:
     camera_not_ok: int = 0
 
 
-def camera_health(store: Store, config: CitywatchConfig, now: datetime) -> dict[str, str]:
-    """Each known camera's sensing health by the one rule (ok, degraded, stale, down, unknown); its
-    own open incidents do not count, or a flow anomaly would stop the judging of its camera."""
-    return dict(sensing_health(store, config, now))
-
-
 def _when(ts: int, tz: Any) -> str:
     return datetime.fromtimestamp(ts, tz).strftime("%H:%M")
 
@@ -91,7 +85,7 @@ class FlowAnomalyWatch:
             return rep
         hist = load_histories(self.store, lo, end, STEP, classes=self.cfg.classes,
                               min_coverage=self.cfg.min_coverage, lanes=self.cfg.lanes, known=series)
-        health = camera_health(self.store, self.config, now)
+        health = sensing_health(self.store, self.config, now)
         idx = pd.to_datetime(lo + np.arange(n) * STEP, unit="s", utc=True)
         close_n = self.cfg.anomaly_close_after_min * 60 // STEP
         for key, row in sorted(series.items()):
