@@ -32,6 +32,13 @@ function say(id, key, params = {}, state = "") {
   if (key) p.setAttribute("data-key", key); else p.removeAttribute("data-key");
 }
 
+// an error's own sentence (already in the reader's language): not said again on a language switch
+function sayError(id, e) {
+  delete said[id];
+  $(id).textContent = e.message;
+  $(id).setAttribute("data-state", "error");
+}
+
 // --- camera and picture ---------------------------------------------------------------------------------
 
 function fillCameras() {
@@ -337,9 +344,7 @@ async function push() {
     $("ed-push-status").setAttribute("data-version", r.config_version);
     pollVersions();
   } catch (e) {
-    delete said["ed-push-status"];
-    $("ed-push-status").textContent = e.message;
-    $("ed-push-status").setAttribute("data-state", "error");
+    sayError("ed-push-status", e);
   } finally {
     $("ed-push").disabled = false;
   }
@@ -359,9 +364,7 @@ async function rollback() {
     await openCamera(cam); // the draft is now the version sent again
     pollVersions();
   } catch (e) {
-    delete said["ed-push-status"];
-    $("ed-push-status").textContent = e.message;
-    $("ed-push-status").setAttribute("data-state", "error");
+    sayError("ed-push-status", e);
   } finally {
     btn.disabled = false;
   }
