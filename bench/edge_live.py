@@ -15,9 +15,11 @@ Three kinds of row, each in its own subprocess (its CPU time and peak RSS are it
 
 Latency is frame -> MQTT: from the moment the frame exists for the edge (a live frame when its grabber
 decoded it; a real-time file frame when it was due by the clock, so falling behind shows; a fast file
-frame when it was read) to the broker delivering its crossing to a subscriber in this process. Its
-first part is given apart as "wait": how long a frame existed before its camera's vision thread took
-it (a live frame in the grabber's buffer, a real-time file frame's lag behind the clock).
+frame when it was read) to the broker's first delivery of its crossing to bench/mqtt_committer.py, a
+subscriber in a process of its own that also commits what it received, as the server does (so the
+edge's in-flight window never fills and resends are not taken for late deliveries). Its first part is
+given apart as "wait": how long a frame existed before its camera's vision thread took it (a live frame
+in the grabber's buffer, a real-time file frame's lag behind the clock).
 CPU % is this process's CPU time over wall time (200 % = both cores): decode, vision, outbox and MQTT,
 all of it; the RTSP server's own CPU (the cameras' side, not the box's) is given apart.
 """
@@ -29,6 +31,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -139,16 +142,15 @@ class Stamps:
 
         capture.open_camera_source = timed_open
 
-    def on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
-        now = time.monotonic()
-        for ev in json.loads(msg.payload).get("events", []) or [json.loads(msg.payload)]:
-            if ev.get("kind") != "line_crossing":
-                continue
-            with self.lock:
-                self.received.append((ev["camera_id"], ev))
-                t = self.at.get((ev["camera_id"], ev["frame_index"]))
-                if t is not None:
-                    self.latency_ms.append((now, (now - t) * 1000.0))
+    def delivered(self, rec: dict[str, Any]) -> None:
+        """One first delivery, as the committer printed it (``t``: its ``time.monotonic()``)."""
+        if rec.get("kind") != "line_crossing":
+            return
+        with self.lock:
+            self.received.append((rec["camera_id"], rec))
+            t = self.at.get((rec["camera_id"], rec["frame_index"]))
+            if t is not None:
+                self.latency_ms.append((rec["t"], (rec["t"] - t) * 1000.0))
 
     def latency(self, since: float = 0.0, until: float = float("inf")) -> dict[str, float | None]:
         with self.lock:
@@ -158,15 +160,40 @@ class Stamps:
                 "wait_p50_ms": pct(wait, 0.5), "wait_p95_ms": pct(wait, 0.95)}
 
 
-def subscribe(port: int, stamps: Stamps) -> Any:
-    import paho.mqtt.client as mqtt
+class Committer:
+    """bench/mqtt_committer.py in its own process: first deliveries go to ``stamps``, commits to the edge."""
 
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub", protocol=mqtt.MQTTv5)
-    sub.on_message = stamps.on_message
-    sub.connect("127.0.0.1", port)
-    sub.subscribe("bench/#", qos=1)
-    sub.loop_start()
-    return sub
+    def __init__(self, port: int, stamps: Stamps) -> None:
+        import psutil
+
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "bench/mqtt_committer.py"), str(port), "bench"],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline().strip()
+        if ready != "READY":
+            raise RuntimeError(f"the committer did not start: {ready!r}")
+        self.ps = psutil.Process(self.proc.pid)
+        self.summary: dict[str, int] = {}
+        self.reader = threading.Thread(target=self._read, args=(stamps,), daemon=True)
+        self.reader.start()
+
+    def _read(self, stamps: Stamps) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            rec = json.loads(line)
+            if "summary" in rec:
+                self.summary = rec["summary"]
+            else:
+                stamps.delivered(rec)
+
+    def cpu_s(self) -> float:
+        return float(sum(self.ps.cpu_times()[:2]))
+
+    def stop(self) -> dict[str, int]:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.reader.join(5)
+        return self.summary
 
 
 def edge_config(port: int, tmp: Path, model: Any, cams: list[dict[str, Any]]) -> Any:
@@ -215,7 +242,7 @@ def camera(i: int, source: str, name: str, *, realtime: bool, loop: bool, scale:
             **({"processing": proc_d} if proc_d else {})}
 
 
-def window(worker: Any, stamps: Stamps, duration: float, extra: dict[str, Any]) -> dict[str, Any]:
+def window(worker: Any, stamps: Stamps, committer: Committer, duration: float, extra: dict[str, Any]) -> dict[str, Any]:
     """Run ``duration`` s and measure: per-camera deltas of the worker's counters, CPU, latency in the window."""
     import psutil
 
@@ -226,10 +253,12 @@ def window(worker: Any, stamps: Stamps, duration: float, extra: dict[str, Any]) 
     server = extra.pop("server_pid", None)
     sproc = psutil.Process(server) if server else None
     s0 = sum(sproc.cpu_times()[:2]) if sproc else 0.0
+    c0 = committer.cpu_s()
     time.sleep(duration)
     after = worker.stats()
     t2 = time.monotonic()
     s1 = sum(sproc.cpu_times()[:2]) if sproc else 0.0
+    c1 = committer.cpu_s()
     handled_total = sum(after[c]["frames_handled"] - before[c]["frames_handled"] for c in after)
     out = meter.stop(handled_total)
     wall = t2 - t1
@@ -251,6 +280,8 @@ def window(worker: Any, stamps: Stamps, duration: float, extra: dict[str, Any]) 
                events=len(stamps.received), **extra)
     if sproc:
         out["server_cpu_pct"] = 100.0 * (s1 - s0) / wall
+    out["committer_cpu_pct"] = 100.0 * (c1 - c0) / wall
+    out["resends"] = sum(after[c]["resends"] - before[c]["resends"] for c in after)
     return out
 
 
@@ -262,7 +293,7 @@ def child_e2e(name: str, streams: int) -> dict[str, Any]:
     with Broker() as broker:
         cams = [camera(i, str(clips[i % len(clips)][1]), name, realtime=False, loop=False) for i in range(streams)]
         worker = make_worker(name, edge_config(broker.port, broker.tmp, model_config(name), cams))
-        sub = subscribe(broker.port, stamps)
+        sub = Committer(broker.port, stamps)
         meter = Meter()
         meter.start()
         worker.start()
@@ -280,7 +311,7 @@ def child_e2e(name: str, streams: int) -> dict[str, Any]:
         wall = stamps.last - (stamps.first or stamps.last)
         out.update(fps=frames / wall if wall > 0 else 0.0, seconds=wall)
         worker.stop(10)
-        sub.loop_stop()
+        sub.stop()
     counted: dict[str, dict] = {}
     seen = set()
     for cam, ev in stamps.received:
@@ -308,14 +339,14 @@ def child_realtime(name: str, streams: int, duration: float, warmup: float) -> d
     with Broker() as broker:
         cams = [camera(i, str(clips[i % len(clips)][1]), name, realtime=True, loop=True) for i in range(streams)]
         worker = make_worker(name, edge_config(broker.port, broker.tmp, model_config(name), cams))
-        sub = subscribe(broker.port, stamps)
+        sub = Committer(broker.port, stamps)
         worker.start()
         try:
             time.sleep(warmup)
-            return window(worker, stamps, duration, {})
+            return window(worker, stamps, sub, duration, {})
         finally:
             worker.stop(10)
-            sub.loop_stop()
+            sub.stop()
 
 
 def encoded(kind: str, clip: Path) -> Path:
@@ -361,18 +392,18 @@ def child_rtsp(kind: str, name: str, streams: int, duration: float, warmup: floa
             cams = [camera(i, f"rtsp://127.0.0.1:{rtsp_port}/s{i}", name, realtime=False, loop=False, scale=(sx, sy),
                            roi=lines_roi(i, sx, sy, w, h) if roi else None) for i in range(streams)]
             worker = make_worker(name, edge_config(broker.port, broker.tmp, model_config(name), cams), (h, w))
-            sub = subscribe(broker.port, stamps)
+            sub = Committer(broker.port, stamps)
             worker.start()
             try:
                 deadline = time.monotonic() + 60
                 while any(s["frames"] == 0 for s in worker.stats().values()) and time.monotonic() < deadline:
                     time.sleep(0.2)
                 time.sleep(warmup)
-                return window(worker, stamps, duration, {"server_pid": server.pid, "resolution": f"{w}x{h}",
+                return window(worker, stamps, sub, duration, {"server_pid": server.pid, "resolution": f"{w}x{h}",
                                                          "roi": roi or "auto"})
             finally:
                 worker.stop(10)
-                sub.loop_stop()
+                sub.stop()
     finally:
         server.kill()
         server.wait(5)

@@ -11,10 +11,14 @@ gets a new export and nothing exported is ever committed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +72,23 @@ def cached_path(pt: Path, imgsz: Size, fmt: Format, batch: int = 1, digest: str 
     return folder if fmt == "openvino" else folder / f"{pt.stem}-{tag}-b{batch}.onnx"
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Ultralytics logs an export on stdout; stdout belongs to the command (``citywatch count --json``
+    prints one JSON document there, and a first run exports)."""
+    from ultralytics.utils import LOGGER
+
+    handlers = [h for h in LOGGER.handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.setStream(sys.stderr) for h in handlers]
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for h, stream in zip(handlers, streams, strict=True):
+            if stream is not None:
+                h.setStream(stream)
+
+
 def export_model(pt: str | os.PathLike[str], *, imgsz: Size, fmt: Format = "openvino", batch: int = 1,
                  force: bool = False) -> Path:
     """The cached ``fmt`` export of the Ultralytics checkpoint ``pt`` with a fixed ``batch``x3xHxW input
@@ -100,10 +121,11 @@ def export_model(pt: str | os.PathLike[str], *, imgsz: Size, fmt: Format = "open
         work = Path(tmp) / src.name
         shutil.copy2(src, work)
         try:
-            out = Path(YOLO(str(work), task="detect").export(
-                format=fmt, imgsz=[h, w] if h != w else h, batch=batch, dynamic=False, half=False, simplify=True,
-                verbose=False,
-            ))
+            with _stdout_to_stderr():
+                out = Path(YOLO(str(work), task="detect").export(
+                    format=fmt, imgsz=[h, w] if h != w else h, batch=batch, dynamic=False, half=False, simplify=True,
+                    verbose=False,
+                ))
         except Exception as exc:
             raise ExportError(f"exporting {src} to {fmt} at {imgsz} px failed: {exc}") from exc
         if folder.exists():

@@ -37,6 +37,19 @@ def test_a_320px_onnx_export_is_cached_and_finds_what_the_checkpoint_finds(
     assert (best > 0.7).all(), (confident, native.xyxy)  # every confident reference box is found again
 
 
+def test_an_export_leaves_stdout_to_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], weights_path: Path
+) -> None:
+    """``citywatch count --json`` prints one JSON document on stdout, and its first run exports."""
+    require(weights_path.suffix == ".pt", "CITYWATCH_WEIGHTS is not an Ultralytics checkpoint")
+    monkeypatch.setenv("CITYWATCH_CACHE", str(tmp_path / "cache"))
+    capfd.readouterr()
+    export_model(weights_path, imgsz=(96, 128), fmt="onnx")
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "ONNX" in err  # the export's log went to stderr, not nowhere
+
+
 def test_export_refuses_what_it_cannot_export(tmp_path: Path) -> None:
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")
