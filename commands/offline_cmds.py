@@ -57,7 +57,7 @@ def count(
 
             result = count_video(
                 video, camera, model=model, tracker=cfg.tracker, counting=cfg.counting,
-                max_frames=max_frames, progress=tick,
+                max_frames=max_frames, progress=tick, lines_only=True,
             )
     except (VideoError, AssetNotFound, DetectorError) as exc:
         err.print(f"[red]error:[/red] {exc}")

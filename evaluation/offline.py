@@ -14,6 +14,9 @@ from vision.detector import Detector
 from vision.pipeline import FrameResult, VisionPipeline
 from vision.video import open_video
 
+#: Frames decoded ahead of the pipeline (decoding overlaps the detector, which releases the GIL).
+PREFETCH_FRAMES = 8
+
 
 @dataclass
 class CountResult:
@@ -39,12 +42,17 @@ def count_video(
     max_frames: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_result: Callable[[FrameResult], None] | None = None,
+    lines_only: bool = False,
 ) -> CountResult:
-    """Run detect -> track -> count over every frame; ``seconds`` is the wall time it took."""
-    info, frames = open_video(path)
+    """Run detect -> track -> count over every frame; ``seconds`` is the wall time it took.
+
+    ``lines_only``: compute line crossings and nothing else (no zones, movements or incidents), as
+    ``citywatch count`` reports. Frames are decoded on a thread of their own, ahead of the pipeline."""
+    info, frames = open_video(path, prefetch=PREFETCH_FRAMES)
     pipeline = VisionPipeline(
         camera, model=model, tracker=tracker, counting=counting, detector=detector, fps=info.fps,
         frame_hw=(info.height, info.width),  # the model is sized (and exported) before the clock starts
+        lines_only=lines_only,
     )
     lines: dict[str, dict[str, dict[str, int]]] = {ln.id: {"in": {}, "out": {}} for ln in camera.lines}
     crossings: list[Crossing] = []

@@ -102,8 +102,11 @@ class VisionPipeline:
         fps: float = 25.0,
         incidents: IncidentsConfig | None = None,
         frame_hw: tuple[int, int] | None = None,
+        lines_only: bool = False,
     ) -> None:
         self.camera = camera
+        #: counting lines only (``citywatch count``): no zones, lanes, movements or incidents are computed
+        self.lines_only = lines_only
         self.incident_defaults = incidents  # top-level section; the camera's own keys override it
         self.incidents: IncidentEngine | None = None
         self.model_config = model or ModelConfig()
@@ -139,7 +142,7 @@ class VisionPipeline:
         self.speed = SpeedEstimator(camera.calibration, self.fps, camera.anchor) if camera.calibration else None
         plane: GroundPlane | None = self.speed.plane if self.speed else None
         self.stationary = StationaryState(counting, self.fps, camera.anchor)
-        areas: list[LaneConfig | ZoneConfig] = [*camera.lanes, *camera.zones]
+        areas: list[LaneConfig | ZoneConfig] = [] if self.lines_only else [*camera.lanes, *camera.zones]
         self.zones = [
             ZoneMonitor(
                 area, self.fps, anchor=camera.anchor, plane=plane, grace_frames=5 * self.stride * self.max_stride
@@ -149,10 +152,10 @@ class VisionPipeline:
         self.movements = MovementTracker(camera, self.fps, ttl_frames=counting.track_ttl_frames)
         self.report_every = max(1, int(round(camera.report_interval_s * self.fps)))
         rules = effective_incidents(self.incident_defaults, camera)
-        if self.incidents is None:
-            self.incidents = IncidentEngine(camera, rules, fps=self.fps, counting=counting)
-        else:
+        if self.incidents is not None:
             self.incidents.reconfigure(camera, rules)
+        elif not self.lines_only:
+            self.incidents = IncidentEngine(camera, rules, fps=self.fps, counting=counting)
         self._frames_in_interval = 0
 
     @property
@@ -229,13 +232,14 @@ class VisionPipeline:
         tracked = self._last_tracked = self.tracker.update(dets)
         self._next_detect = frame_index + self._stride_after(tracked, frame_index)
         speeds = self.speed.update(tracked, frame_index) if self.speed else {}
-        stationary = self.stationary.update(tracked, frame_index)
+        # what stands still matters to zones and incidents only
+        stationary = self.stationary.update(tracked, frame_index) if self.zones or self.incidents is not None else set()
         crossings: list[Crossing] = []
         for counter in self.counters:
             crossings.extend(counter.update(tracked, frame_index, speeds))
         for zone in self.zones:
             zone.update(tracked, frame_index, speeds, stationary)
-        movements: list[MovementResult] = self.movements.update(tracked, frame_index, speeds)
+        movements: list[MovementResult] = [] if self.lines_only else self.movements.update(tracked, frame_index, speeds)
         reports: list[ZoneReport] = []
         # source frames since the last processed one, whatever the stride
         self._frames_in_interval += self.stride if self._last_index is None else frame_index - self._last_index

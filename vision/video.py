@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +24,12 @@ class VideoInfo:
     height: int
 
 
-def open_video(path: str | Path) -> tuple[VideoInfo, Iterator[np.ndarray]]:
-    """Return the clip's properties and an iterator over its BGR frames."""
+def open_video(path: str | Path, prefetch: int = 0) -> tuple[VideoInfo, Iterator[np.ndarray]]:
+    """Return the clip's properties and an iterator over its BGR frames.
+
+    ``prefetch`` > 0: a thread decodes up to that many frames ahead of the consumer (OpenCV releases the
+    GIL while decoding, so a detector and the decoder share the cores). Leaving the iterator early, or
+    closing it, stops the thread."""
     import cv2
 
     p = Path(path)
@@ -45,7 +51,7 @@ def open_video(path: str | Path) -> tuple[VideoInfo, Iterator[np.ndarray]]:
         first.shape[0],
     )
 
-    def frames() -> Iterator[np.ndarray]:
+    def frames() -> Generator[np.ndarray, None, None]:
         try:
             yield first
             while True:
@@ -56,4 +62,48 @@ def open_video(path: str | Path) -> tuple[VideoInfo, Iterator[np.ndarray]]:
         finally:
             cap.release()
 
-    return info, frames()
+    return info, (frames() if prefetch <= 0 else _ahead(frames(), prefetch, p))
+
+
+_END = object()
+
+
+def _ahead(frames: Generator[np.ndarray, None, None], depth: int, path: Path) -> Iterator[np.ndarray]:
+    """``frames``, read on a thread of its own up to ``depth`` ahead; a decode error is raised here."""
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    break
+        except Exception as exc:  # handed to the consumer, with the file it came from
+            put(VideoError(f"video {path}: decoding failed: {exc}"))
+        finally:
+            frames.close()
+            put(_END)
+
+    reader = threading.Thread(target=read, name=f"decode-{path.name[:40]}", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, VideoError):
+                raise item
+            assert isinstance(item, np.ndarray)
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
