@@ -75,16 +75,18 @@ class LiveOptions:
     rtsp_transport: str = "tcp"
 
 
-#: What a live stream whose buffer dropped frames since the last one taken reports as its lag: behind by
-#: definition (its buffer caps how late a frame can be, so the frames' age alone never shows it).
+#: What a live stream whose buffer dropped frames since the last one taken, or is about to, reports as its
+#: lag: behind by definition (its buffer caps how late a frame can be, so the frames' age alone never shows
+#: it: 4 frames at 25 fps are 0.16 s, under the pipeline's shedding threshold).
 LIVE_DROPPING_LAG_S = 1.0
 
 
-def backlog_s(waiting: int, dropped: int, fps: float) -> float:
+def backlog_s(waiting: int, dropped: int, fps: float, capacity: int | None = None) -> float:
     """How far a live camera's consumer is behind: the frames waiting in its buffer in seconds of the
-    stream, or :data:`LIVE_DROPPING_LAG_S` when the buffer dropped frames since the last one taken, so
-    the pipeline sheds detections (which the tracker bridges) instead of the buffer losing frames unseen."""
-    if dropped > 0:
+    stream, or :data:`LIVE_DROPPING_LAG_S` when the buffer dropped frames since the last one taken or is
+    full but one (``capacity``, at least 2 waiting), so the pipeline sheds detections (which the tracker
+    bridges) before the buffer loses frames unseen, not after."""
+    if dropped > 0 or (capacity is not None and waiting >= max(2, capacity - 1)):
         return LIVE_DROPPING_LAG_S
     return waiting / fps if fps > 0 else 0.0
 
@@ -418,7 +420,7 @@ class LiveSource:
                             self._set_state("ok", None)
                             backoff = opts.reconnect_min_s
                         dropped = grabber.frames_dropped
-                        self.lag_s = backlog_s(grabber.waiting(), dropped - seen_dropped, self.fps)
+                        self.lag_s = backlog_s(grabber.waiting(), dropped - seen_dropped, self.fps, opts.buffer_frames)
                         seen_dropped = dropped
                         yield Frame(index, pass_no, value, pass_key)
                         index += 1

@@ -128,6 +128,16 @@ def test_backlog_is_the_waiting_frames_in_stream_seconds_and_a_dropping_buffer_i
     assert backlog_s(4, 0, 0.0) == 0.0
 
 
+def test_a_live_buffer_full_but_one_is_behind_before_it_drops_anything() -> None:
+    # 4 frames at 25 fps are 0.16 s: by age alone a full buffer never reached the shedding threshold, so a
+    # slow live camera lost frames before it shed a single detection
+    assert backlog_s(3, 0, 25.0, capacity=4) > SHED_AFTER_S
+    assert backlog_s(2, 0, 25.0, capacity=4) == pytest.approx(0.08)
+    assert backlog_s(1, 0, 25.0, capacity=2) == pytest.approx(0.04)  # a 2-frame buffer: only when full
+    assert backlog_s(2, 0, 25.0, capacity=2) > SHED_AFTER_S
+    assert backlog_s(0, 0, 25.0, capacity=1) == 0.0  # nothing waiting is never behind
+
+
 class _FileAsStream(LiveSource):
     """A live source whose "camera" is a local clip read as fast as it decodes: a stream that outruns
     its consumer, through the real grabber thread and buffer."""
