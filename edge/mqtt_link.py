@@ -69,6 +69,8 @@ class MqttLink:
         self.connects = 0
         self.disconnects = 0
         self.invalid_controls = 0
+        #: messages the broker delivered on topics this camera never subscribed to (a broker routing fault)
+        self.misrouted = 0
         self.last_error: str | None = None
         self._connected_at = 0.0
         self._short_disconnects: list[float] = []
@@ -250,6 +252,13 @@ class MqttLink:
             log.warning("camera %s: MQTT disconnected (%s); paho reconnects in the background", self.camera_id, reason)
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if not mqtt.topic_matches_sub(self.topics.camera_control(self.site, self.camera_id), msg.topic):
+            # not a control message at all: seen once from the embedded amqtt broker at start-up (another
+            # camera's retained status); counted apart so it does not read as a server sending bad controls
+            self.misrouted += 1
+            log.info("camera %s: ignoring a message on %s, a topic it did not subscribe to (%d so far)",
+                     self.camera_id, msg.topic, self.misrouted)
+            return
         if not msg.payload:
             return  # a retained control message cleared by the server
         try:

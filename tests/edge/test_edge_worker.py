@@ -107,6 +107,24 @@ def test_replay_request_republishes_the_range(tmp_path: Path) -> None:
             worker.stop(5)
 
 
+def test_a_message_on_a_topic_the_camera_did_not_subscribe_to_is_not_taken_for_a_control(tmp_path: Path) -> None:
+    import paho.mqtt.client as mqtt
+
+    from edge.mqtt_link import MqttLink
+
+    config = make_config(tmp_path, [camera_dict("cam-a", str(make_clip(tmp_path / "c.avi", 5, fps=20)))])
+    got: list[object] = []
+    link = MqttLink(config.mqtt, site=config.site, camera_id="cam-a", device_id="d", on_control=got.append)
+    stray = mqtt.MQTTMessage(topic=link.topics.status(config.site, "cam-b").encode())
+    stray.payload = b'{"state": "online"}'
+    link._handle_message(link.client, None, stray)
+    assert (link.misrouted, link.invalid_controls, got) == (1, 0, [])
+    committed = mqtt.MQTTMessage(topic=link.topics.control(config.site, "cam-a", "committed").encode())
+    committed.payload = json.dumps({"kind": "committed", "camera_id": "cam-a", "seq": 3}).encode()
+    link._handle_message(link.client, None, committed)
+    assert link.misrouted == 1 and len(got) == 1
+
+
 def test_invalid_control_payloads_are_ignored_and_nothing_dies(tmp_path: Path) -> None:
     config = make_config(
         tmp_path, [camera_dict("cam-a", str(make_clip(tmp_path / "c.avi", 40, fps=20)), realtime=True)]
