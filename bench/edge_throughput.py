@@ -14,8 +14,9 @@ bench/vision_london_lines.json), every frame read from the file as fast as it go
 - ``cw:<config>``: citywatch's ``VisionPipeline`` (detect -> track -> count, zones/incidents on) per
   configuration (see CONFIGS: backend, input size, ``processing.detect_every``, motion gating);
 - ``e2e:<config>``: the real ``EdgeWorker`` with ``--streams`` cameras (the London clips, the first again
-  as the fourth), ``realtime: false``, publishing to a private Mosquitto; a subscriber in this process
-  timestamps each event when the broker delivers it; frames are timestamped when the source yields them.
+  as the fourth), ``realtime: false``, publishing to a private Mosquitto; bench/mqtt_committer.py, a
+  subscriber in a process of its own, timestamps each event's first delivery and commits like the server
+  (so the edge's in-flight window never fills); frames are timestamped when the source yields them.
 
 Then the real-time rows (bench/edge_live.py), each measured over ``--duration`` seconds after ``--warmup``:
 
