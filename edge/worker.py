@@ -243,18 +243,35 @@ class EdgeWorker:
             frame_hw=frame_hw,
         )
 
-    def _detector_for(self, camera: CameraConfig, frame_hw: tuple[int, int] | None = None) -> Detector:
-        """The detector for this camera's input size: ``processing.imgsz``, else (``imgsz: auto``) the shape of
-        its region of interest in ``frame_hw`` frames, else the shared one. One per size, shared by cameras."""
-        from vision.detector import input_size, load_detector
+    def _input_size(self, camera: CameraConfig, frame_hw: tuple[int, int] | None) -> Size | None:
+        """This camera's detector input: ``processing.imgsz``, else (``imgsz: auto``) the shape of its region
+        of interest in ``frame_hw`` frames; None: the shared detector's."""
+        from vision.detector import input_size
         from vision.pipeline import detector_input_hw
 
-        model = self.config.model
         imgsz: Size | None = camera.processing.imgsz if camera.processing else None
-        if imgsz:
+        if not imgsz and self.config.model.imgsz == "auto" and frame_hw is not None:
+            imgsz = input_size(self.config.model, detector_input_hw(camera, frame_hw))
+        return imgsz or None
+
+    def _sharers(self, imgsz: Size, frame_hw: tuple[int, int] | None) -> int:
+        """How many configured cameras will run the model of this input size: what the model is compiled for
+        (one infer stream each, up to the cores). A file tells its frame size; a live camera's is taken to be
+        ``frame_hw``, this camera's (the cameras of one box are mostly alike)."""
+        from edge.sources import probe_size
+
+        return max(1, sum(self._input_size(c, probe_size(c.source) or frame_hw) == imgsz for c in self.config.cameras))
+
+    def _detector_for(self, camera: CameraConfig, frame_hw: tuple[int, int] | None = None) -> Detector:
+        """The detector for this camera's input size (:meth:`_input_size`), else the shared one. One per size,
+        shared by the cameras of that size and compiled for that many streams: four cameras with four sizes
+        each compiled for four streams on two cores starved the largest (bench/edge_throughput.py, 1080p-roi)."""
+        from vision.detector import load_detector
+
+        model = self.config.model
+        imgsz = self._input_size(camera, frame_hw)
+        if imgsz and camera.processing and camera.processing.imgsz:
             model = model.model_copy(update={"imgsz": imgsz})
-        elif model.imgsz == "auto" and frame_hw is not None:
-            imgsz = input_size(model, detector_input_hw(camera, frame_hw))
         shared = getattr(self.detector, "imgsz", None)
         if imgsz is None or self._given_detector or self._factory is not None or imgsz == shared:
             if self.detector is None and self._factory is None:
@@ -269,7 +286,7 @@ class EdgeWorker:
             if det is None:
                 # auto: the (multiple of 32) size as the picture it follows; a fixed size ignores it
                 hw = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
-                det = self._detectors[imgsz] = load_detector(model, hw, streams=len(self.config.cameras))
+                det = self._detectors[imgsz] = load_detector(model, hw, streams=self._sharers(imgsz, frame_hw))
             return det
 
     def reference_detector(self, state: CameraState) -> Callable[[np.ndarray], Detections]:
