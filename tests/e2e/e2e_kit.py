@@ -30,3 +30,13 @@ class CachedDetector:
             self.misses += 1
             raise KeyError("frame not in the detection cache")
         return hit
+
+
+def sign_in(page, url: str, key: str, name: str | None = None) -> None:  # noqa: ANN001
+    """Open the dashboard at ``url`` and sign in with an API key (and, for operators, a person's name)."""
+    page.goto(f"{url}/")
+    page.wait_for_selector("#login:not([hidden])", timeout=15000)
+    page.fill("#login-key", key)
+    if name is not None:
+        page.fill("#login-name", name)
+    page.click("#login-form button[type=submit]")

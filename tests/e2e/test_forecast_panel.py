@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from e2e_kit import sign_in
 from forecast_kit import seed_forecast_scene
 from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixture
 
@@ -36,10 +37,7 @@ def test_forecast_panel_draws_the_forecast_band_and_actual_equal_to_the_api(brow
                                       locale="en-US", accept_downloads=True)
             page = ctx.new_page()
             try:
-                page.goto(f"{server.url}/")
-                page.wait_for_selector("#login:not([hidden])", timeout=15000)
-                page.fill("#login-key", PLANNER)
-                page.click("#login-form button[type=submit]")
+                sign_in(page, server.url, PLANNER)
                 page.wait_for_selector('#fc-chart[data-state="ready"]', timeout=20000)
                 page.wait_for_selector('#fc-week[data-state="ready"]', timeout=10000)
                 page.wait_for_selector('#fc-anomalies[data-state="ready"]', timeout=10000)

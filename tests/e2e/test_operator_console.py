@@ -24,6 +24,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from axe_contrast import contrast_failures
+from e2e_kit import sign_in
 from support import REPO, wait_for
 from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixture
 
@@ -427,11 +428,7 @@ def test_an_acknowledgement_carries_the_name_given_at_sign_in_and_never_the_prev
             ) for i, iid in enumerate(ids)])
             ctx = browser.new_context(viewport={"width": 1366, "height": 768})
             page = ctx.new_page()
-            page.goto(f"{server.url}/")
-            page.wait_for_selector("#login:not([hidden])", timeout=15000)
-            page.fill("#login-key", key)
-            page.fill("#login-name", OPERATOR)
-            page.click("#login-form button[type=submit]")
+            sign_in(page, server.url, key, OPERATOR)
             page.wait_for_selector("body[data-ready=true]", timeout=15000)
             assert page.locator("#operator-name").input_value() == OPERATOR
             page.locator(f'#alerts-list li[data-incident-id="{ids[0]}"] button[data-action="ack"]').click()

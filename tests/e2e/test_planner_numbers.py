@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from axe_contrast import contrast_failures
+from e2e_kit import sign_in
 from support import REPO
 from test_dashboard_in_a_browser import browser  # noqa: F401 - the browser fixture
 
@@ -97,10 +98,7 @@ def open_planner(browser, site):  # noqa: ANN001, F811
     page = ctx.new_page()
     page.on("console", lambda m: print("CONSOLE", m.type, m.text))
     page.on("pageerror", lambda e: print("PAGEERROR", e))
-    page.goto(f"{site['server'].url}/")
-    page.wait_for_selector("#login:not([hidden])", timeout=15000)
-    page.fill("#login-key", KEY)
-    page.click("#login-form button[type=submit]")
+    sign_in(page, site['server'].url, KEY)
     page.wait_for_selector("body[data-ready=true]", timeout=15000)
     page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
     return ctx, page
@@ -272,10 +270,7 @@ def test_times_are_typed_and_shown_one_way_and_a_bad_range_is_said_plainly(brows
     ctx = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="America/New_York", locale="en-US")
     page = ctx.new_page()
     try:
-        page.goto(f"{site['server'].url}/")
-        page.wait_for_selector("#login:not([hidden])", timeout=15000)
-        page.fill("#login-key", KEY)
-        page.click("#login-form button[type=submit]")
+        sign_in(page, site['server'].url, KEY)
         page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
         one_format = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}$")
         for field in ("#pf-from", "#pf-to", "#cmp-a-from", "#cmp-b-to"):
@@ -319,10 +314,7 @@ def test_the_planner_fits_each_screen_in_each_language_with_aa_contrast(
                               is_mobile=size[0] < 500, has_touch=size[0] < 500, bypass_csp=True)
     page = ctx.new_page()
     try:
-        page.goto(f"{site['server'].url}/")
-        page.wait_for_selector("#login:not([hidden])", timeout=15000)
-        page.fill("#login-key", KEY)
-        page.click("#login-form button[type=submit]")
+        sign_in(page, site['server'].url, KEY)
         page.wait_for_selector('#flow-chart[data-state="ready"]', timeout=15000)
         if lang == "en":
             page.click("#lang-switch")
