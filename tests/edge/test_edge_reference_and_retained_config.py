@@ -5,8 +5,10 @@ a configuration published retained while the edge was offline is run when it con
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -71,20 +73,33 @@ def _looping(tmp_path: Path, cam: str = "cam-a", **edge: object) -> CitywatchCon
     return make_config(tmp_path, [camera_dict(cam, source, realtime=True, loop=True)], **edge)
 
 
+@contextlib.contextmanager
+def _picture_requested(
+    config: CitywatchConfig, server: FakeServer, detector: OnePersonDetector
+) -> Iterator[EdgeWorker]:
+    """A running worker for ``cam-a`` whose server has just asked it for a reference picture (request
+    ``req-1``, 1 s); stopped on leaving."""
+    worker = EdgeWorker(config, detector=detector, pipeline_factory=fake_factory([]))  # type: ignore[arg-type]
+    worker.start()
+    try:
+        assert worker.cameras["cam-a"].link.wait_subscribed(10)
+        ask = ControlReferencePicture(camera_id="cam-a", request_id="req-1", seconds=1.0)
+        server.publish_control("cam-a", "reference_picture", ask.model_dump_json())
+        yield worker
+    finally:
+        worker.stop(5)
+
+
 def test_a_requested_reference_picture_is_sent_once_blurred_on_its_own_topic(tmp_path: Path) -> None:
     config = _looping(tmp_path, reference_picture={"enabled": True, "samples": 5})
     detector = OnePersonDetector()
-    with FakeServer(config) as server, ReferenceListener(config) as listener:
-        worker = EdgeWorker(config, detector=detector, pipeline_factory=fake_factory([]))  # type: ignore[arg-type]
-        worker.start()
-        try:
-            assert worker.cameras["cam-a"].link.wait_subscribed(10)
-            ask = ControlReferencePicture(camera_id="cam-a", request_id="req-1", seconds=1.0)
-            server.publish_control("cam-a", "reference_picture", ask.model_dump_json())
-            assert wait_for(lambda: listener.messages, 15), "no reference picture"
-            threading.Event().wait(1.5)  # nothing more comes
-        finally:
-            worker.stop(5)
+    with (
+        FakeServer(config) as server,
+        ReferenceListener(config) as listener,
+        _picture_requested(config, server, detector),
+    ):
+        assert wait_for(lambda: listener.messages, 15), "no reference picture"
+        threading.Event().wait(1.5)  # nothing more comes
     assert len(listener.messages) == 1
     msg = listener.messages[0]
     assert msg.topic == f"{config.mqtt.topic_prefix}/testsite/cam-a/reference" and not msg.retain and msg.qos == 0
@@ -99,17 +114,13 @@ def test_an_edge_that_does_not_allow_reference_pictures_sends_none(tmp_path: Pat
     config = _looping(tmp_path)  # edge.reference_picture.enabled is false by default
     assert config.edge.reference_picture.enabled is False
     detector = OnePersonDetector()
-    with FakeServer(config) as server, ReferenceListener(config) as listener:
-        worker = EdgeWorker(config, detector=detector, pipeline_factory=fake_factory([]))  # type: ignore[arg-type]
-        worker.start()
-        try:
-            assert worker.cameras["cam-a"].link.wait_subscribed(10)
-            ask = ControlReferencePicture(camera_id="cam-a", request_id="req-1", seconds=1.0)
-            server.publish_control("cam-a", "reference_picture", ask.model_dump_json())
-            assert wait_for(lambda: worker.cameras["cam-a"].reference.refused == 1, 5)
-            threading.Event().wait(2.0)
-        finally:
-            worker.stop(5)
+    with (
+        FakeServer(config) as server,
+        ReferenceListener(config) as listener,
+        _picture_requested(config, server, detector) as worker,
+    ):
+        assert wait_for(lambda: worker.cameras["cam-a"].reference.refused == 1, 5)
+        threading.Event().wait(2.0)
     assert listener.messages == [] and detector.calls == 0
 
 
