@@ -27,7 +27,6 @@ all of it; the RTSP server's own CPU (the cameras' side, not the box's) is given
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -38,12 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_throughput import REPO, Meter, london, model_config, pct, processing, score
+from edge_throughput import CACHE, REPO, Meter, london, model_config, pct, processing, score
 
 SRC_W, SRC_H, FPS = 352, 288, 25
 GST_PYTHON = "/usr/bin/python3"
 SERVE = REPO / "bench/rtsp_serve.py"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "citywatch/bench-streams"
 
 #: name -> (width, height, kbit/s, ROI): a camera's main streams (720p, 1080p), the 1080p one with a configured
 #: ROI (the lines' bounding box plus 10 % of the frame on every side), and a typical sub-stream.

@@ -62,6 +62,8 @@ sys.path.insert(0, str(REPO / "bench"))
 WEIGHTS = Path(os.environ.get("CITYWATCH_WEIGHTS", REPO.parent / "shared/weights/yolov8n-coco-rebuilt.pt"))
 SAMPLES = Path(os.environ.get("CITYWATCH_SAMPLES", REPO.parent / "shared/videos"))
 CLIPS = SAMPLES / "tfl_london_jamcam"
+#: clips made for the benches (RTSP streams, scaled clips): built once, outside the repository
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "citywatch/bench-streams"
 INT8_IR = WEIGHTS.parent / "yolov8n_int8_openvino_model"
 
 #: name -> (model overrides, camera.processing); ``weights: "pt"`` is the checkpoint (exported when needed).

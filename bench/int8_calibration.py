@@ -28,10 +28,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from counting_accuracy import load_lines  # noqa: E402
-
-WEIGHTS = Path(os.environ.get("CITYWATCH_WEIGHTS", REPO.parent / "shared/weights/yolov8n-coco-rebuilt.pt"))
-SAMPLES = Path(os.environ.get("CITYWATCH_SAMPLES", REPO.parent / "shared/videos"))
-CLIPS = SAMPLES / "tfl_london_jamcam"
+from edge_throughput import CLIPS, WEIGHTS  # noqa: E402
 
 
 def calibration_frames(video: Path, n: int) -> list:
