@@ -60,6 +60,7 @@ class MqttLink:
         self.camera_id = camera_id
         self.device_id = device_id
         self.topics = Topics(mqtt_config.topic_prefix)
+        self.control_filter = self.topics.camera_control(site, camera_id)  # what this camera subscribes to
         self.client_id = f"citywatch-{device_id}-{camera_id}"
         self._on_control = on_control
         self._on_connect_cb = on_connect
@@ -202,7 +203,7 @@ class MqttLink:
             session_present,
         )
         self._subscribed.clear()
-        client.subscribe(self.topics.camera_control(self.site, self.camera_id), qos=1)
+        client.subscribe(self.control_filter, qos=1)
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
         self._connected.set()
         if self._on_connect_cb is not None:
@@ -252,7 +253,7 @@ class MqttLink:
             log.warning("camera %s: MQTT disconnected (%s); paho reconnects in the background", self.camera_id, reason)
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if not mqtt.topic_matches_sub(self.topics.camera_control(self.site, self.camera_id), msg.topic):
+        if not mqtt.topic_matches_sub(self.control_filter, msg.topic):
             # not a control message at all: seen once from the embedded amqtt broker at start-up (another
             # camera's retained status); counted apart so it does not read as a server sending bad controls
             self.misrouted += 1

@@ -196,6 +196,7 @@ class EdgeWorker:
         self._given_detector = detector is not None  # used for every camera as it is
         self._detectors: dict[Size, Detector] = {}  # per input size (imgsz: auto, processing.imgsz); see prepare()
         self._detectors_lock = threading.Lock()
+        self._file_sizes: dict[str, tuple[int, int] | None] = {}  # camera id -> probed frame size (files)
         self._factory = pipeline_factory
         self.on_event = on_event
         self._outbox: Outbox | None = None  # opened by start()
@@ -258,9 +259,16 @@ class EdgeWorker:
         """How many configured cameras will run the model of this input size: what the model is compiled for
         (one infer stream each, up to the cores). A file tells its frame size; a live camera's is taken to be
         ``frame_hw``, this camera's (the cameras of one box are mostly alike)."""
+        return max(1, sum(self._input_size(c, self._file_size(c) or frame_hw) == imgsz for c in self.config.cameras))
+
+    def _file_size(self, camera: CameraConfig) -> tuple[int, int] | None:
+        """A file camera's frame size, probed once (:meth:`prepare` and every new model ask for it); None for
+        a live camera or a file that cannot be read."""
         from edge.sources import probe_size
 
-        return max(1, sum(self._input_size(c, probe_size(c.source) or frame_hw) == imgsz for c in self.config.cameras))
+        if camera.id not in self._file_sizes:
+            self._file_sizes[camera.id] = probe_size(camera.source)
+        return self._file_sizes[camera.id]
 
     def _detector_for(self, camera: CameraConfig, frame_hw: tuple[int, int] | None = None) -> Detector:
         """The detector for this camera's input size (:meth:`_input_size`), else the shared one. One per size,
@@ -304,10 +312,8 @@ class EdgeWorker:
     def prepare(self) -> None:
         """Export and load every file camera's detector now, before any source's clock starts (a first export
         takes seconds; a real-time camera must not fall behind for it). Live cameras get theirs on connecting."""
-        from edge.sources import probe_size
-
         for camera in self.config.cameras:
-            hw = probe_size(camera.source)
+            hw = self._file_size(camera)
             if hw is not None:
                 self._detector_for(camera, hw)
 
